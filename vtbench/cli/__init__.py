@@ -1,0 +1,47 @@
+"""The ``vtbench`` command: a thin Typer layer over the library API.
+
+One module per subcommand; heavy imports happen inside command bodies so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vtbench.cli import compare_cmd, leaderboard_cmd, list_cmd, run_cmd, validate_cmd
+
+app = typer.Typer(
+    name="vtbench",
+    help="Benchmark visual tokenizers (VQ/LFQ/BSQ/FSQ, VAEs, codecs) and the generators built on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run_cmd.run)
+app.command("list")(list_cmd.list_registered)
+app.command("leaderboard")(leaderboard_cmd.leaderboard)
+app.command("compare")(compare_cmd.compare)
+app.command("validate")(validate_cmd.validate)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from vtbench import __version__
+
+        typer.echo(f"vtbench {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console entry point: user errors print one clear line (no traceback) and exit 2."""
+    from vtbench.errors import VtbenchError
+
+    try:
+        app()
+    except VtbenchError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,55 @@
+"""``vtbench compare BASELINE CANDIDATE``: a CI gate that exits 1 on a regression."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def compare(
+    baseline: Path = typer.Argument(..., help="Baseline record (.json) or folder of records."),
+    candidate: Path = typer.Argument(..., help="Candidate record (.json) or folder of records."),
+    tolerance: list[str] = typer.Option(
+        [], "--tolerance", "-t", help="METRIC=VALUE, absolute (psnr=0.1) or relative (fid=2%). Repeatable."
+    ),
+    default_tolerance: str = typer.Option("0", "--default-tolerance", help="Tolerance for metrics not named by --tolerance."),
+    allow_protocol_mismatch: bool = typer.Option(
+        False, "--allow-protocol-mismatch", help="Compare records made under different protocols."
+    ),
+) -> None:
+    """Print a diff table; exit 1 if any metric regressed past its tolerance (or went missing)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vtbench.compare import compare as compare_runs
+    from vtbench.compare import parse_tolerances
+    from vtbench.leaderboard import format_value
+
+    tolerances = parse_tolerances(tolerance)
+    parse_tolerances([f"default={default_tolerance}"])
+    result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch)
+    console = Console()
+    for note in result.protocol_notes:
+        console.print(f"[yellow]warning:[/yellow] {note}")
+    table = Table(title=f"{baseline} -> {candidate}")
+    for column in ("run", "metric", "baseline", "candidate", "delta", "tolerance", "status"):
+        table.add_column(column, justify="right" if column in ("baseline", "candidate", "delta") else "left")
+    colours = {"regressed": "red", "missing": "red", "improved": "green"}
+    for diff in result.diffs:
+        arrow = "" if diff.higher_is_better is None else (" ↑" if diff.higher_is_better else " ↓")
+        status = f"[{colours[diff.status]}]{diff.status}[/]" if diff.status in colours else diff.status
+        table.add_row(
+            diff.run,
+            diff.metric + arrow,
+            format_value(diff.baseline),
+            format_value(diff.candidate),
+            format_value(diff.delta),
+            diff.tolerance,
+            status,
+        )
+    console.print(table)
+    if result.regressed:
+        console.print("[red]REGRESSION[/red]: at least one metric got worse than its tolerance allows")
+        raise typer.Exit(1)
+    console.print("no regression")

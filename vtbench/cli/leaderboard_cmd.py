@@ -1,0 +1,33 @@
+"""``vtbench leaderboard DIR``: every record under DIR in one ranked table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def leaderboard(
+    path: Path = typer.Argument(..., help="Folder of run records (searched recursively) or one record."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json or html."),
+    rank_by: str | None = typer.Option(None, "--rank-by", "-r", help="Metric to rank by (default: the first quality metric)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
+) -> None:
+    """Turn run records into one comparative table, ranked within each dataset."""
+    from vtbench.io import atomic_write_bytes
+    from vtbench.leaderboard import leaderboard as build
+    from vtbench.leaderboard import to_rich_table
+    from vtbench.record import find_records
+
+    board = build(find_records(path), rank_by=rank_by)
+    if fmt == "table" and out is None:
+        from rich.console import Console
+
+        Console().print(to_rich_table(board))
+        return
+    text = board.render(fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_bytes(out, text.encode())
+        typer.echo(f"wrote {out}")

@@ -1,0 +1,58 @@
+"""``vtbench list KIND``: what is registered, built-in and from plugins."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+
+
+class Kind(str, Enum):
+    tokenizers = "tokenizers"
+    metrics = "metrics"
+    datasets = "datasets"
+    generators = "generators"
+    ocr = "ocr"
+    extractors = "extractors"
+
+
+def list_registered(
+    kind: Kind = typer.Argument(..., help="Which registry to list."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    family: str | None = typer.Option(None, "--family", help="Only tokenizers of this family (codec, pixel, discrete, continuous)."),
+) -> None:
+    """List registered tokenizers, metrics, datasets, generators, OCR engines or feature extractors."""
+    import vtbench
+
+    registry = vtbench.registries()[kind.value]
+    entries = [e for e in registry.entries() if family is None or e.tags.get("family") == family]
+    rows = [
+        {
+            "name": e.name,
+            "description": e.summary(),
+            "source": e.source,
+            "options": e.defaults,
+            **({"family": e.tags["family"]} if "family" in e.tags else {}),
+        }
+        for e in entries
+    ]
+    broken = [{"name": name, "error": error} for name, error in registry.plugin_errors.items()]
+    if as_json:
+        typer.echo(json.dumps({"kind": kind.value, "entries": rows, "plugin_errors": broken}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not rows:
+        console.print(f"No {kind.value} registered yet.")
+    else:
+        table = Table(title=f"vtbench {kind.value}")
+        for column in ("name", "description", "source"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["name"], row["description"], row["source"])
+        console.print(table)
+    for item in broken:
+        console.print(f"[red]plugin {item['name']!r} failed to load:[/red] {item['error']}")

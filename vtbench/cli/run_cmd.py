@@ -1,0 +1,133 @@
+"""``vtbench run [RECIPE]``: evaluate tokenizers over datasets, with or without a recipe."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+_RUN = "Run settings (override the recipe)"
+_PREP = "Preprocessing"
+
+
+class RichProgress:
+    """One rich progress display for the session, a bar per run: images done, images/s."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        )
+        self._task: Any = None
+        self._started = 0.0
+        self._images = 0
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, run_name: str, total: int, done: int) -> None:
+        self._task = self._progress.add_task(run_name, total=total, completed=done, rate="")
+        self._started, self._images = time.perf_counter(), 0
+
+    def advance(self, images: int) -> None:
+        self._images += images
+        rate = self._images / max(time.perf_counter() - self._started, 1e-9)
+        self._progress.update(self._task, advance=images, rate=f"{rate:.1f} img/s")
+
+    def finish(self) -> None:
+        self._progress.refresh()
+
+
+def run(
+    recipe: Path | None = typer.Argument(None, help="Recipe YAML (see recipes/). Without one, give --tokenizer and --dataset."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the run records; written exactly there."),
+    tokenizer: list[str] = typer.Option(
+        [], "--tokenizer", "-t", help="Tokenizer name (repeatable). `vtbench list tokenizers`.", rich_help_panel=_RUN
+    ),
+    dataset: list[str] = typer.Option([], "--dataset", "-d", help="Dataset name or image folder (repeatable).", rich_help_panel=_RUN),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="Metric name (repeatable). `vtbench list metrics`.", rich_help_panel=_RUN),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N images of each dataset.", rich_help_panel=_RUN),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, rich_help_panel=_RUN),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes.", rich_help_panel=_RUN),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 ...", rich_help_panel=_RUN),
+    strict: bool | None = typer.Option(
+        None, "--strict/--no-strict", help="Fail on the first bad image instead of recording it.", rich_help_panel=_RUN
+    ),
+    save_reconstructions: bool | None = typer.Option(None, "--save-reconstructions/--no-save-reconstructions", rich_help_panel=_RUN),
+    restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
+    resolution: int | None = typer.Option(
+        None, "--resolution", help="Evaluation side in pixels (default: tokenizer native, else image size).", rich_help_panel=_PREP
+    ),
+    resize_mode: str | None = typer.Option(
+        None, "--resize-mode", help="center-crop, adm-center-crop, resize or none.", rich_help_panel=_PREP
+    ),
+    resize_filter: str | None = typer.Option(None, "--filter", help="bicubic, lanczos, bilinear, box or nearest.", rich_help_panel=_PREP),
+    rank_by: str | None = typer.Option(None, "--rank-by", help="Metric to rank the final table by."),
+) -> None:
+    """Evaluate tokenizers over datasets; writes one record per (tokenizer, dataset) into --out."""
+    from dataclasses import asdict, replace
+
+    from rich.console import Console
+
+    from vtbench.errors import RecipeError
+    from vtbench.images import Preprocessing
+    from vtbench.leaderboard import leaderboard, to_rich_table
+    from vtbench.recipe import Component, Recipe, load_recipe, run_recipe
+
+    if recipe is not None:
+        plan = load_recipe(recipe)
+    elif tokenizer and dataset:
+        plan = Recipe(tokenizers=[], datasets=[], name="command-line", source="command line")
+    else:
+        raise RecipeError("give a recipe file, or both --tokenizer and --dataset (see `vtbench run --help`)")
+    if tokenizer:
+        plan.tokenizers = [Component(name) for name in tokenizer]
+    if dataset:
+        plan.datasets = [Component(name) for name in dataset]
+    if metric:
+        plan.metrics = list(metric)
+    overrides = {
+        "limit": limit,
+        "batch_size": batch_size,
+        "num_workers": workers,
+        "device": device,
+        "strict": strict,
+        "save_reconstructions": save_reconstructions,
+    }
+    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
+    if prep:
+        try:
+            plan.preprocessing = Preprocessing(**{**asdict(plan.preprocessing), **prep})
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+
+    console = Console()
+    try:
+        with RichProgress() as progress:
+            records = run_recipe(plan, out, progress=progress, restart=restart)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: progress is kept; run the same command again to resume")
+        raise typer.Exit(130) from None
+    for record in records:
+        samples = record["samples"]
+        if samples["failed"]:
+            console.print(
+                f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow] (see {record['per_image_file']})"
+            )
+            for failure in samples["failures"][:5]:
+                console.print(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
+    board = leaderboard(records, rank_by=rank_by)
+    console.print(to_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}"))
+    console.print(f"{len(records)} record(s) written to {out}/")

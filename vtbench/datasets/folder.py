@@ -1,0 +1,44 @@
+"""An image folder: every image file below a root, recursively, ids = sorted relative paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vtbench.datasets.base import Dataset, Sample, sha256_hex
+from vtbench.errors import BadImageError, DatasetError
+from vtbench.images import IMAGE_EXTENSIONS, decode_image
+
+
+class ImageFolder(Dataset):
+    """Every image file under a folder (recursive; any size or mode)."""
+
+    description = "Every image file under a folder, recursively (any size or mode)"
+
+    def __init__(self, root: str | Path, name: str | None = None) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise DatasetError(f"image folder {self.root} does not exist or is not a folder")
+        self.name = name or self.root.name or "folder"
+        self._paths = sorted(
+            (p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+            key=lambda p: p.relative_to(self.root).as_posix(),
+        )
+        if not self._paths:
+            raise DatasetError(f"no images found in {self.root} (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
+        self._ids = [p.relative_to(self.root).as_posix() for p in self._paths]
+
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def load(self, index: int) -> Sample:
+        path, image_id = self._paths[index], self._ids[index]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BadImageError(str(path), f"cannot read file: {exc}") from exc
+        return Sample(image_id, decode_image(data, str(path)), sha256_hex(data))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "root": str(self.root.resolve())}

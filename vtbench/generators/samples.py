@@ -1,0 +1,65 @@
+"""Samples produced elsewhere: an image folder, or an ADM-style ``.npz`` (``arr_0``, uint8 NHWC)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vtbench.datasets.folder import ImageFolder
+from vtbench.errors import DatasetError
+from vtbench.generators.base import Generator
+from vtbench.images import pil_to_uint8_chw
+
+
+class SampleReader(Generator):
+    """Reads finished samples: a folder of images, or an ``.npz`` with ``arr_0`` (N, H, W, 3) uint8.
+
+    Conditions and seeds are ignored (the samples already exist); ``num_samples`` is exact,
+    so a short sample set is never scored as a full one.
+    """
+
+    description = "Samples made elsewhere: an image folder or an ADM .npz (arr_0, uint8 NHWC)"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.name = f"samples:{self.path.name}"
+        self._folder: ImageFolder | None = None
+        self._array: np.ndarray | None = None
+        if self.path.is_dir():
+            self._folder = ImageFolder(self.path)
+        elif self.path.suffix == ".npz" and self.path.is_file():
+            with np.load(self.path, mmap_mode="r") as archive:
+                if "arr_0" not in archive.files:
+                    raise DatasetError(f"{self.path}: no arr_0 in the .npz (found {', '.join(archive.files)})")
+            array = np.load(self.path)["arr_0"]
+            if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+                raise DatasetError(f"{self.path}: arr_0 must be uint8 (N, H, W, 3), got {array.dtype} {array.shape}")
+            self._array = array
+        else:
+            raise DatasetError(f"{self.path}: not a folder of images or an .npz file")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._folder) if self._folder is not None else int(self._array.shape[0])
+
+    def options(self) -> dict[str, Any]:
+        return {"path": str(self.path)}
+
+    def _uint8_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        if self._array is not None:
+            for start in range(0, self.num_samples, batch_size):
+                yield self._array[start : start + batch_size].transpose(0, 3, 1, 2)
+            return
+        for start in range(0, self.num_samples, batch_size):
+            end = min(start + batch_size, self.num_samples)
+            yield np.stack([pil_to_uint8_chw(self._folder.load(i).image) for i in range(start, end)])
+
+    def generate(
+        self, conditions: Sequence[Any] | None = None, seeds: Sequence[int] | None = None, batch_size: int = 32
+    ) -> Iterator[torch.Tensor]:
+        for batch in self._uint8_batches(batch_size):
+            yield torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32) / 255.0

@@ -1,0 +1,155 @@
+"""Reading images of any mode into RGB uint8, and the preprocessing policy.
+
+Every image crosses the rest of vtbench as RGB. Conversions are fixed and recorded:
+grayscale is replicated, alpha is composited over white, 16-bit is scaled by 255/65535
+with rounding, CMYK and palette images go through PIL's own conversion, and the EXIF
+orientation is applied.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vtbench.errors import BadImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm", ".tga")
+
+# PIL refuses images above 2x this as "decompression bombs"; a benchmark may see 10000x10000.
+MAX_IMAGE_PIXELS = 20_000 * 20_000
+
+FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+ResizeMode = Literal["center-crop", "adm-center-crop", "resize", "none"]
+RESIZE_MODES = ("center-crop", "adm-center-crop", "resize", "none")
+
+CONVERSION_POLICY = {
+    "color": "RGB",
+    "grayscale": "replicated to 3 channels",
+    "alpha": "composited over white",
+    "high_bit_depth": "scaled to 8 bits (x*255/65535, rounded)",
+    "exif_orientation": "applied",
+    "library": f"Pillow {Image.__version__}",
+}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are brought to the evaluation resolution (written into every record).
+
+    resolution: target side in pixels; ``None`` keeps each image's own size (or uses the
+        tokenizer's native resolution when it has one).
+    mode: ``center-crop`` resizes the shorter side to ``resolution`` then crops the centre
+        square; ``adm-center-crop`` is guided-diffusion's (box-halve while the image is at
+        least twice the target, then bicubic, then crop); ``resize`` squashes to a square;
+        ``none`` leaves the image alone.
+    filter: PIL resampling filter for the resize.
+    """
+
+    resolution: int | None = None
+    mode: ResizeMode = "center-crop"
+    filter: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESIZE_MODES:
+            raise ValueError(f"preprocessing mode {self.mode!r} is not one of {', '.join(RESIZE_MODES)}")
+        if self.filter not in FILTERS:
+            raise ValueError(f"resize filter {self.filter!r} is not one of {', '.join(FILTERS)}")
+        if self.resolution is not None and self.resolution < 1:
+            raise ValueError(f"resolution must be a positive number of pixels, got {self.resolution}")
+
+    def resolved(self, native_resolution: int | None) -> Preprocessing:
+        """Fill in the tokenizer's native resolution when none was asked for."""
+        if self.resolution is None and native_resolution is not None and self.mode != "none":
+            return Preprocessing(native_resolution, self.mode, self.filter)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "library": CONVERSION_POLICY["library"]}
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        """Resize/crop an RGB PIL image according to the policy."""
+        if self.mode == "none" or self.resolution is None:
+            return image
+        size, resample = self.resolution, FILTERS[self.filter]
+        if self.mode == "resize":
+            return image.resize((size, size), resample=resample)
+        if self.mode == "adm-center-crop":
+            while min(image.size) >= 2 * size:
+                image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
+            resample = Image.Resampling.BICUBIC
+        width, height = image.size
+        scale = size / min(width, height)
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        if (new_w, new_h) != (width, height):
+            image = image.resize((new_w, new_h), resample=resample)
+        left, top = (new_w - size) // 2, (new_h - size) // 2
+        return image.crop((left, top, left + size, top + size))
+
+
+def to_rgb(image: Image.Image, image_id: str = "<image>") -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB by the fixed policy in ``CONVERSION_POLICY``."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        array = np.asarray(image).astype(np.float64)
+        if array.max(initial=0) > 255 or mode.startswith("I;16"):
+            array = array * (255.0 / 65535.0)
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        raise BadImageError(image_id, "32-bit float images (PIL mode F) have no defined value range; save as 8/16-bit")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise BadImageError(image_id, f"cannot convert PIL mode {mode} to RGB: {exc}") from exc
+
+
+def read_image(path: str | Path, image_id: str | None = None) -> Image.Image:
+    """Open, fully decode and convert one file to RGB; errors name the file."""
+    image_id = image_id or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadImageError(image_id, f"cannot read file: {exc}") from exc
+    return decode_image(data, image_id)
+
+
+def decode_image(data: bytes, image_id: str) -> Image.Image:
+    """Decode encoded image bytes (any format PIL reads) to RGB; errors name ``image_id``."""
+    if not data:
+        raise BadImageError(image_id, "empty file (0 bytes)")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as handle:
+                handle.load()
+                image = ImageOps.exif_transpose(handle)
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(image_id, f"too large to decode: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+        raise BadImageError(image_id, f"corrupt, truncated or not an image ({type(exc).__name__}: {exc})") from exc
+    if image.width < 1 or image.height < 1:
+        raise BadImageError(image_id, f"empty image ({image.width}x{image.height})")
+    return to_rgb(image, image_id)
+
+
+def pil_to_uint8_chw(image: Image.Image) -> np.ndarray:
+    """RGB PIL image -> uint8 array of shape (3, H, W)."""
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))

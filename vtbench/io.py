@@ -1,0 +1,52 @@
+"""Atomic file writes and JSON that survives non-finite floats."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _encode_floats(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _encode_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_floats(item) for item in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """JSON text in which inf/nan floats are written as the strings "inf", "-inf", "nan"."""
+    return json.dumps(_encode_floats(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | Path, value: Any) -> None:
+    atomic_write_bytes(path, to_json(value).encode())
+
+
+def parse_float(value: Any) -> float | None:
+    """A metric value from a record: numbers and the strings "inf"/"-inf"/"nan"."""
+    if value is None:
+        return None
+    return float(value)

@@ -1,0 +1,182 @@
+"""Comparative tables from run records: terminal, Markdown, CSV, JSON and HTML.
+
+Rows are runs (tokenizer x dataset), ranked within each dataset by one metric; columns
+are the quality metrics with their direction (↑/↓), then the cost columns (bits per
+pixel, tokens per image), then sample counts. A metric a run lacks is shown as ``n/a``,
+never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from vtbench.errors import VtbenchError
+from vtbench.io import parse_float, to_json
+
+FORMATS = ("table", "md", "csv", "json", "html")
+
+
+@dataclass
+class Column:
+    key: str
+    higher_is_better: bool | None
+    kind: str
+    unit: str = ""
+
+    @property
+    def header(self) -> str:
+        arrow = "" if self.higher_is_better is None else (" ↑" if self.higher_is_better else " ↓")
+        return f"{self.key}{arrow}"
+
+
+@dataclass
+class Leaderboard:
+    """A ranked table: ``columns`` describe metric columns; ``rows`` hold plain values."""
+
+    rank_by: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+
+    def render(self, fmt: str = "md") -> str:
+        if fmt not in FORMATS:
+            raise VtbenchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        return {"md": self.to_markdown, "csv": self.to_csv, "json": self.to_json, "html": self.to_html, "table": self.to_markdown}[fmt]()
+
+    def _header_and_cells(self) -> tuple[list[str], list[list[str]]]:
+        header = ["rank", "tokenizer", "dataset", *[c.header for c in self.columns], "images", "failed"]
+        cells = [
+            [
+                str(row["rank"]),
+                row["tokenizer"],
+                row["dataset"],
+                *[format_value(row.get(c.key)) for c in self.columns],
+                str(row["images"]),
+                str(row["failed"]),
+            ]
+            for row in self.rows
+        ]
+        return header, cells
+
+    def to_markdown(self) -> str:
+        header, cells = self._header_and_cells()
+        aligns = ["---:", ":---", ":---", *["---:"] * len(self.columns), "---:", "---:"]
+        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(aligns) + " |"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["rank", "tokenizer", "dataset", *[c.key for c in self.columns], "images", "failed", "record"])
+        for row in self.rows:
+            writer.writerow(
+                [
+                    row["rank"],
+                    row["tokenizer"],
+                    row["dataset"],
+                    *[_csv_value(row.get(c.key)) for c in self.columns],
+                    row["images"],
+                    row["failed"],
+                    row["record"],
+                ]
+            )
+        return buffer.getvalue()
+
+    def to_json(self) -> str:
+        return to_json(
+            {
+                "rank_by": self.rank_by,
+                "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "kind": c.kind, "unit": c.unit} for c in self.columns],
+                "rows": self.rows,
+            }
+        )
+
+    def to_html(self) -> str:
+        header, cells = self._header_and_cells()
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+        return (
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>vtbench leaderboard</title>\n'
+            "<style>table{border-collapse:collapse;font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px 8px}"
+            "td{text-align:right}td:nth-child(2),td:nth-child(3){text-align:left}</style></head><body>\n"
+            f"<p>Ranked by {html.escape(self.rank_by)} within each dataset.</p>\n"
+            f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
+        )
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _csv_value(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def leaderboard(records: list[dict[str, Any]], rank_by: str | None = None) -> Leaderboard:
+    """Build a ranked table from run records (see :func:`vtbench.record.find_records`)."""
+    if not records:
+        raise VtbenchError("no run records to rank")
+    columns: dict[str, Column] = {}
+    for record in records:
+        for key, metric in record["metrics"].items():
+            columns.setdefault(key, Column(key, metric.get("higher_is_better"), metric.get("kind", "quality"), metric.get("unit", "")))
+    ordered = [c for c in columns.values() if c.kind != "cost"] + [c for c in columns.values() if c.kind == "cost"]
+    if rank_by is None:
+        rank_by = next((c.key for c in ordered if c.kind != "cost"), ordered[0].key)
+    if rank_by not in columns:
+        raise VtbenchError(f"cannot rank by {rank_by!r}: the records have {', '.join(columns)}")
+    higher = columns[rank_by].higher_is_better is not False
+
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {
+            "tokenizer": record["tokenizer"]["name"],
+            "dataset": record["dataset"]["name"],
+            "images": record["samples"]["evaluated"],
+            "failed": record["samples"]["failed"],
+            "record": record.get("_path", record["run_name"]),
+        }
+        for key in columns:
+            metric = record["metrics"].get(key)
+            row[key] = parse_float(metric["value"]) if metric else None
+        rows.append(row)
+
+    def sort_key(row: dict[str, Any]) -> tuple[str, int, float]:
+        value = row[rank_by]
+        if value is None or math.isnan(value):
+            return (row["dataset"], 1, 0.0)
+        return (row["dataset"], 0, -value if higher else value)
+
+    rows.sort(key=lambda r: (*sort_key(r), r["tokenizer"]))
+    rank, previous = 0, None
+    for row in rows:
+        rank = 1 if row["dataset"] != previous else rank + 1
+        previous = row["dataset"]
+        row["rank"] = rank
+    return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows)
+
+
+def to_rich_table(board: Leaderboard, title: str | None = None) -> Any:
+    """The leaderboard as a ``rich.table.Table`` for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=title or f"vtbench leaderboard (ranked by {board.rank_by})")
+    header, cells = board._header_and_cells()
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i in (1, 2) else "right", no_wrap=i in (1, 2))
+    for row in cells:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,35 @@
+"""Metrics: the contract (``base``) and one module per metric, class beside its function."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vtbench.registry import Registry
+
+if TYPE_CHECKING:
+    from vtbench.metrics.base import Metric
+
+METRICS: Registry[Metric] = Registry("metrics")
+for _name, _target, _description in [
+    ("psnr", "vtbench.metrics.psnr:PSNR", "Peak signal-to-noise ratio, dB (higher is better)"),
+    ("ssim", "vtbench.metrics.ssim:SSIM", "Structural similarity, Gaussian window, scikit-image compatible (higher is better)"),
+    ("bpp", "vtbench.metrics.cost:BitsPerPixel", "Bits per pixel of the tokens (cost; lower is cheaper)"),
+    ("tokens", "vtbench.metrics.cost:TokensPerImage", "Tokens per image (cost)"),
+]:
+    METRICS.register(_name, _target, description=_description)
+
+
+def create_metric(name: str, **options: object) -> Metric:
+    """Build a registered metric."""
+    return METRICS.create(name, **options)
+
+
+__all__ = ["METRICS", "MeanMetric", "Metric", "MetricBatch", "create_metric"]
+
+
+def __getattr__(name: str):  # the contract classes import torch: load them on first use
+    if name in {"MeanMetric", "Metric", "MetricBatch"}:
+        import importlib
+
+        return getattr(importlib.import_module("vtbench.metrics.base"), name)
+    raise AttributeError(name)

@@ -1,0 +1,119 @@
+"""The metric contract, after torchmetrics: ``update`` accumulates, ``compute`` reduces,
+``reset`` clears. States are declared with a reduction so partial states can be saved,
+resumed and merged across processes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from vtbench.tokenizers.base import Tokens
+
+Reduction = Literal["sum", "cat", "max", "min"]
+
+
+@dataclass
+class MetricBatch:
+    """What every metric sees for one batch of N same-sized images.
+
+    originals, reconstructions: float32 (N, 3, H, W) in [0, 1], on the run's device.
+    tokens: the tokenizer's output for these images (None for generation runs).
+    """
+
+    ids: list[str]
+    originals: torch.Tensor
+    reconstructions: torch.Tensor
+    tokens: Tokens | None = None
+    meta: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Metric(ABC):
+    """Base class. Subclasses declare states in ``__init__`` with :meth:`add_state`.
+
+    ``update`` returns per-image values (float64, shape (N,)) when the metric has them,
+    so the runner can write the per-image table; ``compute`` returns the aggregate.
+    """
+
+    name: str = "metric"
+    higher_is_better: bool = True
+    unit: str = ""
+    aggregation: str = "mean"
+    kind: Literal["quality", "cost", "distribution", "text"] = "quality"
+    description: str = ""
+
+    def __init__(self) -> None:
+        self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}
+
+    def add_state(self, name: str, default: torch.Tensor | list, reduction: Reduction) -> None:
+        self._defaults[name] = (default, reduction)
+        setattr(self, name, default.clone() if isinstance(default, torch.Tensor) else list(default))
+
+    def reset(self) -> None:
+        for name, (default, _) in self._defaults.items():
+            setattr(self, name, default.clone() if isinstance(default, torch.Tensor) else list(default))
+
+    @abstractmethod
+    def update(self, batch: MetricBatch) -> torch.Tensor | None:
+        """Accumulate one batch; return per-image values (N,) or None."""
+
+    @abstractmethod
+    def compute(self) -> float:
+        """The aggregate over everything seen since the last reset."""
+
+    @property
+    def count(self) -> int:
+        """How many images contributed."""
+        return int(getattr(self, "n", torch.tensor(0)).item())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            name: (value.detach().cpu().clone() if isinstance(value, torch.Tensor) else [v.detach().cpu() for v in value])
+            for name in self._defaults
+            for value in [getattr(self, name)]
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value.clone() if isinstance(value, torch.Tensor) else list(value))
+
+    def merge_state(self, other: Metric) -> None:
+        """Fold another instance's state into this one (e.g. from another process)."""
+        for name, (_, reduction) in self._defaults.items():
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if reduction == "sum":
+                setattr(self, name, mine + theirs.to(mine.device))
+            elif reduction == "cat":
+                setattr(self, name, list(mine) + list(theirs))
+            elif reduction == "max":
+                setattr(self, name, torch.maximum(mine, theirs.to(mine.device)))
+            else:
+                setattr(self, name, torch.minimum(mine, theirs.to(mine.device)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
+
+
+class MeanMetric(Metric):
+    """A per-image score averaged over images, summed in float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("n", torch.zeros((), dtype=torch.int64), "sum")
+
+    @abstractmethod
+    def score(self, batch: MetricBatch) -> torch.Tensor:
+        """Per-image values (N,)."""
+
+    def update(self, batch: MetricBatch) -> torch.Tensor:
+        values = self.score(batch).detach().to(torch.float64).cpu()
+        self.total = self.total + values.sum()
+        self.n = self.n + values.numel()
+        return values
+
+    def compute(self) -> float:
+        return float(self.total / self.n) if int(self.n) else float("nan")

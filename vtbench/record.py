@@ -1,0 +1,106 @@
+"""Run records: one versioned JSON per (tokenizer, dataset) run, per-image CSV beside it.
+
+The schema is documented in ``results/README.md``; bump ``SCHEMA_VERSION`` on any change
+that renames or re-means a field.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vtbench.errors import VtbenchError
+
+SCHEMA_NAME = "vtbench.run-record"
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+
+def record_path(out_dir: str | Path, run_name: str) -> Path:
+    return Path(out_dir) / f"{run_name}.json"
+
+
+def per_image_path(out_dir: str | Path, run_name: str) -> Path:
+    return Path(out_dir) / f"{run_name}.images.csv"
+
+
+@lru_cache(maxsize=1)
+def _git_state() -> dict[str, Any] | None:
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True, timeout=5)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions and hardware that produced a record."""
+    import numpy
+    import PIL
+    import torchvision
+
+    from vtbench import __version__
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {
+        "vtbench": __version__,
+        "git": _git_state(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "device": str(device),
+        "device_name": device_name,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Read and check one run record."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VtbenchError(f"{path}: no such run record") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VtbenchError(f"{path}: not a JSON run record ({exc})") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA_NAME:
+        raise VtbenchError(f'{path}: not a vtbench run record (no "schema": "{SCHEMA_NAME}")')
+    if record.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
+        raise VtbenchError(
+            f"{path}: schema_version {record.get('schema_version')} is not supported by this vtbench (supports {SUPPORTED_SCHEMA_VERSIONS})"
+        )
+    record["_path"] = str(path)
+    return record
+
+
+def find_records(root: str | Path) -> list[dict[str, Any]]:
+    """Every run record under ``root`` (a record file or a folder searched recursively)."""
+    root = Path(root)
+    if root.is_file():
+        return [load_record(root)]
+    if not root.is_dir():
+        raise VtbenchError(f"{root}: no such file or folder")
+    records = []
+    for path in sorted(root.rglob("*.json")):
+        if ".partial" in path.parts:
+            continue
+        try:
+            head = path.read_text(encoding="utf-8")[:200]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if SCHEMA_NAME in head:
+            records.append(load_record(path))
+    return records

@@ -1,0 +1,167 @@
+"""One generic, lazy registry for every kind of plugin.
+
+Built-ins are registered as ``"module:attr"`` strings so nothing heavy is imported until
+a name is used; third-party packages register through the Python entry-point group named
+by the registry (``vtbench.tokenizers``, ``vtbench.metrics``, ...). A preset is an entry
+with default keyword arguments: ``jpeg-q50`` is ``JPEGTokenizer`` with ``quality=50``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from vtbench.errors import PluginLoadError, UnknownNameError
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUPS = {
+    "tokenizers": "vtbench.tokenizers",
+    "generators": "vtbench.generators",
+    "metrics": "vtbench.metrics",
+    "datasets": "vtbench.datasets",
+    "extractors": "vtbench.extractors",
+    "ocr": "vtbench.ocr",
+}
+
+
+@dataclass
+class Entry:
+    """A registered name: what to build (a factory or ``"module:attr"``) and its presets."""
+
+    name: str
+    target: Callable[..., Any] | str
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    source: str = "builtin"
+
+    def load(self) -> Callable[..., Any]:
+        """Import (once) and return the factory."""
+        if isinstance(self.target, str):
+            module_name, _, attr = self.target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+                self.target = getattr(module, attr) if attr else module
+            except Exception as exc:  # a broken plugin must name itself
+                raise PluginLoadError(f"{self.name!r} ({self.source}): cannot import {self.target}: {exc}") from exc
+        return self.target  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        if self.description:
+            return self.description
+        target = self.target
+        doc = getattr(target, "__doc__", None) if not isinstance(target, str) else None
+        return (doc or "").strip().splitlines()[0] if doc else ""
+
+
+class Registry(Generic[T]):
+    """Names -> factories, with lazy built-ins, entry points and "did you mean" errors.
+
+    >>> reg = Registry("things")
+    >>> reg.register("double", lambda x=1: 2 * x, description="twice x", x=3)
+    >>> reg.create("double")
+    6
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group or ENTRY_POINT_GROUPS.get(kind)
+        self._entries: dict[str, Entry] = {}
+        self._entry_points_loaded = False
+        self.plugin_errors: dict[str, str] = {}
+
+    # -- registration -------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        target: Callable[..., Any] | str | None = None,
+        *,
+        description: str = "",
+        tags: dict[str, Any] | None = None,
+        source: str = "builtin",
+        **defaults: Any,
+    ) -> Any:
+        """Register ``target`` under ``name``; without a target, return a decorator."""
+        if target is None:
+
+            def decorator(obj: Callable[..., Any]) -> Callable[..., Any]:
+                self.register(name, obj, description=description, tags=tags, source=source, **defaults)
+                return obj
+
+            return decorator
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered (by {self._entries[name].source})")
+        self._entries[name] = Entry(name, target, description, dict(defaults), dict(tags or {}), source)
+        return None
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or not self.entry_point_group:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.entry_point_group):
+            if ep.name in self._entries:
+                self.plugin_errors[ep.name] = f"name already registered; {ep.value} ignored"
+                warnings.warn(f"vtbench: plugin {self.kind} {ep.name!r} ({ep.value}) clashes with an existing name", stacklevel=2)
+                continue
+            dist = getattr(ep, "dist", None)
+            source = f"plugin {dist.name}" if dist is not None else "plugin"
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                self.plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"vtbench: plugin {self.kind} {ep.name!r} ({ep.value}) failed to import: {exc}", stacklevel=2)
+                continue
+            self.register(
+                ep.name,
+                obj,
+                description=getattr(obj, "description", "") or "",
+                tags=dict(getattr(obj, "tags", {}) or {}),
+                source=source,
+            )
+
+    # -- lookup -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def entries(self) -> Iterator[Entry]:
+        for name in self.names():
+            yield self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._entries
+
+    def get(self, name: str) -> Entry:
+        self._load_entry_points()
+        try:
+            return self._entries[name]
+        except KeyError:
+            if name in self.plugin_errors:
+                raise PluginLoadError(f"{self.kind} {name!r} is a plugin that failed to load: {self.plugin_errors[name]}") from None
+            close = difflib.get_close_matches(name, list(self._entries), n=5, cutoff=0.5)
+            raise UnknownNameError(self.kind, name, close, sorted(self._entries)) from None
+
+    def create(self, name: str, **overrides: Any) -> T:
+        """Build the named object: the preset's defaults, then ``overrides``."""
+        entry = self.get(name)
+        factory = entry.load()
+        kwargs = {**entry.defaults, **overrides}
+        try:
+            return factory(**kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.kind} {name!r}: bad options {kwargs}: {exc}") from exc
+
+
+def split_spec(spec: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"jpeg-q50"`` or ``{"name": "jpeg-q50", "quality": 60}`` -> (name, options)."""
+    if isinstance(spec, str):
+        return spec, {}
+    options = dict(spec)
+    return options.pop("name"), options

@@ -1,0 +1,444 @@
+"""The streaming evaluation pipeline: one (tokenizer, dataset) run in one pass.
+
+A DataLoader decodes and preprocesses images in worker processes; the tokenizer and every
+metric run on the device batch by batch; per-image rows and metric states are
+checkpointed under ``OUT/.partial/RUN/`` so a killed run resumes where it stopped and ends
+with the numbers an uninterrupted run gives. Nothing holds the whole dataset in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from vtbench.datasets import DATASETS, Dataset
+from vtbench.datasets.base import manifest_sha256
+from vtbench.errors import BadImageError, DatasetError, RunStateError, TokenizerOutputError, VtbenchError
+from vtbench.images import CONVERSION_POLICY, Preprocessing, pil_to_uint8_chw
+from vtbench.io import atomic_write_bytes, atomic_write_json
+from vtbench.metrics import METRICS, Metric, MetricBatch
+from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, per_image_path, record_path
+from vtbench.tokenizers import TOKENIZERS, Tokenizer, Tokens
+
+ROUNDING = "reconstructions clamped to [0, 1] and rounded to 8-bit levels before every metric"
+MAX_FAILURES_IN_RECORD = 1000
+COST_METRICS = ("bpp", "tokens")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one (tokenizer, dataset) run; written into the record."""
+
+    tokenizer: str
+    dataset: str
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "bpp", "tokens"])
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    batch_size: int = 8
+    num_workers: int | None = None
+    device: str = "auto"
+    limit: int | None = None
+    strict: bool = False
+    save_reconstructions: bool = False
+    checkpoint_every: int = 10
+
+    @property
+    def run_name(self) -> str:
+        dataset_label = self.dataset_options.get("name") or self.dataset
+        return f"{self.label or self.tokenizer}__{dataset_label}"
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for a partial run to be resumed."""
+        return {
+            "tokenizer": self.tokenizer,
+            "tokenizer_options": self.tokenizer_options,
+            "dataset": self.dataset,
+            "dataset_options": self.dataset_options,
+            "metrics": self.metrics,
+            "preprocessing": asdict(self.preprocessing),
+            "batch_size": self.batch_size,
+            "limit": self.limit,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "preprocessing": asdict(self.preprocessing)}
+
+
+class Progress(Protocol):
+    """What the runner reports to a progress display (the CLI draws a rich bar)."""
+
+    def start(self, run_name: str, total: int, done: int) -> None: ...
+    def advance(self, images: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VtbenchError(f"device {device!r} asked for, but torch sees no CUDA device (torch {torch.__version__})")
+    return torch.device(device)
+
+
+def default_num_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def create_dataset(name: str, options: dict[str, Any]) -> Dataset:
+    """A registered dataset by name; an existing folder path also works as a name."""
+    if name not in DATASETS and Path(name).expanduser().is_dir():
+        return DATASETS.create("folder", root=name, **options)
+    if name not in DATASETS and ("/" in name or Path(name).suffix):
+        raise DatasetError(f"dataset {name!r}: no such folder, and not a registered dataset name")
+    return DATASETS.create(name, **options)
+
+
+class _Loading(TorchDataset):
+    """Worker-side: load, convert and preprocess one image; errors become rows, not crashes."""
+
+    def __init__(self, dataset: Dataset, preprocessing: Preprocessing, start: int, stop: int) -> None:
+        self.dataset, self.preprocessing, self.start, self.stop = dataset, preprocessing, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        index = self.start + position
+        image_id = self.dataset.ids[index]
+        try:
+            sample = self.dataset.load(index)
+            image = self.preprocessing.apply(sample.image)
+            return {
+                "index": index,
+                "id": image_id,
+                "pixels": torch.from_numpy(pil_to_uint8_chw(image)),
+                "sha256": sample.content_sha256,
+                "source_size": f"{sample.image.width}x{sample.image.height}",
+                "error": None,
+            }
+        except BadImageError as exc:
+            error = exc.problem
+        except Exception as exc:  # a broken file must not end the run
+            error = f"{type(exc).__name__}: {exc}"
+        return {"index": index, "id": image_id, "pixels": None, "sha256": "", "source_size": "", "error": error}
+
+
+def _as_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return items
+
+
+@dataclass
+class _State:
+    """What is checkpointed: progress, metric states, timings and failures."""
+
+    done: int = 0
+    rows_bytes: int = 0
+    metric_states: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("load_wait_s", "encode_s", "decode_s", "metrics_s", "total_s"), 0.0)
+    )
+    failures: list[dict[str, str]] = field(default_factory=list)
+    n_failed: int = 0
+    n_evaluated: int = 0
+    eval_sizes: dict[str, int] = field(default_factory=dict)
+    identity_sha: str = ""
+
+
+class Runner:
+    """Runs one :class:`RunConfig` into ``out_dir``; see :func:`evaluate`."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path,
+        progress: Progress | None = None,
+        restart: bool = False,
+        recipe: dict[str, Any] | None = None,
+    ) -> None:
+        self.config, self.out_dir, self.progress, self.recipe = config, Path(out_dir), progress, recipe
+        self.device = resolve_device(config.device)
+        self.tokenizer: Tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(self.device)
+        self.dataset = create_dataset(config.dataset, config.dataset_options)
+        # cost is always recorded: every leaderboard shows bits per pixel and tokens per image
+        names = list(dict.fromkeys([*config.metrics, *COST_METRICS]))
+        self.metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
+        self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
+        self.total = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
+        self.partial_dir = self.out_dir / ".partial" / config.run_name
+        self.columns = ["index", "id", "status", "error", "source_size", "eval_size", "content_sha256", *self.metrics]
+        self.restart = restart
+
+    # -- checkpoint files -------------------------------------------------------------
+    @property
+    def _state_path(self) -> Path:
+        return self.partial_dir / "state.pt"
+
+    @property
+    def _rows_path(self) -> Path:
+        return self.partial_dir / "rows.csv"
+
+    def _identity_sha(self) -> str:
+        identity = {**self.config.identity(), "tokenizer_info": self.tokenizer.options(), "dataset": self.dataset.describe()}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _load_or_start(self) -> _State:
+        identity = self._identity_sha()
+        if self.restart and self.partial_dir.exists():
+            shutil.rmtree(self.partial_dir)
+        if self._state_path.exists():
+            state = _State(**torch.load(self._state_path, weights_only=False))
+            if state.identity_sha != identity:
+                raise RunStateError(
+                    f"{self.partial_dir} holds a partial run of {self.config.run_name} made with different settings; "
+                    "run again with --restart to discard it"
+                )
+            with open(self._rows_path, "r+b") as handle:  # rows written after the last checkpoint are dropped
+                handle.truncate(state.rows_bytes)
+            for name, metric in self.metrics.items():
+                metric.load_state_dict(state.metric_states[name])
+            return state
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        header = io.StringIO()
+        csv.writer(header).writerow(self.columns)
+        atomic_write_bytes(self._rows_path, header.getvalue().encode())
+        return _State(rows_bytes=len(header.getvalue().encode()), identity_sha=identity)
+
+    def _checkpoint(self, state: _State, rows: list[list[Any]]) -> None:
+        if rows:
+            text = io.StringIO()
+            csv.writer(text).writerows(rows)
+            with open(self._rows_path, "ab") as handle:
+                handle.write(text.getvalue().encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+                state.rows_bytes = handle.tell()
+            rows.clear()
+        state.metric_states = {name: metric.state_dict() for name, metric in self.metrics.items()}
+        buffer = io.BytesIO()
+        torch.save(asdict(state), buffer)
+        atomic_write_bytes(self._state_path, buffer.getvalue())
+
+    # -- the pass ---------------------------------------------------------------------------
+    def _timed(self, state: _State, key: str, fn: Callable[[], Any]) -> Any:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        result = fn()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        state.timings[key] += time.perf_counter() - start
+        return result
+
+    def _fail(self, state: _State, rows: list[list[Any]], item: dict[str, Any], stage: str, error: str) -> None:
+        message = f"{item['id']}: {stage}: {error}"
+        if self.config.strict:
+            self._checkpoint(state, rows)
+            raise VtbenchError(f"{message} (--strict; partial progress kept in {self.partial_dir})")
+        state.n_failed += 1
+        if len(state.failures) < MAX_FAILURES_IN_RECORD:
+            state.failures.append({"id": item["id"], "stage": stage, "error": error})
+        rows.append(
+            [
+                item["index"],
+                item["id"],
+                "failed",
+                f"{stage}: {error}",
+                item.get("source_size", ""),
+                "",
+                item.get("sha256", ""),
+                *[""] * len(self.metrics),
+            ]
+        )
+
+    def _process_group(self, state: _State, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        originals = torch.stack([item["pixels"] for item in items]).to(self.device, non_blocking=True).float().div_(255.0)
+        name = self.config.label or self.config.tokenizer
+        with torch.inference_mode():
+            tokens = self._timed(state, "encode_s", lambda: self.tokenizer.encode(originals))
+            recon = self._timed(state, "decode_s", lambda: self.tokenizer.decode(tokens))
+        if not isinstance(recon, torch.Tensor) or recon.shape != originals.shape or not recon.is_floating_point():
+            got = f"{type(recon).__name__} {tuple(recon.shape)} {recon.dtype}" if isinstance(recon, torch.Tensor) else type(recon).__name__
+            raise TokenizerOutputError(
+                f"tokenizer {name!r} returned {got} for input {tuple(originals.shape)} float32 (images {items[0]['id']}...); "
+                "decode must return float images of the input's shape"
+            )
+        finite = torch.isfinite(recon.flatten(1)).all(dim=1).cpu()
+        keep = [i for i, ok in enumerate(finite.tolist()) if ok]
+        for i, ok in enumerate(finite.tolist()):
+            if not ok:
+                self._fail(state, rows, items[i], "tokenizer", "reconstruction contains NaN or inf")
+        if not keep:
+            return
+        if len(keep) < len(items):
+            index = torch.tensor(keep)
+            originals, recon = originals[index.to(self.device)], recon[index.to(self.device)]
+            tokens = _select_tokens(tokens, index)
+            items = [items[i] for i in keep]
+        recon = recon.clamp(0, 1).mul(255).round().div(255)
+        batch = MetricBatch(ids=[item["id"] for item in items], originals=originals, reconstructions=recon, tokens=tokens)
+        values: dict[str, torch.Tensor | None] = {}
+
+        def run_metrics() -> None:
+            with torch.inference_mode():
+                for metric_name, metric in self.metrics.items():
+                    values[metric_name] = metric.update(batch)
+
+        self._timed(state, "metrics_s", run_metrics)
+        height, width = originals.shape[-2:]
+        size = f"{width}x{height}"
+        state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(items)
+        for row, item in enumerate(items):
+            metric_values = [("" if values[m] is None else float(values[m][row])) for m in self.metrics]
+            rows.append([item["index"], item["id"], "ok", "", item["source_size"], size, item["sha256"], *metric_values])
+        state.n_evaluated += len(items)
+        if self.config.save_reconstructions:
+            self._save_reconstructions(items, recon)
+
+    def _save_reconstructions(self, items: list[dict[str, Any]], recon: torch.Tensor) -> None:
+        folder = self.out_dir / f"{self.config.run_name}.recon"
+        arrays = (recon * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for item, array in zip(items, arrays, strict=True):
+            target = folder / Path(item["id"]).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            Image.fromarray(array).save(buffer, format="PNG")
+            atomic_write_bytes(target, buffer.getvalue())
+
+    def _manifest_sha256(self) -> str:
+        with open(self._rows_path, newline="", encoding="utf-8") as handle:
+            return manifest_sha256([(row["id"], row["content_sha256"]) for row in csv.DictReader(handle)])
+
+    def run(self) -> dict[str, Any]:
+        state = self._load_or_start()
+        if self.progress:
+            self.progress.start(self.config.run_name, self.total, state.done)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        workers = default_num_workers() if self.config.num_workers is None else self.config.num_workers
+        loader = DataLoader(
+            _Loading(self.dataset, self.preprocessing, state.done, self.total),
+            batch_size=self.config.batch_size,
+            num_workers=workers,
+            collate_fn=_as_list,
+            shuffle=False,
+        )
+        rows: list[list[Any]] = []
+        started = time.perf_counter()
+        wait_start = time.perf_counter()
+        try:
+            for n_batches, items in enumerate(loader, start=1):
+                state.timings["load_wait_s"] += time.perf_counter() - wait_start
+                for item in items:
+                    if item["error"] is not None:
+                        self._fail(state, rows, item, "load", item["error"])
+                by_shape: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+                for item in items:
+                    if item["pixels"] is not None:
+                        by_shape.setdefault(tuple(item["pixels"].shape), []).append(item)
+                for group in by_shape.values():
+                    self._process_group(state, rows, group)
+                state.done += len(items)
+                if n_batches % self.config.checkpoint_every == 0:
+                    state.timings["total_s"] += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self._checkpoint(state, rows)
+                if self.progress:
+                    self.progress.advance(len(items))
+                wait_start = time.perf_counter()
+        finally:
+            if self.progress:
+                self.progress.finish()
+        state.timings["total_s"] += time.perf_counter() - started
+        self._checkpoint(state, rows)
+        return self._finish(state)
+
+    def _finish(self, state: _State) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        for name, metric in self.metrics.items():
+            metrics[name] = {"value": metric.compute(), "n": metric.count, **metric.describe()}
+        timings = dict(state.timings)
+        timings["images_per_s"] = state.n_evaluated / timings["total_s"] if timings["total_s"] > 0 else None
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cuda_peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        info = self.tokenizer.info
+        record = {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "run_name": self.config.run_name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": self.config.to_dict(),
+            "recipe": self.recipe,
+            "tokenizer": {
+                "name": self.config.label or self.config.tokenizer,
+                "preset": self.config.tokenizer,
+                "options": self.tokenizer.options(),
+                "info": info.to_dict(),
+            },
+            "dataset": {**self.dataset.describe(), "manifest_sha256": self._manifest_sha256()},
+            "protocol": {
+                "preprocessing": self.preprocessing.to_dict(),
+                "evaluation_sizes": state.eval_sizes,
+                "conversion": CONVERSION_POLICY,
+                "value_range": "[0, 1] float32 RGB, NCHW",
+                "rounding": ROUNDING,
+            },
+            "metrics": metrics,
+            "samples": {
+                "requested": self.total,
+                "evaluated": state.n_evaluated,
+                "failed": state.n_failed,
+                "failures": state.failures,
+                "failures_truncated": state.n_failed > len(state.failures),
+            },
+            "timings": timings,
+            "memory": {"peak_rss_mb": round(peak_rss_mb, 1), "cuda_peak_mb": cuda_peak},
+            "environment": environment(self.device),
+            "per_image_file": per_image_path(self.out_dir, self.config.run_name).name,
+        }
+        shutil.copyfile(self._rows_path, per_image_path(self.out_dir, self.config.run_name).with_suffix(".tmp"))
+        os.replace(
+            per_image_path(self.out_dir, self.config.run_name).with_suffix(".tmp"), per_image_path(self.out_dir, self.config.run_name)
+        )
+        atomic_write_json(record_path(self.out_dir, self.config.run_name), record)
+        shutil.rmtree(self.partial_dir)
+        partial_root = self.partial_dir.parent
+        if partial_root.exists() and not any(partial_root.iterdir()):
+            partial_root.rmdir()
+        return record
+
+
+def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
+    """Keep the cost fields of the images in ``index`` (data is not needed after decode)."""
+    return Tokens(data=None, bits=tokens.bits[index], counts=tokens.counts[index], image_size=tokens.image_size, indices=None)
+
+
+def evaluate(
+    config: RunConfig,
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    restart: bool = False,
+    recipe: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one tokenizer over one dataset and write its record; returns the record.
+
+    >>> record = evaluate(RunConfig("jpeg-q50", "samples", limit=2), "results/demo")  # doctest: +SKIP
+    >>> record["metrics"]["psnr"]["value"]  # doctest: +SKIP
+    """
+    return Runner(config, out_dir, progress=progress, restart=restart, recipe=recipe).run()

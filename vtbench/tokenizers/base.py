@@ -1,0 +1,106 @@
+"""The tokenizer contract.
+
+Images cross the contract as float32 tensors of shape (N, 3, H, W), RGB, values in
+[0, 1], on the tokenizer's device. A tokenizer that works in another range (most VQGANs
+use [-1, 1]) converts inside ``encode``/``decode`` and says so in ``info.input_range``.
+``encode`` returns :class:`Tokens`, which carry what the cost and codebook metrics need:
+the bits each image's tokens occupy, the token count, and discrete ids when there are any.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+Family = Literal["discrete", "continuous", "codec", "pixel"]
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """Metadata as data: what the tokenizer is, what it costs, where it comes from."""
+
+    family: Family
+    quantizer: str = "none"
+    codebook_size: int | None = None
+    token_grid: tuple[int, ...] | None = None
+    tokens_per_image: int | None = None
+    native_resolution: int | None = None
+    accepts_any_size: bool = True
+    input_range: tuple[float, float] = (0.0, 1.0)
+    license: str = ""
+    source: str = ""
+    paper: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def bits_per_token(self) -> float | None:
+        return math.log2(self.codebook_size) if self.codebook_size else None
+
+
+@dataclass
+class Tokens:
+    """An encoded batch of N images.
+
+    data: whatever ``decode`` needs (id tensor, latent tensor, list of encoded bytes).
+    bits: float64 tensor (N,), storage cost of each image's tokens in bits.
+    counts: int64 tensor (N,), tokens per image.
+    image_size: (H, W) of the images that were encoded.
+    indices: discrete ids (N, ...) for codebook statistics, or None.
+    """
+
+    data: Any
+    bits: torch.Tensor
+    counts: torch.Tensor
+    image_size: tuple[int, int]
+    indices: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.bits.shape[0])
+
+
+class Tokenizer(ABC):
+    """Encode images to tokens and decode them back; see the module docstring for ranges."""
+
+    name: str = "tokenizer"
+    info: TokenizerInfo
+    device: torch.device = torch.device("cpu")
+
+    @abstractmethod
+    def encode(self, images: torch.Tensor) -> Tokens:
+        """(N, 3, H, W) float in [0, 1] -> Tokens."""
+
+    @abstractmethod
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        """Tokens -> (N, 3, H, W) float, nominally in [0, 1]."""
+
+    def reconstruct(self, images: torch.Tensor) -> tuple[torch.Tensor, Tokens]:
+        tokens = self.encode(images)
+        return self.decode(tokens), tokens
+
+    def to(self, device: torch.device | str) -> Tokenizer:
+        self.device = torch.device(device)
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The options that define this tokenizer (written into the record)."""
+        return {}
+
+
+def to_uint8_hwc(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, 3, H, W) float in [0, 1] -> list of N uint8 arrays (H, W, 3), rounded."""
+    batch = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(image) for image in batch]
+
+
+def from_uint8_hwc(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """List of uint8 (H, W, 3) arrays -> (N, 3, H, W) float32 in [0, 1] on ``device``."""
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return batch.to(device=device, dtype=torch.float32) / 255.0
