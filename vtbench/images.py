@@ -152,4 +152,4 @@ def decode_image(data: bytes, image_id: str) -> Image.Image:
 
 def pil_to_uint8_chw(image: Image.Image) -> np.ndarray:
     """RGB PIL image -> uint8 array of shape (3, H, W)."""
-    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()

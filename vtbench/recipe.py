@@ -54,6 +54,7 @@ class Recipe:
     limit: int | None = None
     strict: bool = False
     save_reconstructions: bool = False
+    checkpoint_every: int = 10
     source: str | None = None
 
     def runs(self) -> list[Any]:
@@ -66,7 +67,8 @@ class Recipe:
                 tokenizer_options=tok.options,
                 label=tok.label,
                 dataset=data.name,
-                dataset_options={**data.options, **({"name": data.label} if data.label else {})},
+                dataset_options=data.options,
+                dataset_label=data.label,
                 metrics=list(self.metrics),
                 preprocessing=self.preprocessing,
                 batch_size=self.batch_size,
@@ -75,6 +77,7 @@ class Recipe:
                 limit=self.limit,
                 strict=self.strict,
                 save_reconstructions=self.save_reconstructions,
+                checkpoint_every=self.checkpoint_every,
             )
             for tok in self.tokenizers
             for data in self.datasets
@@ -144,7 +147,7 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         values["preprocessing"] = Preprocessing(**prep)
     except ValueError as exc:
         raise RecipeError(f"{source}: preprocessing: {exc}") from None
-    for key, kind in (("batch_size", int), ("limit", (int, type(None))), ("num_workers", (int, type(None)))):
+    for key, kind in (("batch_size", int), ("checkpoint_every", int), ("limit", (int, type(None))), ("num_workers", (int, type(None)))):
         if key in values and not isinstance(values[key], kind):
             raise RecipeError(f"{source}: '{key}' must be an integer, got {values[key]!r}")
     if values.get("batch_size", 1) < 1:
@@ -161,8 +164,8 @@ def load_recipe(path: str | Path) -> Recipe:
 def _check_options(registry: Registry, component: Component, where: str) -> None:
     from vtbench.runner import create_dataset
 
-    if registry.kind == "datasets" and component.name not in registry:
-        create_dataset(component.name, component.options)  # a folder path: check it exists
+    if registry.kind == "datasets":  # opening a dataset lists its files: missing folders show now
+        create_dataset(component.name, component.options)
         return
     entry = registry.get(component.name)
     factory = entry.load()

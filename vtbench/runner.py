@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import time
@@ -50,6 +51,7 @@ class RunConfig:
     tokenizer_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
+    dataset_label: str | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     batch_size: int = 8
     num_workers: int | None = None
@@ -57,12 +59,21 @@ class RunConfig:
     limit: int | None = None
     strict: bool = False
     save_reconstructions: bool = False
-    checkpoint_every: int = 10
+    checkpoint_every: int = 10  # batches between checkpoints of the partial state
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's short name: its label, or a folder's own name rather than its path."""
+        if self.dataset_label:
+            return self.dataset_label
+        if self.dataset == "folder" and self.dataset_options.get("root"):
+            return Path(self.dataset_options["root"]).name
+        return Path(self.dataset).name if ("/" in self.dataset or os.sep in self.dataset) else self.dataset
 
     @property
     def run_name(self) -> str:
-        dataset_label = self.dataset_options.get("name") or self.dataset
-        return f"{self.label or self.tokenizer}__{dataset_label}"
+        """File-name-safe ``TOKENIZER__DATASET``, the stem of the record files."""
+        return re.sub(r"[^A-Za-z0-9._=+-]", "_", f"{self.label or self.tokenizer}__{self.dataset_name}")
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for a partial run to be resumed."""
@@ -71,6 +82,7 @@ class RunConfig:
             "tokenizer_options": self.tokenizer_options,
             "dataset": self.dataset,
             "dataset_options": self.dataset_options,
+            "dataset_label": self.dataset_label,
             "metrics": self.metrics,
             "preprocessing": asdict(self.preprocessing),
             "batch_size": self.batch_size,
@@ -268,16 +280,30 @@ class Runner:
         )
 
     def _process_group(self, state: _State, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        height, width = items[0]["pixels"].shape[-2:]
+        too_small = [(name, metric.min_size) for name, metric in self.metrics.items() if min(height, width) < metric.min_size]
+        if too_small:
+            needs = ", ".join(f"{name} needs at least {size}x{size}" for name, size in too_small)
+            for item in items:
+                self._fail(state, rows, item, "size", f"image is {width}x{height} at evaluation; {needs} (set --resolution)")
+            return
         originals = torch.stack([item["pixels"] for item in items]).to(self.device, non_blocking=True).float().div_(255.0)
-        name = self.config.label or self.config.tokenizer
-        with torch.inference_mode():
-            tokens = self._timed(state, "encode_s", lambda: self.tokenizer.encode(originals))
-            recon = self._timed(state, "decode_s", lambda: self.tokenizer.decode(tokens))
+        try:
+            with torch.inference_mode():
+                tokens = self._timed(state, "encode_s", lambda: self.tokenizer.encode(originals))
+                recon = self._timed(state, "decode_s", lambda: self.tokenizer.decode(tokens))
+        except Exception as exc:
+            if len(items) > 1:  # find the image that breaks the tokenizer; the others go on
+                for item in items:
+                    self._process_group(state, rows, [item])
+                return
+            self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
+            return
         if not isinstance(recon, torch.Tensor) or recon.shape != originals.shape or not recon.is_floating_point():
             got = f"{type(recon).__name__} {tuple(recon.shape)} {recon.dtype}" if isinstance(recon, torch.Tensor) else type(recon).__name__
             raise TokenizerOutputError(
-                f"tokenizer {name!r} returned {got} for input {tuple(originals.shape)} float32 (images {items[0]['id']}...); "
-                "decode must return float images of the input's shape"
+                f"tokenizer {self.config.label or self.config.tokenizer!r} returned {got} for input {tuple(originals.shape)} "
+                f"float32 (first image {items[0]['id']}); decode must return float images of the input's shape"
             )
         finite = torch.isfinite(recon.flatten(1)).all(dim=1).cpu()
         keep = [i for i, ok in enumerate(finite.tolist()) if ok]
@@ -391,7 +417,7 @@ class Runner:
                 "options": self.tokenizer.options(),
                 "info": info.to_dict(),
             },
-            "dataset": {**self.dataset.describe(), "manifest_sha256": self._manifest_sha256()},
+            "dataset": {**self.dataset.describe(), "name": self.config.dataset_name, "manifest_sha256": self._manifest_sha256()},
             "protocol": {
                 "preprocessing": self.preprocessing.to_dict(),
                 "evaluation_sizes": state.eval_sizes,

@@ -65,6 +65,9 @@ def run(
         None, "--strict/--no-strict", help="Fail on the first bad image instead of recording it.", rich_help_panel=_RUN
     ),
     save_reconstructions: bool | None = typer.Option(None, "--save-reconstructions/--no-save-reconstructions", rich_help_panel=_RUN),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", min=1, help="Batches between checkpoints.", rich_help_panel=_RUN
+    ),
     restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
         None, "--resolution", help="Evaluation side in pixels (default: tokenizer native, else image size).", rich_help_panel=_PREP
@@ -104,6 +107,7 @@ def run(
         "device": device,
         "strict": strict,
         "save_reconstructions": save_reconstructions,
+        "checkpoint_every": checkpoint_every,
     }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
@@ -124,10 +128,15 @@ def run(
         samples = record["samples"]
         if samples["failed"]:
             console.print(
-                f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow] (see {record['per_image_file']})"
+                f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow]"
+                f" (see {record['per_image_file']})"
             )
             for failure in samples["failures"][:5]:
                 console.print(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
     board = leaderboard(records, rank_by=rank_by)
     console.print(to_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}"))
     console.print(f"{len(records)} record(s) written to {out}/")
+    empty = [r["run_name"] for r in records if r["samples"]["evaluated"] == 0]
+    if empty:
+        console.print(f"[red]no image could be evaluated in: {', '.join(empty)}[/red]")
+        raise typer.Exit(1)

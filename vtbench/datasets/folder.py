@@ -15,11 +15,11 @@ class ImageFolder(Dataset):
 
     description = "Every image file under a folder, recursively (any size or mode)"
 
-    def __init__(self, root: str | Path, name: str | None = None) -> None:
+    def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"image folder {self.root} does not exist or is not a folder")
-        self.name = name or self.root.name or "folder"
+        self.name = self.root.name or "folder"
         self._paths = sorted(
             (p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
             key=lambda p: p.relative_to(self.root).as_posix(),

@@ -33,11 +33,11 @@ class SkimageSamples(Dataset):
 
     description = "14 real photographs shipped with scikit-image (no download)"
 
-    def __init__(self, names: list[str] | tuple[str, ...] = SAMPLE_NAMES, name: str = "samples") -> None:
+    def __init__(self, names: list[str] | tuple[str, ...] = SAMPLE_NAMES) -> None:
         unknown = sorted(set(names) - set(SAMPLE_NAMES))
         if unknown:
             raise ValueError(f"unknown scikit-image samples {unknown}; choose from {', '.join(SAMPLE_NAMES)}")
-        self.name = name
+        self.name = "samples"
         self._ids = sorted(names)
 
     @property

@@ -44,6 +44,7 @@ class Metric(ABC):
     aggregation: str = "mean"
     kind: Literal["quality", "cost", "distribution", "text"] = "quality"
     description: str = ""
+    min_size: int = 1  # smallest image side (pixels) the metric is defined for
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}

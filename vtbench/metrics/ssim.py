@@ -24,7 +24,8 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     Matches ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
     sigma=1.5, use_sample_covariance=False, data_range=..., channel_axis=-1)``: the SSIM
     map is computed where the whole window fits (skimage's border crop) and averaged.
-    Images must be at least as large as the window (11 px for sigma 1.5).
+    Images must be at least as large as the window (11 px for sigma 1.5). Large images
+    are processed in horizontal strips, so memory stays bounded at any resolution.
     """
     if preds.shape != target.shape:
         raise ValueError(f"ssim: shapes differ: {tuple(preds.shape)} vs {tuple(target.shape)}")
@@ -34,17 +35,38 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     n, channels, height, width = preds.shape
     if height < size or width < size:
         raise ValueError(f"ssim: image {height}x{width} is smaller than the {size}x{size} window")
-    x = preds.to(dtype).reshape(n * channels, 1, height, width)
-    y = target.to(dtype).reshape(n * channels, 1, height, width)
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (NC, 5, H, W)
+    x = preds.reshape(n * channels, 1, height, width)
+    y = target.reshape(n * channels, 1, height, width)
+    out_h, out_w = height - size + 1, width - size + 1
+    if x.numel() <= _MAX_PIXELS_AT_ONCE:
+        sums = _ssim_map_sum(x.to(dtype), y.to(dtype), taps, data_range)
+    else:
+        rows = max(1, _MAX_PIXELS_AT_ONCE // width - size + 1)
+        sums = torch.zeros(n * channels, dtype=torch.float64, device=preds.device)
+        for plane in range(n * channels):
+            for top in range(0, out_h, rows):
+                strip = slice(top, min(top + rows, out_h) + size - 1)
+                sums[plane] += _ssim_map_sum(
+                    x[plane : plane + 1, :, strip].to(dtype), y[plane : plane + 1, :, strip].to(dtype), taps, data_range
+                )[0]
+    per_channel_mean = (sums / (out_h * out_w)).view(n, channels)
+    return per_channel_mean if per_channel else per_channel_mean.mean(dim=1)
+
+
+_MAX_PIXELS_AT_ONCE = 2**24
+
+
+def _ssim_map_sum(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Sum of the valid SSIM map of each plane: (P, 1, H, W) twice -> float64 (P,)."""
+    size = taps.numel()
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
     filtered = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
     filtered = F.conv2d(filtered, taps.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
     mu_x, mu_y, xx, yy, xy = filtered.to(torch.float64).unbind(dim=1)
     var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    per_channel_mean = ssim_map.flatten(1).mean(dim=1).view(n, channels)
-    return per_channel_mean if per_channel else per_channel_mean.mean(dim=1)
+    return ssim_map.flatten(1).sum(dim=1)
 
 
 class SSIM(MeanMetric):
@@ -53,6 +75,7 @@ class SSIM(MeanMetric):
     name = "ssim"
     higher_is_better = True
     description = "Structural similarity, Gaussian 11x11 window (sigma 1.5), scikit-image compatible"
+    min_size = 11
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         return ssim(batch.reconstructions, batch.originals)

@@ -1,0 +1,91 @@
+"""Shared fixtures: the CLI as a subprocess, an installed test plugin, real image folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+ENTRY_POINTS = """\
+[vtbench.tokenizers]
+test-slow = vtbench_testplugins:SlowIdentity
+test-noisy = vtbench_testplugins:NoisyTokenizer
+test-nan = vtbench_testplugins:NaNTokenizer
+test-wrong-shape = vtbench_testplugins:WrongShapeTokenizer
+test-broken = vtbench_testplugins_broken:Tokenizer
+
+[vtbench.metrics]
+test-mae = vtbench_testplugins:MeanAbsoluteError
+"""
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment in which the test plugins are an installed distribution (dist-info
+    with entry points on the path, as pip lays it out)."""
+    site = tmp_path_factory.mktemp("site")
+    for module in ("vtbench_testplugins.py", "vtbench_testplugins_broken.py"):
+        shutil.copy(TESTS / "plugins" / module, site / module)
+    dist_info = site / "vtbench_testplugins-0.0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: vtbench-testplugins\nVersion: 0.0.1\n")
+    (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
+    (dist_info / "RECORD").write_text("")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, check: int | None = 0, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``vtbench ARGS`` in a subprocess; assert its exit code unless ``check`` is None."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vtbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**(env or os.environ), "COLUMNS": "200"},
+        cwd=cwd,
+        timeout=600,
+    )
+    if check is not None:
+        assert result.returncode == check, f"exit {result.returncode} != {check}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def skimage_rgb(name: str) -> np.ndarray:
+    import skimage.data
+
+    array = getattr(skimage.data, name)()
+    return np.asarray(Image.fromarray(array).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 12 real photographs (PNG and JPEG, in subfolders, several sizes)."""
+    root = tmp_path_factory.mktemp("photos")
+    names = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins"]
+    for i, name in enumerate(names):
+        image = Image.fromarray(skimage_rgb(name))
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        image.resize((96, 80)).save(sub / f"{name}.png")
+        image.resize((64, 64)).save(root / f"{name}_small.jpg", quality=95)
+    return root

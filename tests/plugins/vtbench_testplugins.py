@@ -1,0 +1,69 @@
+"""Tokenizers and a metric used by the tests, installed as a distribution with entry points.
+
+They misbehave on purpose (slow, NaN, wrong shape) to test how vtbench copes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from vtbench.metrics.base import MeanMetric, MetricBatch
+from vtbench.tokenizers.base import Tokenizer, TokenizerInfo, Tokens
+
+
+class _Pixels(Tokenizer):
+    info = TokenizerInfo(family="pixel", quantizer="none", source="vtbench tests")
+
+    def encode(self, images: torch.Tensor) -> Tokens:
+        n, c, h, w = images.shape
+        return Tokens(images.clone(), torch.full((n,), 8.0 * c * h * w, dtype=torch.float64), torch.full((n,), c * h * w), (h, w))
+
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        return tokens.data
+
+
+class SlowIdentity(_Pixels):
+    """Identity that sleeps VTBENCH_TEST_SLEEP seconds per batch (for kill-and-resume tests)."""
+
+    def encode(self, images: torch.Tensor) -> Tokens:
+        time.sleep(float(os.environ.get("VTBENCH_TEST_SLEEP", "0")))
+        return super().encode(images)
+
+
+class NoisyTokenizer(_Pixels):
+    """Adds fixed-seed noise, so metrics are finite and resume must reproduce them exactly."""
+
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(int(tokens.data.sum().item() * 1000) % (2**31))
+        noise = torch.randn(tokens.data.shape, generator=generator) * 0.05
+        return tokens.data + noise.to(tokens.data.device)
+
+
+class NaNTokenizer(_Pixels):
+    """Returns NaN for every image whose mean intensity is below 0.4."""
+
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        out = tokens.data.clone()
+        dark = out.flatten(1).mean(dim=1) < 0.4
+        out[dark] = float("nan")
+        return out
+
+
+class WrongShapeTokenizer(_Pixels):
+    """Returns images of half the input size: a contract violation."""
+
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        return tokens.data[:, :, ::2, ::2]
+
+
+class MeanAbsoluteError(MeanMetric):
+    """Mean absolute pixel error (a plugin metric)."""
+
+    name = "test-mae"
+    higher_is_better = False
+
+    def score(self, batch: MetricBatch) -> torch.Tensor:
+        return (batch.reconstructions - batch.originals).abs().flatten(1).mean(dim=1).double()
