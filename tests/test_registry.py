@@ -15,7 +15,10 @@ from vtbench.registry import Registry
 
 
 def test_builtin_tokenizers_are_registered_without_importing_them() -> None:
-    code = "import sys, vtbench; n = vtbench.TOKENIZERS.names(); print('vtbench.tokenizers.codec' in sys.modules, 'torch' in sys.modules, len(n))"
+    code = (
+        "import sys, vtbench; n = vtbench.TOKENIZERS.names(); "
+        "print('vtbench.tokenizers.codec' in sys.modules, 'torch' in sys.modules, len(n))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["False", "False"]
     assert int(out[2]) >= 10
