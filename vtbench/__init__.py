@@ -4,7 +4,7 @@ The library API that the CLI is a thin layer over::
 
     import vtbench
     record = vtbench.evaluate(vtbench.RunConfig("jpeg-q50", "samples"), out_dir="results/demo")
-    table = vtbench.leaderboard(vtbench.find_records("results/demo"), rank_by="psnr")
+    table = vtbench.build_leaderboard(vtbench.find_records("results/demo"), rank_by="psnr")
 
 Heavy modules (torch, PIL) load on first use of an attribute, so ``import vtbench`` and
 ``vtbench --help`` stay fast.
@@ -26,8 +26,8 @@ _LAZY = {
     "Recipe": "vtbench.recipe",
     "find_records": "vtbench.record",
     "load_record": "vtbench.record",
-    "leaderboard": "vtbench.leaderboard",
-    "compare": "vtbench.compare",
+    "build_leaderboard": "vtbench.leaderboard",
+    "compare_runs": "vtbench.compare",
     "TOKENIZERS": "vtbench.tokenizers",
     "create_tokenizer": "vtbench.tokenizers",
     "Tokenizer": "vtbench.tokenizers",

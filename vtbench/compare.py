@@ -116,7 +116,7 @@ def compare_records(
     return diffs
 
 
-def compare(
+def compare_runs(
     baseline: str | Path,
     candidate: str | Path,
     tolerances: dict[str, str] | None = None,

@@ -125,7 +125,7 @@ def _csv_value(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def leaderboard(records: list[dict[str, Any]], rank_by: str | None = None) -> Leaderboard:
+def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None) -> Leaderboard:
     """Build a ranked table from run records (see :func:`vtbench.record.find_records`)."""
     if not records:
         raise VtbenchError("no run records to rank")

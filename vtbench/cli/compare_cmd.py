@@ -22,8 +22,7 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from vtbench.compare import compare as compare_runs
-    from vtbench.compare import parse_tolerances
+    from vtbench.compare import compare_runs, parse_tolerances
     from vtbench.leaderboard import format_value
 
     tolerances = parse_tolerances(tolerance)

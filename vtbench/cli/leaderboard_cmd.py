@@ -15,7 +15,7 @@ def leaderboard(
 ) -> None:
     """Turn run records into one comparative table, ranked within each dataset."""
     from vtbench.io import atomic_write_bytes
-    from vtbench.leaderboard import leaderboard as build
+    from vtbench.leaderboard import build_leaderboard as build
     from vtbench.leaderboard import to_rich_table
     from vtbench.record import find_records
 

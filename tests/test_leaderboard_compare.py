@@ -1,0 +1,116 @@
+"""Leaderboards from records in every format, and the compare gate's exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import vtbench
+from conftest import run_cli
+from vtbench.images import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory: pytest.TempPathFactory, photo_folder: Path) -> Path:
+    out = tmp_path_factory.mktemp("records")
+    for name in ("jpeg-q25", "jpeg-q90", "webp-q50", "resample-x4"):
+        config = vtbench.RunConfig(name, str(photo_folder), metrics=["psnr", "ssim"], preprocessing=Preprocessing(64), num_workers=0)
+        vtbench.evaluate(config, out)
+    return out
+
+
+def test_leaderboard_ranks_by_the_chosen_metric(records_dir: Path) -> None:
+    board = vtbench.build_leaderboard(vtbench.find_records(records_dir), rank_by="psnr")
+    psnrs = [row["psnr"] for row in board.rows]
+    assert psnrs == sorted(psnrs, reverse=True)
+    assert board.rows[0]["tokenizer"] == "jpeg-q90" and board.rows[-1]["tokenizer"] == "resample-x4"
+    assert [row["rank"] for row in board.rows] == [1, 2, 3, 4]
+    by_bpp = vtbench.build_leaderboard(vtbench.find_records(records_dir), rank_by="bpp")
+    bpps = [row["bpp"] for row in by_bpp.rows]
+    assert bpps == sorted(bpps)  # lower is better for cost
+
+
+def test_markdown_has_directions_and_cost_columns(records_dir: Path) -> None:
+    text = run_cli("leaderboard", records_dir, "--format", "md").stdout
+    header = text.splitlines()[0]
+    for column in ("psnr ↑", "ssim ↑", "bpp ↓", "tokens ↓", "tokenizer", "images"):
+        assert column in header
+    assert header.index("ssim ↑") < header.index("bpp ↓")
+    assert len(text.splitlines()) == 2 + 4
+
+
+def test_csv_json_and_html_carry_the_same_numbers(records_dir: Path, tmp_path: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(run_cli("leaderboard", records_dir, "-f", "csv").stdout)))
+    board = json.loads(run_cli("leaderboard", records_dir, "-f", "json").stdout)
+    record = json.loads((records_dir / f"jpeg-q90__{Path(rows[0]['record']).name.split('__')[1]}").read_text())
+    assert float(rows[0]["psnr"]) == record["metrics"]["psnr"]["value"] == board["rows"][0]["psnr"]
+    assert board["rank_by"] == "psnr" and {c["key"] for c in board["columns"]} >= {"psnr", "ssim", "bpp", "tokens"}
+    run_cli("leaderboard", records_dir, "-f", "html", "--out", tmp_path / "board.html")
+    page = (tmp_path / "board.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "jpeg-q90" in page and "psnr ↑" in page
+
+
+def test_unknown_rank_metric_is_an_error(records_dir: Path) -> None:
+    result = run_cli("leaderboard", records_dir, "--rank-by", "fid", check=2)
+    assert "cannot rank by 'fid'" in result.stderr
+
+
+def _record(records_dir: Path, tokenizer: str) -> Path:
+    return next(records_dir.glob(f"{tokenizer}__*.json"))
+
+
+def test_compare_passes_on_identical_records(records_dir: Path) -> None:
+    record = _record(records_dir, "jpeg-q90")
+    result = run_cli("compare", record, record)
+    assert "no regression" in result.stdout
+
+
+def test_compare_fails_on_a_regression_and_tolerance_can_allow_it(records_dir: Path) -> None:
+    good, bad = _record(records_dir, "jpeg-q90"), _record(records_dir, "jpeg-q25")
+    result = run_cli("compare", good, bad, "--tolerance", "bpp=100", "--tolerance", "tokens=100%", check=1)
+    assert "regressed" in result.stdout and "REGRESSION" in result.stdout
+    run_cli("compare", good, bad, "-t", "psnr=100", "-t", "ssim=1", "-t", "bpp=100", "-t", "tokens=100%")
+    # the other direction improves quality but costs more bits: bpp and tokens regress
+    result = run_cli("compare", bad, good, check=1)
+    assert "improved" in result.stdout
+
+
+def test_compare_flags_a_missing_metric_and_a_protocol_mismatch(records_dir: Path, tmp_path: Path) -> None:
+    base = _record(records_dir, "jpeg-q90")
+    record = json.loads(base.read_text())
+    del record["metrics"]["ssim"]
+    (tmp_path / "cand.json").write_text(json.dumps(record))
+    result = run_cli("compare", base, tmp_path / "cand.json", check=1)
+    assert "missing" in result.stdout
+    record = json.loads(base.read_text())
+    record["protocol"]["preprocessing"]["resolution"] = 128
+    (tmp_path / "other.json").write_text(json.dumps(record))
+    result = run_cli("compare", base, tmp_path / "other.json", check=2)
+    assert "protocols differ" in result.stderr
+    run_cli("compare", base, tmp_path / "other.json", "--allow-protocol-mismatch")
+
+
+def test_compare_folders_matches_runs_by_name(records_dir: Path, tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(records_dir, candidate)
+    run_cli("compare", records_dir, candidate)
+    next(candidate.glob("webp-q50__*.json")).unlink()
+    result = run_cli("compare", records_dir, candidate, check=1)
+    assert "missing" in result.stdout
+
+
+def test_bad_tolerance_is_a_usage_error(records_dir: Path) -> None:
+    record = _record(records_dir, "jpeg-q90")
+    result = run_cli("compare", record, record, "--tolerance", "psnr", check=2)
+    assert "METRIC=VALUE" in result.stderr
+
+
+def test_a_file_that_is_not_a_record_is_named(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    result = run_cli("compare", tmp_path / "x.json", tmp_path / "x.json", check=2)
+    assert "x.json" in result.stderr and "not a vtbench run record" in result.stderr
