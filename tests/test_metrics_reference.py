@@ -100,11 +100,13 @@ def test_state_round_trip_and_merge_equal_a_single_pass() -> None:
     assert restored.count == 0
 
 
-def test_ssim_in_strips_equals_ssim_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("budget", [5000, 400 * 600 * 2])  # strips of a few rows; two planes at a time
+def test_ssim_in_chunks_equals_ssim_at_once(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
     from vtbench.metrics import ssim as ssim_module
 
-    reference = _tensor(skimage_rgb("coffee"))
-    distorted = _tensor(_jpeg(skimage_rgb("coffee"), 30))
+    reference = torch.cat([_tensor(skimage_rgb("coffee")), _tensor(skimage_rgb("coffee")[::-1])])
+    distorted = torch.cat([_tensor(_jpeg(skimage_rgb("coffee"), 30)), _tensor(_jpeg(skimage_rgb("coffee")[::-1].copy(), 60))])
+    monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", 10**9)
     at_once = ssim(distorted, reference)
-    monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", 5000)  # strips of a few rows
-    assert float(ssim(distorted, reference)) == pytest.approx(float(at_once), abs=1e-9)
+    monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", budget)
+    assert ssim(distorted, reference).tolist() == pytest.approx(at_once.tolist(), abs=1e-9)

@@ -10,6 +10,7 @@ import json
 import platform
 import subprocess
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,13 @@ def _git_state() -> dict[str, Any] | None:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware that produced a record."""
-    import numpy
-    import PIL
-    import torchvision
-
     from vtbench import __version__
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {
@@ -58,9 +61,10 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "pillow": PIL.__version__,
+        "torchvision": version("torchvision"),
+        "numpy": version("numpy"),
+        "pillow": version("pillow"),
+        "scikit-image": version("scikit-image"),
         "device": str(device),
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),

@@ -317,7 +317,7 @@ class Runner:
             originals, recon = originals[index.to(self.device)], recon[index.to(self.device)]
             tokens = _select_tokens(tokens, index)
             items = [items[i] for i in keep]
-        recon = recon.clamp(0, 1).mul(255).round().div(255)
+        recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
         batch = MetricBatch(ids=[item["id"] for item in items], originals=originals, reconstructions=recon, tokens=tokens)
         values: dict[str, torch.Tensor | None] = {}
 

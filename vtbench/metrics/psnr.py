@@ -8,7 +8,7 @@ from vtbench.metrics.base import MeanMetric, MetricBatch
 
 
 def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB: ``10 log10(data_range^2 / MSE)``, MSE over C, H, W in float64.
+    """Per-image PSNR in dB: ``10 log10(data_range^2 / MSE)``, MSE over C, H, W summed in float64.
 
     preds, target: (N, C, H, W). Returns float64 (N,); ``inf`` where the images are equal.
 
@@ -18,7 +18,9 @@ def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> 
     """
     if preds.shape != target.shape:
         raise ValueError(f"psnr: shapes differ: {tuple(preds.shape)} vs {tuple(target.shape)}")
-    mse = (preds.to(torch.float64) - target.to(torch.float64)).square().flatten(1).mean(dim=1)
+    squared_error = (preds - target).square_() if preds.dtype != torch.float64 else (preds - target).square()
+    flat = squared_error.flatten(1)
+    mse = flat.sum(dim=1, dtype=torch.float64) / flat.shape[1]
     return 10.0 * torch.log10(data_range**2 / mse)
 
 

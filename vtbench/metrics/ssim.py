@@ -38,11 +38,15 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     x = preds.reshape(n * channels, 1, height, width)
     y = target.reshape(n * channels, 1, height, width)
     out_h, out_w = height - size + 1, width - size + 1
-    if x.numel() <= _MAX_PIXELS_AT_ONCE:
-        sums = _ssim_map_sum(x.to(dtype), y.to(dtype), taps, data_range)
-    else:
-        rows = max(1, _MAX_PIXELS_AT_ONCE // width - size + 1)
-        sums = torch.zeros(n * channels, dtype=torch.float64, device=preds.device)
+    sums = torch.zeros(n * channels, dtype=torch.float64, device=preds.device)
+    budget = _MAX_PIXELS_AT_ONCE * (1 if preds.device.type == "cpu" else 16)
+    planes_at_once = budget // (height * width)
+    if planes_at_once >= 1:  # whole planes, a few at a time
+        for first in range(0, n * channels, planes_at_once):
+            chunk = slice(first, first + planes_at_once)
+            sums[chunk] = _ssim_map_sum(x[chunk].to(dtype), y[chunk].to(dtype), taps, data_range)
+    else:  # one plane in horizontal strips
+        rows = max(1, budget // width - size + 1)
         for plane in range(n * channels):
             for top in range(0, out_h, rows):
                 strip = slice(top, min(top + rows, out_h) + size - 1)
@@ -53,7 +57,7 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     return per_channel_mean if per_channel else per_channel_mean.mean(dim=1)
 
 
-_MAX_PIXELS_AT_ONCE = 2**24
+_MAX_PIXELS_AT_ONCE = 2**20  # bounds the ~6 float32 buffers of this size that SSIM needs
 
 
 def _ssim_map_sum(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -62,11 +66,13 @@ def _ssim_map_sum(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_ran
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
     filtered = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
     filtered = F.conv2d(filtered, taps.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
-    mu_x, mu_y, xx, yy, xy = filtered.to(torch.float64).unbind(dim=1)
-    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
+    del stack
+    mu_x, mu_y, xx, yy, xy = filtered.unbind(dim=1)
+    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).sum(dim=1)
+    numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
+    denominator = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
+    return (numerator / denominator).flatten(1).sum(dim=1, dtype=torch.float64)
 
 
 class SSIM(MeanMetric):
