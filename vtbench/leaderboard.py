@@ -169,6 +169,18 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None)
     return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows)
 
 
+def print_rich_table(board: Leaderboard, title: str | None = None) -> None:
+    """Print the leaderboard as a rich table, never squeezing numbers into ellipses."""
+    from rich.console import Console
+
+    header, cells = board._header_and_cells()
+    needed = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(header)) + 1
+    console = Console()
+    if console.width < needed:
+        console = Console(width=needed)
+    console.print(to_rich_table(board, title))
+
+
 def to_rich_table(board: Leaderboard, title: str | None = None) -> Any:
     """The leaderboard as a ``rich.table.Table`` for the terminal."""
     from rich.table import Table

@@ -16,14 +16,12 @@ def leaderboard(
     """Turn run records into one comparative table, ranked within each dataset."""
     from vtbench.io import atomic_write_bytes
     from vtbench.leaderboard import build_leaderboard as build
-    from vtbench.leaderboard import to_rich_table
+    from vtbench.leaderboard import print_rich_table
     from vtbench.record import find_records
 
     board = build(find_records(path), rank_by=rank_by)
     if fmt == "table" and out is None:
-        from rich.console import Console
-
-        Console().print(to_rich_table(board))
+        print_rich_table(board)
         return
     text = board.render(fmt)
     if out is None:

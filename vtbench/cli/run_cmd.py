@@ -85,7 +85,7 @@ def run(
 
     from vtbench.errors import RecipeError
     from vtbench.images import Preprocessing
-    from vtbench.leaderboard import build_leaderboard, to_rich_table
+    from vtbench.leaderboard import build_leaderboard, print_rich_table
     from vtbench.recipe import Component, Recipe, load_recipe, run_recipe
 
     if recipe is not None:
@@ -134,7 +134,7 @@ def run(
             for failure in samples["failures"][:5]:
                 console.print(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
     board = build_leaderboard(records, rank_by=rank_by)
-    console.print(to_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}"))
+    print_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}")
     console.print(f"{len(records)} record(s) written to {out}/")
     empty = [r["run_name"] for r in records if r["samples"]["evaluated"] == 0]
     if empty:
