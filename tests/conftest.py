@@ -89,3 +89,15 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         image.resize((96, 80)).save(sub / f"{name}.png")
         image.resize((64, 64)).save(root / f"{name}_small.jpg", quality=95)
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests run only where torch sees CUDA; elsewhere they are skipped with the reason."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

