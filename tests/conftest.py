@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,12 @@ from PIL import Image
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
+
+# Tests never touch the network or the user's caches: weights come from files they make.
+_ISOLATED = Path(tempfile.mkdtemp(prefix="vtbench-tests-"))
+os.environ["VTBENCH_OFFLINE"] = "1"
+os.environ["VTBENCH_HOME"] = str(_ISOLATED / "vtbench-home")
+os.environ["TORCH_HOME"] = str(_ISOLATED / "torch-home")
 
 ENTRY_POINTS = """\
 [vtbench.tokenizers]

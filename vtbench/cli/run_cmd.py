@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,13 @@ def run(
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", min=1, help="Batches between checkpoints.", rich_help_panel=_RUN
     ),
+    skip_unavailable: bool | None = typer.Option(
+        None,
+        "--skip-unavailable/--no-skip-unavailable",
+        help="Record metrics whose weights are missing as not computed.",
+        rich_help_panel=_RUN,
+    ),
+    offline: bool = typer.Option(False, "--offline", help="Never download weights (also: VTBENCH_OFFLINE=1).", rich_help_panel=_RUN),
     restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
         None, "--resolution", help="Evaluation side in pixels (default: tokenizer native, else image size).", rich_help_panel=_PREP
@@ -108,7 +116,10 @@ def run(
         "strict": strict,
         "save_reconstructions": save_reconstructions,
         "checkpoint_every": checkpoint_every,
+        "skip_unavailable": skip_unavailable,
     }
+    if offline:
+        os.environ["VTBENCH_OFFLINE"] = "1"
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
     if prep:

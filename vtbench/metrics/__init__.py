@@ -17,6 +17,24 @@ for _name, _target, _description in [
     ("tokens", "vtbench.metrics.cost:TokensPerImage", "Tokens per image (cost)"),
 ]:
     METRICS.register(_name, _target, description=_description)
+METRICS.register("lpips-alex", "vtbench.metrics.lpips:LPIPS", description="LPIPS, AlexNet backbone (lower is better)", net="alex")
+METRICS.register("lpips-vgg", "vtbench.metrics.lpips:LPIPS", description="LPIPS, VGG16 backbone (lower is better)", net="vgg")
+METRICS.register("fid", "vtbench.metrics.frechet:FID", description="Fréchet Inception Distance vs the originals (rFID; lower is better)")
+METRICS.register(
+    "fd-efficientnet-lite0",
+    "vtbench.metrics.frechet:FrechetDistance",
+    description="Fréchet distance in EfficientNet-Lite0 feature space (not FID; offline weights)",
+    extractor="efficientnet-lite0",
+    feature="pool",
+    dim=1280,
+)
+for _k in (1, 5):
+    METRICS.register(
+        f"class-agreement-top{_k}",
+        "vtbench.metrics.class_agreement:ClassAgreement",
+        description=f"Original's ImageNet class in the reconstruction's top {_k} (EfficientNet-Lite0)",
+        k=_k,
+    )
 
 
 def create_metric(name: str, **options: object) -> Metric:

@@ -22,6 +22,8 @@ class MetricBatch:
 
     originals, reconstructions: float32 (N, 3, H, W) in [0, 1], on the run's device.
     tokens: the tokenizer's output for these images (None for generation runs).
+    features: ``features[extractor]["originals" | "reconstructions"][name]`` -> (N, D),
+        computed once per batch by the shared extractors the metrics asked for.
     """
 
     ids: list[str]
@@ -29,6 +31,7 @@ class MetricBatch:
     reconstructions: torch.Tensor
     tokens: Tokens | None = None
     meta: list[dict[str, Any]] = field(default_factory=list)
+    features: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
 
 
 class Metric(ABC):
@@ -45,9 +48,14 @@ class Metric(ABC):
     kind: Literal["quality", "cost", "distribution", "text"] = "quality"
     description: str = ""
     min_size: int = 1  # smallest image side (pixels) the metric is defined for
+    required_weights: tuple[str, ...] = ()  # weights-store names the metric itself loads
+    extractor: str | None = None  # a shared feature extractor the metric reads from the batch
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}
+
+    def prepare(self, located: dict[str, Any], device: torch.device) -> None:  # noqa: B027 - optional hook
+        """Load networks once the run knows its device and the weights are found."""
 
     def add_state(self, name: str, default: torch.Tensor | list, reduction: Reduction) -> None:
         self._defaults[name] = (default, reduction)
@@ -95,7 +103,14 @@ class Metric(ABC):
                 setattr(self, name, torch.minimum(mine, theirs.to(mine.device)))
 
     def describe(self) -> dict[str, Any]:
-        return {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
+        described = {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
+        if self.extractor:
+            described["extractor"] = self.extractor
+        return described
+
+    def warnings(self) -> list[str]:
+        """Caveats about the computed value (e.g. too few samples), written into the record."""
+        return []
 
 
 class MeanMetric(Metric):

@@ -1,0 +1,165 @@
+"""The weights store, LPIPS and FID against their reference packages with test-made
+weights in the upstream formats, and EfficientNet-Lite0 with its real ImageNet weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from weights_factory import make_inception_weights, make_torchvision_weights
+
+import vtbench
+from conftest import run_cli, skimage_rgb
+from vtbench import weights
+from vtbench.images import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-2015-12-05-6726825d.pth")
+
+
+@pytest.fixture(scope="module")
+def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_torchvision_weights("alexnet", tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
+    root = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"][i % 6])
+        top, left = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
+        Image.fromarray(np.ascontiguousarray(photo[top : top + 64, left : left + 64])).save(root / f"{i:02d}.png")
+    return root
+
+
+def test_missing_weights_fail_before_the_run_naming_file_and_fix(tmp_path: Path) -> None:
+    result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "psnr", "-m", "fid", "--limit", "2", "--out", tmp_path, check=2)
+    assert "weights-inception-2015-12-05-6726825d.pth" in result.stderr
+    assert "vtbench weights fetch inception-v3-compat" in result.stderr and "--skip-unavailable" in result.stderr
+    assert not list(tmp_path.glob("*.json")) and not (tmp_path / ".partial").exists()
+
+
+def test_skip_unavailable_records_not_computed_and_the_gate_notices(tmp_path: Path) -> None:
+    run_cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "psnr", "-m", "lpips-alex", "--limit", "2", "--resolution", "64",
+            "--skip-unavailable", "--out", tmp_path / "skipped")  # fmt: skip
+    record = json.loads((tmp_path / "skipped" / "jpeg-q50__samples.json").read_text())
+    lpips_entry = record["metrics"]["lpips-alex"]
+    assert lpips_entry["value"] is None and lpips_entry["status"] == "unavailable" and "alexnet-owt-7be5be79.pth" in lpips_entry["reason"]
+    assert record["metrics"]["psnr"]["status"] == "ok"
+    assert "lpips-alex ↓" in run_cli("leaderboard", tmp_path / "skipped", "-f", "md").stdout
+    assert "| n/a |" in run_cli("leaderboard", tmp_path / "skipped", "-f", "md").stdout
+
+
+def test_store_rejects_a_corrupt_cached_file_and_honours_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VTBENCH_HOME", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "vgg16-397923af.pth").write_bytes(b"not the real file")
+    with pytest.raises(weights.WeightsUnavailableError, match="expected 397923af"):
+        weights.locate("vgg16")
+    monkeypatch.setenv("VTBENCH_WEIGHTS_VGG16", str(tmp_path / "weights" / "vgg16-397923af.pth"))
+    located = weights.locate("vgg16")
+    assert located.override and located.sha256 == weights.sha256_file(tmp_path / "weights" / "vgg16-397923af.pth")
+
+
+def test_weights_cli_lists_paths_and_verifies() -> None:
+    listing = json.loads(run_cli("weights", "list", "--json").stdout)
+    by_name = {w["name"]: w for w in listing["weights"]}
+    assert set(by_name) >= {"inception-v3-compat", "alexnet", "vgg16", "efficientnet-lite0"}
+    assert by_name["alexnet"]["path"] is None and by_name["efficientnet-lite0"]["path"].endswith("efficientnet-lite0-57934424.pth")
+    assert run_cli("weights", "path", "efficientnet-lite0").stdout.strip().endswith(".pth")
+    result = run_cli("weights", "path", "alexnet", check=2)
+    assert "alexnet-owt-7be5be79.pth" in result.stderr
+    assert "ok       efficientnet-lite0" in run_cli("weights", "verify").stdout
+    assert "VTBENCH_OFFLINE" in run_cli("weights", "fetch", "alexnet", check=2).stderr
+
+
+def test_lpips_equals_the_lpips_package(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import lpips
+
+    from vtbench.metrics.lpips import load_lpips, lpips_distance
+
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    shutil.copy(alexnet_weights, checkpoints / alexnet_weights.name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    reference_model = lpips.LPIPS(net="alex", verbose=False).eval()  # loads the backbone from TORCH_HOME as users' code does
+
+    ours = load_lpips("alex", str(alexnet_weights), torch.device("cpu"))
+    x = torch.from_numpy(skimage_rgb("astronaut")[:128, :128].copy()).permute(2, 0, 1)[None].float() / 255
+    y = torch.from_numpy(skimage_rgb("coffee")[:128, :128].copy()).permute(2, 0, 1)[None].float() / 255
+    batch_x, batch_y = torch.cat([x, y, x]), torch.cat([y, x, x.flip(-1)])
+    with torch.no_grad():
+        expected = reference_model(batch_x, batch_y, normalize=True).flatten().double()
+    got = lpips_distance(ours, batch_x, batch_y)
+    assert torch.allclose(got, expected, atol=1e-5), (got, expected)
+    assert float(lpips_distance(ours, x, x)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_lpips_metric_runs_with_an_override_and_records_the_hash(alexnet_weights: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "VTBENCH_WEIGHTS_ALEXNET": str(alexnet_weights)}
+    run_cli("run", "-t", "jpeg-q10", "-t", "jpeg-q90", "-d", "samples", "-m", "lpips-alex", "--limit", "3", "--resolution", "64",
+            "--out", tmp_path, env=env)  # fmt: skip
+    low = json.loads((tmp_path / "jpeg-q10__samples.json").read_text())
+    high = json.loads((tmp_path / "jpeg-q90__samples.json").read_text())
+    assert low["metrics"]["lpips-alex"]["value"] > high["metrics"]["lpips-alex"]["value"] > 0
+    assert low["protocol"]["weights"] == [
+        {"name": "alexnet", "path": str(alexnet_weights), "sha256": weights.sha256_file(alexnet_weights), "override": True}
+    ]
+
+
+def test_fid_equals_torch_fidelity_given_the_same_weights_and_images(inception_weights: Path, crops: Path, tmp_path: Path) -> None:
+    import torch_fidelity
+
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
+    run_cli(
+        "run", "-t", "jpeg-q25", "-d", crops, "-m", "fid", "--resize-mode", "none", "--save-reconstructions", "--out", tmp_path, env=env
+    )
+    record = json.loads((tmp_path / f"jpeg-q25__{crops.name}.json").read_text())
+    reference = torch_fidelity.calculate_metrics(
+        input1=str(tmp_path / f"jpeg-q25__{crops.name}.recon"), input2=str(crops), fid=True, cuda=False, cache=False,
+        verbose=False, feature_extractor_weights_path=str(inception_weights),
+    )  # fmt: skip
+    expected = reference["frechet_inception_distance"]
+    assert expected > 0
+    assert record["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-3)
+    assert "24 images < feature dimension 2048" in record["metrics"]["fid"]["warnings"][0]
+
+
+def test_efficientnet_lite0_real_weights_recognise_real_photographs() -> None:
+    from vtbench.features import EXTRACTORS
+
+    located = {"efficientnet-lite0": weights.locate("efficientnet-lite0")}
+    extractor = EXTRACTORS.create("efficientnet-lite0", located=located, device=torch.device("cpu"))
+    images = []
+    for name in ("chelsea", "coffee", "rocket"):
+        image = Image.fromarray(skimage_rgb(name))
+        images.append(np.asarray(Preprocessing(224, "center-crop", "bicubic").apply(image)))
+    logits = extractor(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))["logits"]
+    top3 = logits.topk(3).indices.tolist()
+    assert set(top3[0]) & {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+    assert top3[1][0] == 967  # espresso
+    assert top3[2][0] == 657  # missile
+
+
+def test_class_agreement_and_efficientnet_frechet_distance(tmp_path: Path) -> None:
+    metrics = ["class-agreement-top1", "class-agreement-top5", "fd-efficientnet-lite0"]
+    for tokenizer in ("identity", "resample-x16"):
+        config = vtbench.RunConfig(tokenizer, "samples", metrics=metrics, preprocessing=Preprocessing(224), num_workers=0)
+        vtbench.evaluate(config, tmp_path)
+    same = json.loads((tmp_path / "identity__samples.json").read_text())["metrics"]
+    blurred = json.loads((tmp_path / "resample-x16__samples.json").read_text())["metrics"]
+    assert same["class-agreement-top1"]["value"] == 1.0 and same["class-agreement-top5"]["value"] == 1.0
+    assert abs(same["fd-efficientnet-lite0"]["value"]) < 1e-3
+    assert blurred["class-agreement-top1"]["value"] < 1.0
+    assert blurred["class-agreement-top5"]["value"] >= blurred["class-agreement-top1"]["value"]
+    assert blurred["fd-efficientnet-lite0"]["value"] > 1.0
