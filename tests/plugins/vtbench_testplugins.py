@@ -33,8 +33,9 @@ class SlowIdentity(_Pixels):
         return super().encode(images)
 
 
-class NoisyTokenizer(_Pixels):
-    """Adds fixed-seed noise, so metrics are finite and resume must reproduce them exactly."""
+class NoisyTokenizer(SlowIdentity):
+    """Adds fixed-seed noise, so metrics are finite and resume must reproduce them exactly
+    (sleeps VTBENCH_TEST_SLEEP seconds per batch, like SlowIdentity)."""
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(tokens.data.sum().item() * 1000) % (2**31))
