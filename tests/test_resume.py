@@ -18,7 +18,22 @@ def _metrics(path: Path) -> dict:
 
 
 def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
-    args = ["-t", "test-noisy", "-d", photo_folder, "-b", "2", "--checkpoint-every", "1", "--resolution", "48", "--workers", "0"]
+    args = [
+        "-t",
+        "test-noisy",
+        "-d",
+        photo_folder,
+        "-b",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--checkpoint-seconds",
+        "0",
+        "--resolution",
+        "48",
+        "--workers",
+        "0",
+    ]
     reference = tmp_path / "reference"
     run_cli("run", *args, "--out", reference, env=plugin_env)
 
@@ -50,7 +65,22 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
 
 
 def test_partial_state_from_other_settings_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
-    args = ["-t", "test-slow", "-d", photo_folder, "-b", "2", "--checkpoint-every", "1", "--workers", "0", "--out", tmp_path]
+    args = [
+        "-t",
+        "test-slow",
+        "-d",
+        photo_folder,
+        "-b",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--checkpoint-seconds",
+        "0",
+        "--workers",
+        "0",
+        "--out",
+        tmp_path,
+    ]
     env = {**plugin_env, "VTBENCH_TEST_SLEEP": "0.4"}
     process = subprocess.Popen(
         [sys.executable, "-m", "vtbench", "run", *map(str, args), "--resolution", "32"],

@@ -117,22 +117,57 @@ def test_lpips_metric_runs_with_an_override_and_records_the_hash(alexnet_weights
     ]
 
 
-def test_fid_equals_torch_fidelity_given_the_same_weights_and_images(inception_weights: Path, crops: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def distribution_run(inception_weights: Path, crops: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("distribution")
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
+    metrics = ["-m", "fid", "-m", "kid", "-m", "isc", "-m", "precision", "-m", "recall"]
+    args = ["-t", "jpeg-q25", "-d", crops, *metrics, "--resize-mode", "none", "--save-reconstructions", "-b", "5"]
+    run_cli("run", *args, "--out", out, env=env)
+    return json.loads((out / f"jpeg-q25__{crops.name}.json").read_text()), out / f"jpeg-q25__{crops.name}.recon"
+
+
+def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
     import torch_fidelity
 
-    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
-    run_cli(
-        "run", "-t", "jpeg-q25", "-d", crops, "-m", "fid", "--resize-mode", "none", "--save-reconstructions", "--out", tmp_path, env=env
-    )
-    record = json.loads((tmp_path / f"jpeg-q25__{crops.name}.json").read_text())
+    record, recon_folder = distribution_run
     reference = torch_fidelity.calculate_metrics(
-        input1=str(tmp_path / f"jpeg-q25__{crops.name}.recon"), input2=str(crops), fid=True, cuda=False, cache=False,
-        verbose=False, feature_extractor_weights_path=str(inception_weights),
+        input1=str(recon_folder), input2=str(crops), fid=True, kid=True, isc=True, kid_subset_size=24,
+        cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(inception_weights),
     )  # fmt: skip
-    expected = reference["frechet_inception_distance"]
-    assert expected > 0
-    assert record["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-3)
-    assert "24 images < feature dimension 2048" in record["metrics"]["fid"]["warnings"][0]
+    metrics = record["metrics"]
+    assert reference["frechet_inception_distance"] > 0
+    assert metrics["fid"]["value"] == pytest.approx(reference["frechet_inception_distance"], rel=1e-3)
+    assert metrics["kid"]["value"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
+    assert metrics["kid"]["details"]["std"] == pytest.approx(reference["kernel_inception_distance_std"], rel=1e-3, abs=1e-6)
+    assert metrics["isc"]["value"] == pytest.approx(reference["inception_score_mean"], rel=1e-4)
+    assert "24 images < feature dimension 2048" in metrics["fid"]["warnings"][0]
+    assert "subset size 24" in metrics["kid"]["warnings"][0]
+
+
+def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
+    """Kynkäänniemi et al.: a sample is inside the other set's manifold if it lies within
+    the k-th nearest-neighbour radius (k=3, self excluded) of some sample of that set."""
+    from sklearn.neighbors import NearestNeighbors
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    record, recon_folder = distribution_run
+    extractor = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
+
+    def features(folder: Path) -> np.ndarray:
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+        with torch.no_grad():
+            return extractor(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0].double().numpy()
+
+    generated, real = features(recon_folder), features(crops)
+
+    def coverage(samples: np.ndarray, manifold: np.ndarray) -> float:
+        radii = NearestNeighbors(n_neighbors=4).fit(manifold).kneighbors(manifold)[0][:, 3]
+        distances = np.linalg.norm(samples[:, None, :] - manifold[None, :, :], axis=2)
+        return float((distances <= radii[None, :]).any(axis=1).mean())
+
+    assert record["metrics"]["precision"]["value"] == pytest.approx(coverage(generated, real), abs=1e-6)
+    assert record["metrics"]["recall"]["value"] == pytest.approx(coverage(real, generated), abs=1e-6)
 
 
 def test_efficientnet_lite0_real_weights_recognise_real_photographs() -> None:

@@ -56,6 +56,7 @@ class Recipe:
     save_reconstructions: bool = False
     skip_unavailable: bool = False
     checkpoint_every: int = 10
+    checkpoint_seconds: float = 30.0
     source: str | None = None
 
     def runs(self) -> list[Any]:
@@ -80,6 +81,7 @@ class Recipe:
                 save_reconstructions=self.save_reconstructions,
                 skip_unavailable=self.skip_unavailable,
                 checkpoint_every=self.checkpoint_every,
+                checkpoint_seconds=self.checkpoint_seconds,
             )
             for tok in self.tokenizers
             for data in self.datasets

@@ -64,7 +64,8 @@ class RunConfig:
     strict: bool = False
     save_reconstructions: bool = False
     skip_unavailable: bool = False
-    checkpoint_every: int = 10  # batches between checkpoints of the partial state
+    checkpoint_every: int = 10  # batches between checkpoints of the partial state ...
+    checkpoint_seconds: float = 30.0  # ... and at least this long between two checkpoints
 
     @property
     def dataset_name(self) -> str:
@@ -416,7 +417,7 @@ class Runner:
             shuffle=False,
         )
         rows: list[list[Any]] = []
-        started = time.perf_counter()
+        started = last_checkpoint = time.perf_counter()
         wait_start = time.perf_counter()
         try:
             for n_batches, items in enumerate(loader, start=1):
@@ -431,7 +432,9 @@ class Runner:
                 for group in by_shape.values():
                     self._process_group(state, rows, group)
                 state.done += len(items)
-                if n_batches % self.config.checkpoint_every == 0:
+                due = time.perf_counter() - last_checkpoint >= self.config.checkpoint_seconds
+                if n_batches % self.config.checkpoint_every == 0 and due:
+                    last_checkpoint = time.perf_counter()
                     state.timings["total_s"] += time.perf_counter() - started
                     started = time.perf_counter()
                     self._checkpoint(state, rows)
@@ -449,6 +452,8 @@ class Runner:
         metrics: dict[str, Any] = {}
         for name, metric in self.metrics.items():
             metrics[name] = {"value": metric.compute(), "n": metric.count, "status": "ok", **metric.describe()}
+            if metric.details():
+                metrics[name]["details"] = metric.details()
             if metric.warnings():
                 metrics[name]["warnings"] = metric.warnings()
         for name, (metric, reason) in self.unavailable.items():

@@ -66,6 +66,9 @@ def run(
         None, "--strict/--no-strict", help="Fail on the first bad image instead of recording it.", rich_help_panel=_RUN
     ),
     save_reconstructions: bool | None = typer.Option(None, "--save-reconstructions/--no-save-reconstructions", rich_help_panel=_RUN),
+    checkpoint_seconds: float | None = typer.Option(
+        None, "--checkpoint-seconds", min=0, help="Least time between checkpoints (default 30).", rich_help_panel=_RUN
+    ),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", min=1, help="Batches between checkpoints.", rich_help_panel=_RUN
     ),
@@ -116,6 +119,7 @@ def run(
         "strict": strict,
         "save_reconstructions": save_reconstructions,
         "checkpoint_every": checkpoint_every,
+        "checkpoint_seconds": checkpoint_seconds,
         "skip_unavailable": skip_unavailable,
     }
     if offline:

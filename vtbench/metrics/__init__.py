@@ -28,6 +28,17 @@ METRICS.register(
     feature="pool",
     dim=1280,
 )
+METRICS.register("kid", "vtbench.metrics.feature_sets:KID", description="Kernel Inception Distance vs the originals (lower is better)")
+METRICS.register(
+    "isc", "vtbench.metrics.feature_sets:InceptionScore", description="Inception Score of reconstructions / samples (higher is better)"
+)
+for _output in ("precision", "recall"):
+    METRICS.register(
+        _output,
+        "vtbench.metrics.feature_sets:PrecisionRecall",
+        description=f"k-NN {_output} (k=3) in Inception space (higher is better)",
+        output=_output,
+    )
 for _k in (1, 5):
     METRICS.register(
         f"class-agreement-top{_k}",

@@ -108,6 +108,10 @@ class Metric(ABC):
             described["extractor"] = self.extractor
         return described
 
+    def details(self) -> dict[str, Any]:
+        """Secondary numbers beside the value (e.g. a standard deviation over subsets)."""
+        return {}
+
     def warnings(self) -> list[str]:
         """Caveats about the computed value (e.g. too few samples), written into the record."""
         return []

@@ -50,6 +50,8 @@ class FrechetDistance(Metric):
 
     def update(self, batch: MetricBatch) -> None:
         for side in SIDES:
+            if side not in batch.features[self.extractor]:  # generation runs feed one side at a time
+                continue
             features = batch.features[self.extractor][side][self.feature].to(torch.float64).cpu()
             setattr(self, f"{side}_n", getattr(self, f"{side}_n") + features.shape[0])
             setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + features.sum(dim=0))

@@ -1,0 +1,132 @@
+"""Metrics that need every feature vector, not running sums: KID, Inception Score and
+k-NN precision/recall. The formulas are torch-fidelity's own functions (the reference
+implementation), applied to features from vtbench's single shared extractor pass.
+
+Memory: 4 bytes x feature dimension per image and side (2048-d Inception: 8 KiB), kept
+until ``compute``; FID, by contrast, keeps only fixed-size running sums.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vtbench.metrics.base import Metric, MetricBatch
+
+RNG_SEED = 2020  # torch-fidelity's default, so subsets and shuffles match it
+
+
+class _FeatureSet(Metric):
+    """Stores one feature of one extractor for the given sides."""
+
+    kind = "distribution"
+    aggregation = "dataset"
+    extractor = "inception-v3-compat"
+    feature = "2048"
+    sides: tuple[str, ...] = ("originals", "reconstructions")
+
+    def __init__(self) -> None:
+        super().__init__()
+        for side in self.sides:
+            self.add_state(side, [], "cat")
+
+    def update(self, batch: MetricBatch) -> None:
+        for side in self.sides:
+            if side in batch.features[self.extractor]:
+                getattr(self, side).append(batch.features[self.extractor][side][self.feature].float().cpu())
+        return None
+
+    def stacked(self, side: str) -> torch.Tensor:
+        parts = getattr(self, side)
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    @property
+    def count(self) -> int:
+        return sum(part.shape[0] for part in self.reconstructions)
+
+
+class KID(_FeatureSet):
+    """Kernel Inception Distance (polynomial kernel, unbiased MMD^2 over random subsets)."""
+
+    name = "kid"
+    higher_is_better = False
+    description = "Kernel Inception Distance vs the originals (torch-fidelity formula; mean over subsets)"
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000) -> None:
+        super().__init__()
+        self.subsets, self.subset_size = subsets, subset_size
+        self._details: dict[str, Any] = {}
+
+    def compute(self) -> float:
+        from torch_fidelity.metric_kid import kid_features_to_metric
+
+        generated, real = self.stacked("reconstructions"), self.stacked("originals")
+        size = min(self.subset_size, len(generated), len(real))
+        if size < 2:
+            return float("nan")
+        out = kid_features_to_metric(
+            generated, real, kid_subsets=self.subsets, kid_subset_size=size, rng_seed=RNG_SEED, verbose=False,
+            kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1,
+        )  # fmt: skip
+        self._details = {"std": out["kernel_inception_distance_std"], "subsets": self.subsets, "subset_size": size}
+        return out["kernel_inception_distance_mean"]
+
+    def details(self) -> dict[str, Any]:
+        return self._details
+
+    def warnings(self) -> list[str]:
+        if self._details and self._details["subset_size"] < self.subset_size:
+            return [f"subset size {self._details['subset_size']} < the standard {self.subset_size}: too few images"]
+        return []
+
+
+class InceptionScore(_FeatureSet):
+    """Inception Score of the reconstructions (or samples): 10 splits, shuffled with seed 2020."""
+
+    name = "isc"
+    higher_is_better = True
+    feature = "logits_unbiased"
+    sides = ("reconstructions",)
+    description = "Inception Score of the reconstructions / samples (torch-fidelity formula, 10 splits)"
+
+    def __init__(self, splits: int = 10) -> None:
+        super().__init__()
+        self.splits = splits
+        self._details: dict[str, Any] = {}
+
+    def compute(self) -> float:
+        from torch_fidelity.metric_isc import isc_features_to_metric
+
+        logits = self.stacked("reconstructions")
+        if len(logits) < self.splits:
+            return float("nan")
+        out = isc_features_to_metric(logits, splits=self.splits, shuffle=True, rng_seed=RNG_SEED)
+        self._details = {"std": out["inception_score_std"], "splits": self.splits}
+        return out["inception_score_mean"]
+
+    def details(self) -> dict[str, Any]:
+        return self._details
+
+
+class PrecisionRecall(_FeatureSet):
+    """k-NN precision or recall (Kynkäänniemi et al. 2019), k = 3, Inception 2048-d features."""
+
+    higher_is_better = True
+
+    def __init__(self, output: str = "precision", neighborhood: int = 3) -> None:
+        if output not in ("precision", "recall"):
+            raise ValueError(f"output must be precision or recall, got {output!r}")
+        super().__init__()
+        self.output, self.neighborhood = output, neighborhood
+        self.name = output
+        self.description = f"k-NN {output} (k={neighborhood}) of reconstructions vs originals in Inception space"
+
+    def compute(self) -> float:
+        from torch_fidelity.metric_prc import calculate_precision_recall_part
+
+        generated, real = self.stacked("reconstructions"), self.stacked("originals")
+        if len(generated) <= self.neighborhood or len(real) <= self.neighborhood:
+            return float("nan")
+        precision, recall = calculate_precision_recall_part(generated, real, self.neighborhood, 10000)
+        return precision if self.output == "precision" else recall
