@@ -73,11 +73,13 @@ def _allowed_change(tolerance: str, baseline: float) -> float:
 def protocol_key(record: dict[str, Any]) -> dict[str, Any]:
     """The parts of a record that must agree for two results to be comparable."""
     protocol = record.get("protocol", {})
-    preprocessing = {k: v for k, v in protocol.get("preprocessing", {}).items() if k != "library"}
+    preprocessing = protocol.get("preprocessing") or protocol.get("reference_preprocessing") or {}
+    preprocessing = {k: v for k, v in preprocessing.items() if k != "library"}
     return {
         "dataset_manifest": record.get("dataset", {}).get("manifest_sha256"),
         "preprocessing": preprocessing,
         "rounding": protocol.get("rounding"),
+        "extractor_weights": sorted(w["sha256"] for w in protocol.get("weights", [])),
     }
 
 

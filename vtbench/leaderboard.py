@@ -143,7 +143,7 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None)
     rows = []
     for record in records:
         row: dict[str, Any] = {
-            "tokenizer": record["tokenizer"]["name"],
+            "tokenizer": (record.get("tokenizer") or record.get("generator"))["name"],
             "dataset": record["dataset"]["name"],
             "images": record["samples"]["evaluated"],
             "failed": record["samples"]["failed"],

@@ -123,9 +123,63 @@ def create_dataset(name: str, options: dict[str, Any]) -> Dataset:
     """A registered dataset by name; an existing folder path also works as a name."""
     if name not in DATASETS and Path(name).expanduser().is_dir():
         return DATASETS.create("folder", root=name, **options)
+    if name not in DATASETS and name.endswith(".npz") and Path(name).expanduser().is_file():
+        return DATASETS.create("npz", path=name, **options)
     if name not in DATASETS and ("/" in name or Path(name).suffix):
         raise DatasetError(f"dataset {name!r}: no such folder, and not a registered dataset name")
     return DATASETS.create(name, **options)
+
+
+def prepare_metrics(
+    names: list[str], device: torch.device, skip_unavailable: bool
+) -> tuple[dict[str, Metric], dict[str, tuple[Metric, str]], dict[str, Located], dict[str, FeatureExtractor]]:
+    """Create the metrics, find every weights file they need before any work starts, and
+    build each shared feature extractor once. Returns (metrics, unavailable, located, extractors)."""
+    metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
+    located: dict[str, Located] = {}
+    unavailable: dict[str, tuple[Metric, str]] = {}
+    for name, metric in metrics.items():
+        needed = list(metric.required_weights)
+        if metric.extractor:
+            needed += list(EXTRACTORS.get(metric.extractor).load().weights)
+        for weights_name in needed:
+            if weights_name in located:
+                continue
+            try:
+                located[weights_name] = weights_store.locate(weights_name)
+            except WeightsUnavailableError as exc:
+                unavailable[name] = (metric, str(exc))
+                break
+    if unavailable and not skip_unavailable:
+        problems = "\n".join(f"  {name}: {reason}" for name, (_, reason) in unavailable.items())
+        raise WeightsUnavailableError(
+            f"cannot compute {', '.join(unavailable)}:\n{problems}\n"
+            "Fix that, or pass --skip-unavailable to record these metrics as not computed."
+        )
+    active = {name: metric for name, metric in metrics.items() if name not in unavailable}
+    extractors: dict[str, FeatureExtractor] = {}
+    for metric in active.values():
+        if metric.extractor and metric.extractor not in extractors:
+            factory = EXTRACTORS.get(metric.extractor).load()
+            extractors[metric.extractor] = EXTRACTORS.create(
+                metric.extractor, located={w: located[w] for w in factory.weights}, device=device
+            )
+        metric.prepare(located, device)
+    return active, unavailable, located, extractors
+
+
+def metric_entries(metrics: dict[str, Metric], unavailable: dict[str, tuple[Metric, str]]) -> dict[str, Any]:
+    """The ``metrics`` block of a record: computed values, then metrics recorded as not computed."""
+    entries: dict[str, Any] = {}
+    for name, metric in metrics.items():
+        entries[name] = {"value": metric.compute(), "n": metric.count, "status": "ok", **metric.describe()}
+        if metric.details():
+            entries[name]["details"] = metric.details()
+        if metric.warnings():
+            entries[name]["warnings"] = metric.warnings()
+    for name, (metric, reason) in unavailable.items():
+        entries[name] = {"value": None, "n": 0, "status": "unavailable", "reason": reason, **metric.describe()}
+    return entries
 
 
 class _Loading(TorchDataset):
@@ -202,38 +256,9 @@ class Runner:
         self.restart = restart
 
     def _prepare_metrics(self, config: RunConfig) -> None:
-        """Create the metrics, find every weights file they need before any work starts, and
-        build each shared feature extractor once."""
         names = list(dict.fromkeys([*config.metrics, *COST_METRICS]))  # cost always: bpp and tokens in every table
-        metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
-        self.located: dict[str, Located] = {}
-        self.unavailable: dict[str, tuple[Metric, str]] = {}
-        for name, metric in metrics.items():
-            needed = list(metric.required_weights)
-            if metric.extractor:
-                needed += list(EXTRACTORS.get(metric.extractor).load().weights)
-            for weights_name in needed:
-                if weights_name in self.located:
-                    continue
-                try:
-                    self.located[weights_name] = weights_store.locate(weights_name)
-                except WeightsUnavailableError as exc:
-                    self.unavailable[name] = (metric, str(exc))
-                    break
-        if self.unavailable and not config.skip_unavailable:
-            problems = "\n".join(f"  {name}: {reason}" for name, (_, reason) in self.unavailable.items())
-            raise WeightsUnavailableError(
-                f"cannot compute {', '.join(self.unavailable)}:\n{problems}\n"
-                "Fix that, or pass --skip-unavailable to record these metrics as not computed."
-            )
-        self.metrics = {name: metric for name, metric in metrics.items() if name not in self.unavailable}
-        self.extractors: dict[str, FeatureExtractor] = {}
-        for metric in self.metrics.values():
-            if metric.extractor and metric.extractor not in self.extractors:
-                factory = EXTRACTORS.get(metric.extractor).load()
-                located = {w: self.located[w] for w in factory.weights}
-                self.extractors[metric.extractor] = EXTRACTORS.create(metric.extractor, located=located, device=self.device)
-            metric.prepare(self.located, self.device)
+        prepared = prepare_metrics(names, self.device, config.skip_unavailable)
+        self.metrics, self.unavailable, self.located, self.extractors = prepared
 
     # -- checkpoint files -------------------------------------------------------------
     @property
@@ -449,15 +474,7 @@ class Runner:
         return self._finish(state)
 
     def _finish(self, state: _State) -> dict[str, Any]:
-        metrics: dict[str, Any] = {}
-        for name, metric in self.metrics.items():
-            metrics[name] = {"value": metric.compute(), "n": metric.count, "status": "ok", **metric.describe()}
-            if metric.details():
-                metrics[name]["details"] = metric.details()
-            if metric.warnings():
-                metrics[name]["warnings"] = metric.warnings()
-        for name, (metric, reason) in self.unavailable.items():
-            metrics[name] = {"value": None, "n": 0, "status": "unavailable", "reason": reason, **metric.describe()}
+        metrics = metric_entries(self.metrics, self.unavailable)
         timings = dict(state.timings)
         timings["images_per_s"] = state.n_evaluated / timings["total_s"] if timings["total_s"] > 0 else None
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

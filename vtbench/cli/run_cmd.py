@@ -11,6 +11,7 @@ import typer
 
 _RUN = "Run settings (override the recipe)"
 _PREP = "Preprocessing"
+_GEN = "Generation (gFID and co.)"
 
 
 class RichProgress:
@@ -58,6 +59,15 @@ def run(
     ),
     dataset: list[str] = typer.Option([], "--dataset", "-d", help="Dataset name or image folder (repeatable).", rich_help_panel=_RUN),
     metric: list[str] = typer.Option([], "--metric", "-m", help="Metric name (repeatable). `vtbench list metrics`.", rich_help_panel=_RUN),
+    generator: list[str] = typer.Option(
+        [], "--generator", "-g", help="Generator name, or a folder / .npz of samples (repeatable): a generation run.", rich_help_panel=_GEN
+    ),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Reference set (folder, .npz arr_0, dataset name) or mu/sigma .npz.", rich_help_panel=_GEN
+    ),
+    expected_samples: int | None = typer.Option(
+        None, "--expected-samples", help="Fail unless the generator yields exactly this many samples.", rich_help_panel=_GEN
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N images of each dataset.", rich_help_panel=_RUN),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, rich_help_panel=_RUN),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes.", rich_help_panel=_RUN),
@@ -99,6 +109,12 @@ def run(
     from vtbench.leaderboard import build_leaderboard, print_rich_table
     from vtbench.recipe import Component, Recipe, load_recipe, run_recipe
 
+    if offline:
+        os.environ["VTBENCH_OFFLINE"] = "1"
+    if generator:
+        _run_generation(generator, reference, metric, out, resolution, resize_mode, resize_filter, batch_size, device,
+                        expected_samples, bool(skip_unavailable), rank_by)  # fmt: skip
+        return
     if recipe is not None:
         plan = load_recipe(recipe)
     elif tokenizer and dataset:
@@ -122,8 +138,6 @@ def run(
         "checkpoint_seconds": checkpoint_seconds,
         "skip_unavailable": skip_unavailable,
     }
-    if offline:
-        os.environ["VTBENCH_OFFLINE"] = "1"
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
     if prep:
@@ -155,3 +169,40 @@ def run(
     if empty:
         console.print(f"[red]no image could be evaluated in: {', '.join(empty)}[/red]")
         raise typer.Exit(1)
+
+
+def _run_generation(
+    generators: list[str],
+    reference: str | None,
+    metrics: list[str],
+    out: Path,
+    resolution: int | None,
+    resize_mode: str | None,
+    resize_filter: str | None,
+    batch_size: int | None,
+    device: str | None,
+    expected_samples: int | None,
+    skip_unavailable: bool,
+    rank_by: str | None,
+) -> None:
+    from vtbench.errors import RecipeError
+    from vtbench.generation import GENERATION_METRICS, GenerationConfig, evaluate_generation
+    from vtbench.images import Preprocessing
+    from vtbench.leaderboard import build_leaderboard, print_rich_table
+
+    if reference is None:
+        raise RecipeError("a generation run (--generator) needs --reference: a folder, an .npz, a dataset name or mu/sigma statistics")
+    try:
+        preprocessing = Preprocessing(resolution, resize_mode or ("center-crop" if resolution else "none"), resize_filter or "bicubic")
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    records = []
+    for name in generators:
+        config = GenerationConfig(
+            generator=name, reference=reference, metrics=list(metrics) or list(GENERATION_METRICS), preprocessing=preprocessing,
+            batch_size=batch_size or 32, device=device or "auto", expected_samples=expected_samples, skip_unavailable=skip_unavailable,
+        )  # fmt: skip
+        records.append(evaluate_generation(config, out))
+    board = build_leaderboard(records, rank_by=rank_by)
+    print_rich_table(board, title=f"generation vs {Path(reference).name}: ranked by {board.rank_by}")
+    typer.echo(f"{len(records)} record(s) written to {out}/")

@@ -36,6 +36,10 @@ class Dataset(ABC):
     def load(self, index: int) -> Sample:
         """Load image ``index`` (position in ``ids``) as RGB."""
 
+    def content_sha256(self, index: int) -> str:
+        """SHA-256 of image ``index``'s source content (subclasses avoid decoding when they can)."""
+        return self.load(index).content_sha256
+
     def __len__(self) -> int:
         return len(self.ids)
 

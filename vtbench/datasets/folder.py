@@ -40,5 +40,8 @@ class ImageFolder(Dataset):
             raise BadImageError(str(path), f"cannot read file: {exc}") from exc
         return Sample(image_id, decode_image(data, str(path)), sha256_hex(data))
 
+    def content_sha256(self, index: int) -> str:
+        return sha256_hex(self._paths[index].read_bytes())
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "root": str(self.root.resolve())}

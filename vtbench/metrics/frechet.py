@@ -62,6 +62,19 @@ class FrechetDistance(Metric):
     def count(self) -> int:
         return int(self.reconstructions_n)
 
+    def set_reference_statistics(self, mu: np.ndarray, sigma: np.ndarray, n: int = 50_000) -> None:
+        """Use precomputed reference statistics (e.g. from an ``.npz``) as the originals' side.
+
+        Running sums are rebuilt so that ``statistics("originals")`` returns exactly (mu, sigma);
+        ``n`` only has to exceed 1.
+        """
+        if mu.shape != (self.dim,):
+            raise ValueError(f"{self.name}: reference statistics have dimension {mu.shape[0]}, this metric uses {self.dim}")
+        mu_t, sigma_t = torch.from_numpy(mu).double(), torch.from_numpy(sigma).double()
+        self.originals_n = torch.tensor(n)
+        self.originals_sum = mu_t * n
+        self.originals_outer = sigma_t * (n - 1) + n * torch.outer(mu_t, mu_t)
+
     def statistics(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         return gaussian_statistics(getattr(self, f"{side}_n"), getattr(self, f"{side}_sum"), getattr(self, f"{side}_outer"))
 

@@ -1,0 +1,104 @@
+"""Generation evaluation end to end: samples (.npz) against a reference folder, checked
+against torch-fidelity computed independently; cached references; statistics files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from weights_factory import make_inception_weights
+
+from conftest import run_cli, skimage_rgb
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("generation")
+    weights = make_inception_weights(root / "inception.pth", seed=1)
+    reference, samples_dir = root / "reference", root / "samples_png"
+    reference.mkdir()
+    samples_dir.mkdir()
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(20):
+        photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"][i % 5])
+        top, left = rng.integers(0, photo.shape[0] - 64, size=2), rng.integers(0, photo.shape[1] - 64, size=2)
+        Image.fromarray(np.ascontiguousarray(photo[top[0] : top[0] + 64, left[0] : left[0] + 64])).save(reference / f"{i:02d}.png")
+        buffer = io.BytesIO()  # a "generator" whose samples are other crops, JPEG-degraded
+        Image.fromarray(np.ascontiguousarray(photo[top[1] : top[1] + 64, left[1] : left[1] + 64])).save(buffer, "JPEG", quality=30)
+        sample = np.asarray(Image.open(buffer).convert("RGB"))
+        samples.append(sample)
+        Image.fromarray(sample).save(samples_dir / f"{i:02d}.png")
+    np.savez(root / "samples.npz", arr_0=np.stack(samples))
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(weights), "VTBENCH_HOME": str(root / "home")}
+    return {"root": root, "weights": weights, "reference": reference, "samples_png": samples_dir, "env": env}
+
+
+def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(setup: dict) -> None:
+    import torch_fidelity
+
+    root, env = setup["root"], setup["env"]
+    args = [
+        "-g",
+        root / "samples.npz",
+        "--reference",
+        setup["reference"],
+        "-m",
+        "fid",
+        "-m",
+        "kid",
+        "-m",
+        "isc",
+        "--expected-samples",
+        "20",
+    ]
+    first = run_cli("run", *args, "--out", root / "out1", env=env)
+    assert "ranked by fid" in first.stdout
+    record = json.loads((root / "out1" / "samples__reference.json").read_text())
+    assert record["task"] == "generation" and record["samples"]["evaluated"] == 20
+    assert record["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "miss"
+    expected = torch_fidelity.calculate_metrics(
+        input1=str(setup["samples_png"]), input2=str(setup["reference"]), fid=True, kid=True, isc=True, kid_subset_size=20,
+        cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(setup["weights"]),
+    )  # fmt: skip
+    metrics = record["metrics"]
+    assert metrics["fid"]["value"] == pytest.approx(expected["frechet_inception_distance"], rel=1e-3)
+    assert metrics["kid"]["value"] == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
+    assert metrics["isc"]["value"] == pytest.approx(expected["inception_score_mean"], rel=1e-4)
+
+    run_cli("run", *args, "--out", root / "out2", env=env)
+    again = json.loads((root / "out2" / "samples__reference.json").read_text())
+    assert again["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "hit"
+    assert again["metrics"]["fid"]["value"] == metrics["fid"]["value"]
+    assert again["timings"]["reference_s"] < record["timings"]["reference_s"]
+
+
+def test_reference_statistics_export_and_import(setup: dict) -> None:
+    root, env = setup["root"], setup["env"]
+    run_cli("reference-stats", setup["reference"], "--out", root / "stats.npz", env=env)
+    with np.load(root / "stats.npz") as stats:
+        assert stats["mu"].shape == (2048,) and stats["sigma"].shape == (2048, 2048)
+    run_cli("run", "-g", setup["samples_png"], "--reference", root / "stats.npz", "-m", "fid", "--out", root / "from-stats", env=env)
+    run_cli("run", "-g", setup["samples_png"], "--reference", setup["reference"], "-m", "fid", "--out", root / "from-images", env=env)
+    from_stats = json.loads(next((root / "from-stats").glob("*.json")).read_text())["metrics"]["fid"]["value"]
+    from_images = json.loads(next((root / "from-images").glob("*.json")).read_text())["metrics"]["fid"]["value"]
+    assert from_stats == pytest.approx(from_images, rel=1e-6)
+    result = run_cli(
+        "run", "-g", setup["samples_png"], "--reference", root / "stats.npz", "-m", "kid", "--out", root / "x", env=env, check=2
+    )
+    assert "FID only" in result.stderr
+
+
+def test_generation_refuses_wrong_counts_and_paired_metrics(setup: dict) -> None:
+    root, env = setup["root"], setup["env"]
+    result = run_cli("run", "-g", root / "samples.npz", "--reference", setup["reference"], "-m", "fid", "--expected-samples", "50",
+                     "--out", root / "y", env=env, check=2)  # fmt: skip
+    assert "produced 20 samples, 50 were expected" in result.stderr
+    result = run_cli(
+        "run", "-g", root / "samples.npz", "--reference", setup["reference"], "-m", "psnr", "--out", root / "z", env=env, check=2
+    )
+    assert "psnr compare image pairs" in result.stderr

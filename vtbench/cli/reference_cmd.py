@@ -1,0 +1,28 @@
+"""``vtbench reference-stats DATASET --out stats.npz``: export Inception mu/sigma of a reference set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def reference_stats(
+    dataset: str = typer.Argument(..., help="Reference set: folder, .npz with arr_0, or dataset name."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .npz to write (mu, sigma; torch-fidelity / clean-fid layout)."),
+    resolution: int | None = typer.Option(None, "--resolution", help="Resize/crop the reference images to this side first."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache."""
+    from vtbench import weights
+    from vtbench.features import EXTRACTORS
+    from vtbench.images import Preprocessing
+    from vtbench.reference import export_statistics, reference_features
+    from vtbench.runner import create_dataset, resolve_device
+
+    located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
+    extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(device))
+    preprocessing = Preprocessing(resolution, "center-crop" if resolution else "none")
+    features, provenance = reference_features(create_dataset(dataset, {}), preprocessing, extractor)
+    export_statistics(features["2048"], out)
+    typer.echo(f"wrote {out} ({provenance['n_images']} images, feature cache {provenance['cache']})")

@@ -1,0 +1,45 @@
+"""Images stored in an ``.npz`` as ``arr_0`` uint8 (N, H, W, 3): ADM reference batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vtbench.datasets.base import Dataset, Sample, sha256_hex
+from vtbench.errors import DatasetError
+
+
+class NpzImages(Dataset):
+    """Images in ``arr_0`` of an ``.npz`` (uint8 NHWC), e.g. ``VIRTUAL_imagenet256_labeled.npz``."""
+
+    description = "Images in arr_0 of an .npz (uint8 NHWC), e.g. an ADM reference batch"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise DatasetError(f"{self.path}: no such .npz file")
+        with np.load(self.path, mmap_mode="r") as archive:
+            if "arr_0" not in archive.files:
+                raise DatasetError(f"{self.path}: no arr_0 image array (found {', '.join(archive.files)})")
+        self._array = np.load(self.path, mmap_mode="r")["arr_0"]
+        if self._array.dtype != np.uint8 or self._array.ndim != 4 or self._array.shape[-1] != 3:
+            raise DatasetError(f"{self.path}: arr_0 must be uint8 (N, H, W, 3), got {self._array.dtype} {self._array.shape}")
+        self.name = self.path.stem
+        self._ids = [f"{i:06d}" for i in range(self._array.shape[0])]
+
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def load(self, index: int) -> Sample:
+        array = np.ascontiguousarray(self._array[index])
+        return Sample(self._ids[index], Image.fromarray(array, "RGB"), sha256_hex(array.tobytes()))
+
+    def content_sha256(self, index: int) -> str:
+        return sha256_hex(np.ascontiguousarray(self._array[index]).tobytes())
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "path": str(self.path.resolve())}
