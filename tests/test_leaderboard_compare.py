@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import vtbench
@@ -114,3 +115,27 @@ def test_a_file_that_is_not_a_record_is_named(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"hello": 1}')
     result = run_cli("compare", tmp_path / "x.json", tmp_path / "x.json", check=2)
     assert "x.json" in result.stderr and "not a vtbench run record" in result.stderr
+
+
+def test_records_carry_bootstrap_intervals_and_the_table_can_show_them(records_dir: Path) -> None:
+    record = json.loads(_record(records_dir, "jpeg-q25").read_text())
+    low, high = record["metrics"]["psnr"]["ci95"]
+    with open(next(records_dir.glob("jpeg-q25__*.images.csv")), newline="") as handle:
+        values = np.array([float(r["psnr"]) for r in csv.DictReader(handle)])
+    assert low < values.mean() < high
+    normal_half_width = 1.96 * values.std(ddof=1) / np.sqrt(len(values))  # the bootstrap agrees with the CLT roughly
+    assert 0.6 < (high - low) / 2 / normal_half_width < 1.4
+    text = run_cli("leaderboard", records_dir, "-f", "md", "--ci").stdout
+    assert f"[{low:.4g}, {high:.4g}]" in text
+    rows = list(csv.DictReader(io.StringIO(run_cli("leaderboard", records_dir, "-f", "csv").stdout)))
+    assert {"psnr_ci95_low", "psnr_ci95_high", "ssim_ci95_low"} <= set(rows[0])
+
+
+def test_leaderboard_refuses_records_made_under_different_protocols(records_dir: Path, photo_folder: Path, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(records_dir, mixed)
+    config = vtbench.RunConfig("jpeg-q50", str(photo_folder), metrics=["psnr"], preprocessing=Preprocessing(32), num_workers=0)
+    vtbench.evaluate(config, mixed)
+    result = run_cli("leaderboard", mixed, check=2)
+    assert "different protocols" in result.stderr and "--allow-protocol-mismatch" in result.stderr
+    run_cli("leaderboard", mixed, "--allow-protocol-mismatch")

@@ -41,11 +41,19 @@ class Leaderboard:
     rank_by: str
     columns: list[Column]
     rows: list[dict[str, Any]]
+    show_intervals: bool = False  # append 95% bootstrap intervals in md / html / table
 
     def render(self, fmt: str = "md") -> str:
         if fmt not in FORMATS:
             raise VtbenchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
         return {"md": self.to_markdown, "csv": self.to_csv, "json": self.to_json, "html": self.to_html, "table": self.to_markdown}[fmt]()
+
+    def _cell(self, row: dict[str, Any], column: Column) -> str:
+        text = format_value(row.get(column.key))
+        interval = row.get(f"{column.key}_ci95")
+        if self.show_intervals and interval and column.kind != "cost":
+            text += f" [{format_value(interval[0])}, {format_value(interval[1])}]"
+        return text
 
     def _header_and_cells(self) -> tuple[list[str], list[list[str]]]:
         header = ["rank", "tokenizer", "dataset", *[c.header for c in self.columns], "images", "failed"]
@@ -54,7 +62,7 @@ class Leaderboard:
                 str(row["rank"]),
                 row["tokenizer"],
                 row["dataset"],
-                *[format_value(row.get(c.key)) for c in self.columns],
+                *[self._cell(row, c) for c in self.columns],
                 str(row["images"]),
                 str(row["failed"]),
             ]
@@ -72,19 +80,13 @@ class Leaderboard:
     def to_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["rank", "tokenizer", "dataset", *[c.key for c in self.columns], "images", "failed", "record"])
+        quality = [c for c in self.columns if c.kind != "cost"]
+        intervals = [f"{c.key}_ci95_{end}" for c in quality for end in ("low", "high")]
+        writer.writerow(["rank", "tokenizer", "dataset", *[c.key for c in self.columns], *intervals, "images", "failed", "record"])
         for row in self.rows:
-            writer.writerow(
-                [
-                    row["rank"],
-                    row["tokenizer"],
-                    row["dataset"],
-                    *[_csv_value(row.get(c.key)) for c in self.columns],
-                    row["images"],
-                    row["failed"],
-                    row["record"],
-                ]
-            )
+            bounds = [_csv_value((row.get(f"{c.key}_ci95") or [None, None])[i]) for c in quality for i in (0, 1)]
+            values = [_csv_value(row.get(c.key)) for c in self.columns]
+            writer.writerow([row["rank"], row["tokenizer"], row["dataset"], *values, *bounds, row["images"], row["failed"], row["record"]])
         return buffer.getvalue()
 
     def to_json(self) -> str:
@@ -125,10 +127,32 @@ def _csv_value(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None) -> Leaderboard:
+def check_protocols(records: list[dict[str, Any]]) -> None:
+    """Refuse to rank, within one dataset, records made under different protocols."""
+    from vtbench.compare import protocol_key
+
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_dataset.setdefault(record["dataset"]["name"], []).append(record)
+    for dataset, group in by_dataset.items():
+        first = protocol_key(group[0])
+        for other in group[1:]:
+            key = protocol_key(other)
+            if key != first:
+                differing = sorted(k for k in key if key[k] != first[k])
+                raise VtbenchError(
+                    f"{group[0]['run_name']} and {other['run_name']} (dataset {dataset}) were made under different protocols "
+                    f"({', '.join(differing)}: {first[differing[0]]} vs {key[differing[0]]}); their numbers are not comparable. "
+                    "Pass --allow-protocol-mismatch to rank them anyway."
+                )
+
+
+def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None, allow_protocol_mismatch: bool = False) -> Leaderboard:
     """Build a ranked table from run records (see :func:`vtbench.record.find_records`)."""
     if not records:
         raise VtbenchError("no run records to rank")
+    if not allow_protocol_mismatch:
+        check_protocols(records)
     columns: dict[str, Column] = {}
     for record in records:
         for key, metric in record["metrics"].items():
@@ -152,6 +176,8 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None)
         for key in columns:
             metric = record["metrics"].get(key)
             row[key] = parse_float(metric["value"]) if metric else None
+            interval = (metric or {}).get("ci95")
+            row[f"{key}_ci95"] = [parse_float(v) for v in interval] if interval else None
         rows.append(row)
 
     def sort_key(row: dict[str, Any]) -> tuple[str, int, float]:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -423,6 +424,16 @@ class Runner:
             Image.fromarray(array).save(buffer, format="PNG")
             atomic_write_bytes(target, buffer.getvalue())
 
+    def _bootstrap_intervals(self, resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+        """95% percentile-bootstrap intervals of the mean, for every metric with per-image values."""
+        columns: dict[str, list[float]] = {name: [] for name in self.metrics}
+        with open(self._rows_path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                for name in columns:
+                    if row["status"] == "ok" and row[name] != "":
+                        columns[name].append(float(row[name]))
+        return {name: bootstrap_interval(np.asarray(values), resamples, seed) for name, values in columns.items() if len(values) >= 2}
+
     def _manifest_sha256(self) -> str:
         with open(self._rows_path, newline="", encoding="utf-8") as handle:
             return manifest_sha256([(row["id"], row["content_sha256"]) for row in csv.DictReader(handle)])
@@ -475,6 +486,8 @@ class Runner:
 
     def _finish(self, state: _State) -> dict[str, Any]:
         metrics = metric_entries(self.metrics, self.unavailable)
+        for name, interval in self._bootstrap_intervals().items():
+            metrics[name]["ci95"] = interval
         timings = dict(state.timings)
         timings["images_per_s"] = state.n_evaluated / timings["total_s"] if timings["total_s"] > 0 else None
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -526,6 +539,18 @@ class Runner:
         if partial_root.exists() and not any(partial_root.iterdir()):
             partial_root.rmdir()
         return record
+
+
+def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> list[float]:
+    """[low, high] 95% percentile-bootstrap interval of the mean of ``values`` (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 100):  # bounded memory for large datasets
+        count = min(100, resamples - start)
+        means[start : start + count] = values[rng.integers(0, len(values), size=(count, len(values)))].mean(axis=1)
+    with np.errstate(invalid="ignore"):
+        low, high = np.percentile(means, [2.5, 97.5])
+    return [float(low), float(high)]
 
 
 def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:

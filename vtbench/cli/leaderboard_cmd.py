@@ -12,6 +12,8 @@ def leaderboard(
     fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json or html."),
     rank_by: str | None = typer.Option(None, "--rank-by", "-r", help="Metric to rank by (default: the first quality metric)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
+    intervals: bool = typer.Option(False, "--ci", help="Show 95% bootstrap intervals beside per-image metrics."),
+    allow_protocol_mismatch: bool = typer.Option(False, "--allow-protocol-mismatch", help="Rank records made under different protocols."),
 ) -> None:
     """Turn run records into one comparative table, ranked within each dataset."""
     from vtbench.io import atomic_write_bytes
@@ -19,7 +21,8 @@ def leaderboard(
     from vtbench.leaderboard import print_rich_table
     from vtbench.record import find_records
 
-    board = build(find_records(path), rank_by=rank_by)
+    board = build(find_records(path), rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch)
+    board.show_intervals = intervals
     if fmt == "table" and out is None:
         print_rich_table(board)
         return

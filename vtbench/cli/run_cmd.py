@@ -104,7 +104,7 @@ def run(
 
     from rich.console import Console
 
-    from vtbench.errors import RecipeError
+    from vtbench.errors import RecipeError, VtbenchError
     from vtbench.images import Preprocessing
     from vtbench.leaderboard import build_leaderboard, print_rich_table
     from vtbench.recipe import Component, Recipe, load_recipe, run_recipe
@@ -162,7 +162,11 @@ def run(
             )
             for failure in samples["failures"][:5]:
                 console.print(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
-    board = build_leaderboard(records, rank_by=rank_by)
+    try:
+        board = build_leaderboard(records, rank_by=rank_by)
+    except VtbenchError as exc:  # these runs were asked for together: show them, but say why they may not compare
+        console.print(f"[yellow]warning:[/yellow] {exc}")
+        board = build_leaderboard(records, rank_by=rank_by, allow_protocol_mismatch=True)
     print_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}")
     console.print(f"{len(records)} record(s) written to {out}/")
     empty = [r["run_name"] for r in records if r["samples"]["evaluated"] == 0]
