@@ -110,3 +110,17 @@ def test_ssim_in_chunks_equals_ssim_at_once(monkeypatch: pytest.MonkeyPatch, bud
     at_once = ssim(distorted, reference)
     monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", budget)
     assert ssim(distorted, reference).tolist() == pytest.approx(at_once.tolist(), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_ms_ssim_matches_torchmetrics(name: str) -> None:
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as reference
+
+    from vtbench.metrics.ms_ssim import ms_ssim
+
+    photo = np.ascontiguousarray(skimage_rgb(name)[:256, :320])
+    original = _tensor(photo)
+    for label, distorted in _distortions(photo).items():
+        expected = reference(_tensor(distorted).double(), original.double(), data_range=1.0, normalize="relu")
+        got = ms_ssim(_tensor(distorted), original)
+        assert abs(float(got) - float(expected)) < 1e-4, (name, label, float(got), float(expected))

@@ -13,6 +13,7 @@ METRICS: Registry[Metric] = Registry("metrics")
 for _name, _target, _description in [
     ("psnr", "vtbench.metrics.psnr:PSNR", "Peak signal-to-noise ratio, dB (higher is better)"),
     ("ssim", "vtbench.metrics.ssim:SSIM", "Structural similarity, Gaussian window, scikit-image compatible (higher is better)"),
+    ("ms-ssim", "vtbench.metrics.ms_ssim:MSSSIM", "Multi-scale SSIM, 5 scales (higher is better; images >= 176 px)"),
     ("bpp", "vtbench.metrics.cost:BitsPerPixel", "Bits per pixel of the tokens (cost; lower is cheaper)"),
     ("tokens", "vtbench.metrics.cost:TokensPerImage", "Tokens per image (cost)"),
 ]:

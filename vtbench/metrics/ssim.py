@@ -25,8 +25,17 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     sigma=1.5, use_sample_covariance=False, data_range=..., channel_axis=-1)``: the SSIM
     map is computed where the whole window fits (skimage's border crop) and averaged.
     Images must be at least as large as the window (11 px for sigma 1.5). Large images
-    are processed in horizontal strips, so memory stays bounded at any resolution.
+    are processed in chunks of planes or horizontal strips, so memory stays bounded.
     """
+    per_plane, _ = ssim_and_contrast(preds, target, data_range, sigma)
+    return per_plane if per_channel else per_plane.mean(dim=1)
+
+
+def ssim_and_contrast(
+    preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean SSIM and mean contrast-structure term ``(2 cov + C2) / (var_x + var_y + C2)`` of
+    each image plane over the valid window positions: (N, C, H, W) -> two float64 (N, C)."""
     if preds.shape != target.shape:
         raise ValueError(f"ssim: shapes differ: {tuple(preds.shape)} vs {tuple(target.shape)}")
     dtype = torch.float32 if preds.dtype != torch.float64 else torch.float64
@@ -38,30 +47,30 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, sig
     x = preds.reshape(n * channels, 1, height, width)
     y = target.reshape(n * channels, 1, height, width)
     out_h, out_w = height - size + 1, width - size + 1
-    sums = torch.zeros(n * channels, dtype=torch.float64, device=preds.device)
+    sums = torch.zeros(2, n * channels, dtype=torch.float64, device=preds.device)
     budget = _MAX_PIXELS_AT_ONCE * (1 if preds.device.type == "cpu" else 16)
     planes_at_once = budget // (height * width)
     if planes_at_once >= 1:  # whole planes, a few at a time
         for first in range(0, n * channels, planes_at_once):
             chunk = slice(first, first + planes_at_once)
-            sums[chunk] = _ssim_map_sum(x[chunk].to(dtype), y[chunk].to(dtype), taps, data_range)
+            sums[:, chunk] = _ssim_map_sums(x[chunk].to(dtype), y[chunk].to(dtype), taps, data_range)
     else:  # one plane in horizontal strips
         rows = max(1, budget // width - size + 1)
         for plane in range(n * channels):
             for top in range(0, out_h, rows):
                 strip = slice(top, min(top + rows, out_h) + size - 1)
-                sums[plane] += _ssim_map_sum(
+                sums[:, plane] += _ssim_map_sums(
                     x[plane : plane + 1, :, strip].to(dtype), y[plane : plane + 1, :, strip].to(dtype), taps, data_range
-                )[0]
-    per_channel_mean = (sums / (out_h * out_w)).view(n, channels)
-    return per_channel_mean if per_channel else per_channel_mean.mean(dim=1)
+                )[:, 0]
+    means = sums / (out_h * out_w)
+    return means[0].view(n, channels), means[1].view(n, channels)
 
 
 _MAX_PIXELS_AT_ONCE = 2**20  # bounds the ~6 float32 buffers of this size that SSIM needs
 
 
-def _ssim_map_sum(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
-    """Sum of the valid SSIM map of each plane: (P, 1, H, W) twice -> float64 (P,)."""
+def _ssim_map_sums(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Sums of the valid SSIM map and contrast map of each plane: (P, 1, H, W) twice -> float64 (2, P)."""
     size = taps.numel()
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
     filtered = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
@@ -70,9 +79,9 @@ def _ssim_map_sum(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_ran
     mu_x, mu_y, xx, yy, xy = filtered.unbind(dim=1)
     mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
-    denominator = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
-    return (numerator / denominator).flatten(1).sum(dim=1, dtype=torch.float64)
+    contrast = (2 * (xy - mu_xy) + c2) / ((xx - mu_xx) + (yy - mu_yy) + c2)
+    ssim_map = contrast * (2 * mu_xy + c1) / (mu_xx + mu_yy + c1)
+    return torch.stack([ssim_map.flatten(1).sum(dim=1, dtype=torch.float64), contrast.flatten(1).sum(dim=1, dtype=torch.float64)])
 
 
 class SSIM(MeanMetric):
