@@ -28,3 +28,4 @@ bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/memory_scaling.py
 	$(BIN)/python benchmarks/quickstart_time.py
+	$(BIN)/python benchmarks/reference_cache.py

@@ -145,6 +145,24 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
     assert "subset size 24" in metrics["kid"]["warnings"][0]
 
 
+def test_a_second_run_reads_the_originals_features_from_the_cache(
+    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path, tmp_path: Path
+) -> None:
+    first, _ = distribution_run
+    assert first["protocol"]["reference_cache"] == {"inception-v3-compat": "miss"}
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
+    args = ["-t", "jpeg-q25", "-d", crops, "-m", "fid", "-m", "kid", "-m", "precision", "--resize-mode", "none", "-b", "5"]
+    run_cli("run", *args, "--out", tmp_path / "cached", env=env)
+    run_cli("run", *args, "--no-cache", "--out", tmp_path / "uncached", env=env)
+    cached = json.loads(next((tmp_path / "cached").glob("*.json")).read_text())
+    uncached = json.loads(next((tmp_path / "uncached").glob("*.json")).read_text())
+    assert cached["protocol"]["reference_cache"] == {"inception-v3-compat": "hit"}
+    assert uncached["protocol"]["reference_cache"] == {"inception-v3-compat": "off"}
+    for name in ("fid", "kid", "precision"):
+        assert cached["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
+        assert uncached["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
+
+
 def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
     """Kynkäänniemi et al.: a sample is inside the other set's manifold if it lies within
     the k-th nearest-neighbour radius (k=3, self excluded) of some sample of that set."""

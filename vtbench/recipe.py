@@ -55,6 +55,7 @@ class Recipe:
     strict: bool = False
     save_reconstructions: bool = False
     skip_unavailable: bool = False
+    use_cache: bool = True
     checkpoint_every: int = 10
     checkpoint_seconds: float = 30.0
     source: str | None = None
@@ -80,6 +81,7 @@ class Recipe:
                 strict=self.strict,
                 save_reconstructions=self.save_reconstructions,
                 skip_unavailable=self.skip_unavailable,
+                use_cache=self.use_cache,
                 checkpoint_every=self.checkpoint_every,
                 checkpoint_seconds=self.checkpoint_seconds,
             )

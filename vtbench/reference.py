@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,71 @@ def cache_key(manifest: str, preprocessing: Preprocessing, extractor: FeatureExt
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+class FeatureCache:
+    """Cached per-image features of a reference, one folder per key::
+
+        <key>/meta.json          {"ids": [...], "features": {"2048": [N, D], ...}}
+        <key>/<feature>.npy      float32 (N, D), memory-mapped when read
+
+    Written through :class:`CacheWriter` into a temporary folder renamed into place on
+    commit, so a reader never sees half an entry and a killed writer leaves no entry.
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_dir()
+
+    def load(self, key: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
+        folder = self.root / key
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            features = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in meta["features"]}
+        except (OSError, ValueError, KeyError):
+            return None
+        return meta["ids"], features
+
+    def writer(self, key: str, n: int, dims: dict[str, int]) -> CacheWriter:
+        return CacheWriter(self.root, key, n, dims)
+
+
+class CacheWriter:
+    """Fills (N, D) arrays row by row on disk (bounded memory), then commits them atomically."""
+
+    def __init__(self, root: Path, key: str, n: int, dims: dict[str, int]) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root, self.key, self.dims = root, key, dims
+        self.tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key[:12]}."))
+        self.arrays = {
+            name: np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+            for name, dim in dims.items()
+        }
+        self.filled = np.zeros(n, dtype=bool)
+
+    def put(self, rows: list[int], features: dict[str, torch.Tensor]) -> None:
+        for name, array in self.arrays.items():
+            array[rows] = features[name].float().cpu().numpy()
+        self.filled[rows] = True
+
+    def commit(self, ids: list[str]) -> bool:
+        """Publish the entry if every row was filled; otherwise discard it. Returns success."""
+        complete = bool(self.filled.all())
+        for array in self.arrays.values():
+            array.flush()
+        self.arrays.clear()
+        if complete:
+            meta = {"ids": ids, "features": {name: [len(ids), dim] for name, dim in self.dims.items()}, "schema": CACHE_SCHEMA_VERSION}
+            (self.tmp / "meta.json").write_text(json.dumps(meta))
+            target = self.root / self.key
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(self.tmp, target)
+        else:
+            self.discard()
+        return complete
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def reference_features(
     dataset: Dataset, preprocessing: Preprocessing, extractor: FeatureExtractor, batch_size: int = 32, use_cache: bool = True
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -59,25 +127,29 @@ def reference_features(
     from the cache when the same content was seen before. Returns (features, provenance)."""
     manifest = dataset_manifest(dataset)
     key = cache_key(manifest, preprocessing, extractor)
-    path = cache_dir() / f"{key}.pt"
     provenance = {"dataset": dataset.name, "n_images": len(dataset), "manifest_sha256": manifest, "cache_key": key}
-    if use_cache and path.is_file():
-        return torch.load(path, weights_only=True), {**provenance, "cache": "hit"}
-    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in extractor.provides}
+    cache = FeatureCache()
+    cached = cache.load(key) if use_cache else None
+    if cached is not None:
+        return {name: torch.from_numpy(np.array(array)) for name, array in cached[1].items()}, {**provenance, "cache": "hit"}
+    writer: CacheWriter | None = None
     for start in range(0, len(dataset), batch_size):
-        images = [pil_to_uint8_chw(preprocessing.apply(dataset.load(i).image)) for i in range(start, min(start + batch_size, len(dataset)))]
+        rows = list(range(start, min(start + batch_size, len(dataset))))
+        images = [pil_to_uint8_chw(preprocessing.apply(dataset.load(i).image)) for i in rows]
         shapes = {image.shape for image in images}
         if len(shapes) > 1:
             raise VtbenchError(f"reference {dataset.name}: images differ in size {sorted(shapes)}; set a --resolution")
-        batch = torch.from_numpy(np.stack(images)).to(extractor.device)
-        for name, value in extractor(batch).items():
-            chunks[name].append(value.float().cpu())
-    features = {name: torch.cat(parts) for name, parts in chunks.items()}
+        features = extractor(torch.from_numpy(np.stack(images)).to(extractor.device))
+        if writer is None:
+            writer = cache.writer(key, len(dataset), {name: value.shape[1] for name, value in features.items()})
+        writer.put(rows, features)
+    assert writer is not None
+    result = {name: torch.from_numpy(np.array(array)) for name, array in writer.arrays.items()}
     if use_cache:
-        buffer = io.BytesIO()
-        torch.save(features, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-    return features, {**provenance, "cache": "miss"}
+        writer.commit(list(dataset.ids))
+    else:
+        writer.discard()
+    return result, {**provenance, "cache": "miss" if use_cache else "off"}
 
 
 def export_statistics(features: torch.Tensor, path: str | Path) -> None:

@@ -38,6 +38,7 @@ from vtbench.images import CONVERSION_POLICY, Preprocessing, pil_to_uint8_chw
 from vtbench.io import atomic_write_bytes, atomic_write_json
 from vtbench.metrics import METRICS, Metric, MetricBatch
 from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, per_image_path, record_path
+from vtbench.reference import CacheWriter, FeatureCache, cache_key
 from vtbench.tokenizers import TOKENIZERS, Tokenizer, Tokens
 from vtbench.weights import Located, WeightsUnavailableError
 
@@ -65,6 +66,7 @@ class RunConfig:
     strict: bool = False
     save_reconstructions: bool = False
     skip_unavailable: bool = False
+    use_cache: bool = True  # originals' features from / into the content-keyed reference cache
     checkpoint_every: int = 10  # batches between checkpoints of the partial state ...
     checkpoint_seconds: float = 30.0  # ... and at least this long between two checkpoints
 
@@ -387,7 +389,7 @@ class Runner:
             tokens = _select_tokens(tokens, index)
             items = [items[i] for i in keep]
         recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
-        features = self._timed(state, "features_s", lambda: self._features(originals, recon))
+        features = self._timed(state, "features_s", lambda: self._features(items, originals, recon))
         batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features)
         values: dict[str, torch.Tensor | None] = {}
 
@@ -407,12 +409,57 @@ class Runner:
         if self.config.save_reconstructions:
             self._save_reconstructions(items, recon)
 
-    def _features(self, originals: torch.Tensor, recon: torch.Tensor) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
-        """One pass of each shared extractor over both sides of the batch (uint8, exact levels)."""
+    def _open_reference_cache(self, fresh: bool) -> None:
+        """Originals' features come from the content-keyed cache when another run (another
+        tokenizer, say) already computed them; a fresh run without a hit fills the cache."""
+        self.cached_originals: dict[str, tuple[dict[str, int], dict[str, np.ndarray]]] = {}
+        self.cache_writers: dict[str, CacheWriter] = {}
+        self.cache_pending: dict[str, str] = {}
+        self.cache_status: dict[str, str] = {}
         if not self.extractors:
-            return {}
-        sides = {"originals": originals.mul(255).round_().to(torch.uint8), "reconstructions": recon.mul(255).round_().to(torch.uint8)}
-        return {name: {side: extractor(images) for side, images in sides.items()} for name, extractor in self.extractors.items()}
+            return
+        if not self.config.use_cache:
+            self.cache_status = dict.fromkeys(self.extractors, "off")
+            return
+        dataset, cache = self.dataset, FeatureCache()
+        manifest = manifest_sha256([(dataset.ids[i], dataset.content_sha256(i)) for i in range(self.total)])
+        for name, extractor in self.extractors.items():
+            key = cache_key(manifest, self.preprocessing, extractor)
+            cached = cache.load(key)
+            if cached is not None:
+                ids, features = cached
+                self.cached_originals[name] = ({image_id: row for row, image_id in enumerate(ids)}, features)
+                self.cache_status[name] = "hit"
+            elif fresh:
+                self.cache_pending[name] = key  # the writer opens once the feature sizes are known
+                self.cache_status[name] = "miss"
+            else:
+                self.cache_status[name] = "miss (resumed run: not cached)"
+
+    def _features(
+        self, items: list[dict[str, Any]], originals: torch.Tensor, recon: torch.Tensor
+    ) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+        """One pass of each shared extractor per side of the batch (uint8, exact levels);
+        the originals' side is read from the reference cache when it holds them."""
+        features: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+        originals_u8: torch.Tensor | None = None
+        for name, extractor in self.extractors.items():
+            side: dict[str, dict[str, torch.Tensor]] = {"reconstructions": extractor(recon.mul(255).round_().to(torch.uint8))}
+            if name in self.cached_originals:
+                rows_by_id, arrays = self.cached_originals[name]
+                rows = [rows_by_id[item["id"]] for item in items]
+                side["originals"] = {f: torch.from_numpy(np.asarray(a[rows])).to(self.device) for f, a in arrays.items()}
+            else:
+                if originals_u8 is None:
+                    originals_u8 = originals.mul(255).round_().to(torch.uint8)
+                side["originals"] = extractor(originals_u8)
+                if name in self.cache_pending:
+                    dims = {feature: value.shape[1] for feature, value in side["originals"].items()}
+                    self.cache_writers[name] = FeatureCache().writer(self.cache_pending.pop(name), self.total, dims)
+                if name in self.cache_writers:
+                    self.cache_writers[name].put([item["index"] for item in items], side["originals"])
+            features[name] = side
+        return features
 
     def _save_reconstructions(self, items: list[dict[str, Any]], recon: torch.Tensor) -> None:
         folder = self.out_dir / f"{self.config.run_name}.recon"
@@ -440,6 +487,7 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         state = self._load_or_start()
+        self._open_reference_cache(fresh=state.done == 0)
         if self.progress:
             self.progress.start(self.config.run_name, self.total, state.done)
         if self.device.type == "cuda":
@@ -482,6 +530,8 @@ class Runner:
                 self.progress.finish()
         state.timings["total_s"] += time.perf_counter() - started
         self._checkpoint(state, rows)
+        for writer in self.cache_writers.values():
+            writer.commit(self.dataset.ids[: self.total])  # discarded when an image failed (rows missing)
         return self._finish(state)
 
     def _finish(self, state: _State) -> dict[str, Any]:
@@ -514,6 +564,7 @@ class Runner:
                 "value_range": "[0, 1] float32 RGB, NCHW",
                 "rounding": ROUNDING,
                 "feature_extractors": [extractor.describe() for extractor in self.extractors.values()],
+                "reference_cache": self.cache_status,
                 "weights": [located.to_dict() for located in self.located.values()],
             },
             "metrics": metrics,

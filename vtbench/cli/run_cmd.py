@@ -88,6 +88,7 @@ def run(
         help="Record metrics whose weights are missing as not computed.",
         rich_help_panel=_RUN,
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the reference feature cache.", rich_help_panel=_RUN),
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also: VTBENCH_OFFLINE=1).", rich_help_panel=_RUN),
     restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
@@ -137,6 +138,7 @@ def run(
         "checkpoint_every": checkpoint_every,
         "checkpoint_seconds": checkpoint_seconds,
         "skip_unavailable": skip_unavailable,
+        "use_cache": False if no_cache else None,
     }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
