@@ -29,3 +29,4 @@ bench: install
 	$(BIN)/python benchmarks/memory_scaling.py
 	$(BIN)/python benchmarks/quickstart_time.py
 	$(BIN)/python benchmarks/reference_cache.py
+	$(BIN)/python benchmarks/accuracy.py

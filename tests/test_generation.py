@@ -24,7 +24,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     samples_dir.mkdir()
     rng = np.random.default_rng(1)
     samples = []
-    for i in range(20):
+    for i in range(12):
         photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"][i % 5])
         top, left = rng.integers(0, photo.shape[0] - 64, size=2), rng.integers(0, photo.shape[1] - 64, size=2)
         Image.fromarray(np.ascontiguousarray(photo[top[0] : top[0] + 64, left[0] : left[0] + 64])).save(reference / f"{i:02d}.png")
@@ -54,15 +54,15 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
         "-m",
         "isc",
         "--expected-samples",
-        "20",
+        "12",
     ]
     first = run_cli("run", *args, "--out", root / "out1", env=env)
     assert "ranked by fid" in first.stdout
     record = json.loads((root / "out1" / "samples__reference.json").read_text())
-    assert record["task"] == "generation" and record["samples"]["evaluated"] == 20
+    assert record["task"] == "generation" and record["samples"]["evaluated"] == 12
     assert record["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "miss"
     expected = torch_fidelity.calculate_metrics(
-        input1=str(setup["samples_png"]), input2=str(setup["reference"]), fid=True, kid=True, isc=True, kid_subset_size=20,
+        input1=str(setup["samples_png"]), input2=str(setup["reference"]), fid=True, kid=True, isc=True, kid_subset_size=12,
         cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(setup["weights"]),
     )  # fmt: skip
     metrics = record["metrics"]
@@ -70,34 +70,41 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
     assert metrics["kid"]["value"] == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
     assert metrics["isc"]["value"] == pytest.approx(expected["inception_score_mean"], rel=1e-4)
 
-    run_cli("run", *args, "--out", root / "out2", env=env)
-    again = json.loads((root / "out2" / "samples__reference.json").read_text())
+    from vtbench.generation import GenerationConfig, evaluate_generation
+
+    with pytest.MonkeyPatch.context() as patch:  # the second run in-process: no interpreter start-up to pay
+        for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
+            patch.setenv(key, env[key])
+        config = GenerationConfig(str(root / "samples.npz"), str(setup["reference"]), metrics=["fid", "kid", "isc"], expected_samples=12)
+        again = evaluate_generation(config, root / "out2")
     assert again["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "hit"
     assert again["metrics"]["fid"]["value"] == metrics["fid"]["value"]
     assert again["timings"]["reference_s"] < record["timings"]["reference_s"]
 
 
-def test_reference_statistics_export_and_import(setup: dict) -> None:
+def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtbench.errors import VtbenchError
+    from vtbench.generation import GenerationConfig, evaluate_generation
+
     root, env = setup["root"], setup["env"]
     run_cli("reference-stats", setup["reference"], "--out", root / "stats.npz", env=env)
     with np.load(root / "stats.npz") as stats:
         assert stats["mu"].shape == (2048,) and stats["sigma"].shape == (2048, 2048)
-    run_cli("run", "-g", setup["samples_png"], "--reference", root / "stats.npz", "-m", "fid", "--out", root / "from-stats", env=env)
-    run_cli("run", "-g", setup["samples_png"], "--reference", setup["reference"], "-m", "fid", "--out", root / "from-images", env=env)
-    from_stats = json.loads(next((root / "from-stats").glob("*.json")).read_text())["metrics"]["fid"]["value"]
-    from_images = json.loads(next((root / "from-images").glob("*.json")).read_text())["metrics"]["fid"]["value"]
-    assert from_stats == pytest.approx(from_images, rel=1e-6)
-    result = run_cli(
-        "run", "-g", setup["samples_png"], "--reference", root / "stats.npz", "-m", "kid", "--out", root / "x", env=env, check=2
-    )
-    assert "FID only" in result.stderr
+    for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
+        monkeypatch.setenv(key, env[key])
+    samples = str(setup["samples_png"])
+    from_stats = evaluate_generation(GenerationConfig(samples, str(root / "stats.npz"), metrics=["fid"]), root / "from-stats")
+    from_images = evaluate_generation(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
+    assert from_stats["metrics"]["fid"]["value"] == pytest.approx(from_images["metrics"]["fid"]["value"], rel=1e-6)
+    with pytest.raises(VtbenchError, match="FID only"):
+        evaluate_generation(GenerationConfig(samples, str(root / "stats.npz"), metrics=["kid"]), root / "x")
 
 
 def test_generation_refuses_wrong_counts_and_paired_metrics(setup: dict) -> None:
     root, env = setup["root"], setup["env"]
     result = run_cli("run", "-g", root / "samples.npz", "--reference", setup["reference"], "-m", "fid", "--expected-samples", "50",
                      "--out", root / "y", env=env, check=2)  # fmt: skip
-    assert "produced 20 samples, 50 were expected" in result.stderr
+    assert "holds 12 samples, 50 were expected" in result.stderr
     result = run_cli(
         "run", "-g", root / "samples.npz", "--reference", setup["reference"], "-m", "psnr", "--out", root / "z", env=env, check=2
     )

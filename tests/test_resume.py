@@ -17,35 +17,14 @@ def _metrics(path: Path) -> dict:
     return {k: v["value"] for k, v in json.loads(path.read_text())["metrics"].items()}
 
 
-def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
-    args = [
-        "-t",
-        "test-noisy",
-        "-d",
-        photo_folder,
-        "-b",
-        "2",
-        "--checkpoint-every",
-        "1",
-        "--checkpoint-seconds",
-        "0",
-        "--resolution",
-        "48",
-        "--workers",
-        "0",
-    ]
-    reference = tmp_path / "reference"
-    run_cli("run", *args, "--out", reference, env=plugin_env)
-
-    interrupted = tmp_path / "interrupted"
-    env = {**plugin_env, "VTBENCH_TEST_SLEEP": "0.4"}
+def _kill_after_first_checkpoint(args: list, out: Path, state: Path, env: dict[str, str]) -> None:
+    """Start ``vtbench run ARGS --out OUT`` slowed down, SIGKILL it once a checkpoint exists."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(interrupted)],
-        env=env,
+        [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)],
+        env={**env, "VTBENCH_TEST_SLEEP": "0.4"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = interrupted / ".partial" / f"test-noisy__{photo_folder.name}" / "state.pt"
     deadline = time.time() + 120
     while time.time() < deadline and not state.exists():
         time.sleep(0.05)
@@ -53,10 +32,20 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
     assert process.poll() is None, "the run finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (interrupted / f"test-noisy__{photo_folder.name}.json").exists()
+
+
+CHECKPOINT_EVERY_BATCH = ["-b", "2", "--checkpoint-every", "1", "--checkpoint-seconds", "0", "--workers", "0"]
+
+
+def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
+    args = ["-t", "test-noisy", "-d", photo_folder, *CHECKPOINT_EVERY_BATCH, "--resolution", "48"]
+    name = f"test-noisy__{photo_folder.name}"
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    run_cli("run", *args, "--out", reference, env=plugin_env)
+    _kill_after_first_checkpoint(args, interrupted, interrupted / ".partial" / name / "state.pt", plugin_env)
+    assert not (interrupted / f"{name}.json").exists()
 
     run_cli("run", *args, "--out", interrupted, env=plugin_env)
-    name = f"test-noisy__{photo_folder.name}"
     assert _metrics(interrupted / f"{name}.json") == _metrics(reference / f"{name}.json")
     resumed_rows = (interrupted / f"{name}.images.csv").read_text().splitlines()
     reference_rows = (reference / f"{name}.images.csv").read_text().splitlines()
@@ -65,39 +54,13 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
 
 
 def test_partial_state_from_other_settings_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
-    args = [
-        "-t",
-        "test-slow",
-        "-d",
-        photo_folder,
-        "-b",
-        "2",
-        "--checkpoint-every",
-        "1",
-        "--checkpoint-seconds",
-        "0",
-        "--workers",
-        "0",
-        "--out",
-        tmp_path,
-    ]
-    env = {**plugin_env, "VTBENCH_TEST_SLEEP": "0.4"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vtbench", "run", *map(str, args), "--resolution", "32"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state = tmp_path / ".partial" / f"test-slow__{photo_folder.name}" / "state.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and not state.exists():
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    result = run_cli("run", *args, "--resolution", "40", env=plugin_env, check=2)
+    args = ["-t", "test-slow", "-d", photo_folder, *CHECKPOINT_EVERY_BATCH]
+    name = f"test-slow__{photo_folder.name}"
+    _kill_after_first_checkpoint([*args, "--resolution", "32"], tmp_path, tmp_path / ".partial" / name / "state.pt", plugin_env)
+    result = run_cli("run", *args, "--resolution", "40", "--out", tmp_path, env=plugin_env, check=2)
     assert "different settings" in result.stderr and "--restart" in result.stderr
-    run_cli("run", *args, "--resolution", "40", "--restart", env=plugin_env)
-    record = json.loads((tmp_path / f"test-slow__{photo_folder.name}.json").read_text())
+    run_cli("run", *args, "--resolution", "40", "--restart", "--out", tmp_path, env=plugin_env)
+    record = json.loads((tmp_path / f"{name}.json").read_text())
     assert record["protocol"]["evaluation_sizes"] == {"40x40": 12}
 
 

@@ -146,21 +146,21 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
 
 
 def test_a_second_run_reads_the_originals_features_from_the_cache(
-    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path, tmp_path: Path
+    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, _ = distribution_run
     assert first["protocol"]["reference_cache"] == {"inception-v3-compat": "miss"}
-    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
-    args = ["-t", "jpeg-q25", "-d", crops, "-m", "fid", "-m", "kid", "-m", "precision", "--resize-mode", "none", "-b", "5"]
-    run_cli("run", *args, "--out", tmp_path / "cached", env=env)
-    run_cli("run", *args, "--no-cache", "--out", tmp_path / "uncached", env=env)
-    cached = json.loads(next((tmp_path / "cached").glob("*.json")).read_text())
-    uncached = json.loads(next((tmp_path / "uncached").glob("*.json")).read_text())
-    assert cached["protocol"]["reference_cache"] == {"inception-v3-compat": "hit"}
-    assert uncached["protocol"]["reference_cache"] == {"inception-v3-compat": "off"}
-    for name in ("fid", "kid", "precision"):
-        assert cached["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
-        assert uncached["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
+    monkeypatch.setenv("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", str(inception_weights))
+    records = {}
+    for use_cache in (True, False):  # in-process: the same code path as the CLI, without its start-up
+        config = vtbench.RunConfig("jpeg-q25", str(crops), metrics=["fid", "precision"], preprocessing=Preprocessing(mode="none"),
+                                   batch_size=5, num_workers=0, use_cache=use_cache)  # fmt: skip
+        records[use_cache] = vtbench.evaluate(config, tmp_path / str(use_cache))
+    assert records[True]["protocol"]["reference_cache"] == {"inception-v3-compat": "hit"}
+    assert records[False]["protocol"]["reference_cache"] == {"inception-v3-compat": "off"}
+    for name in ("fid", "precision"):
+        for record in records.values():
+            assert record["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
 
 
 def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:

@@ -90,7 +90,15 @@ def evaluate_generation(config: GenerationConfig, out_dir: str | Path) -> dict[s
         )
     timings = {"reference_s": 0.0, "generate_s": 0.0, "features_s": 0.0, "metrics_s": 0.0}
 
-    # the reference side
+    # the samples: a wrong count is refused before any work
+    generator = create_generator(config.generator, config.generator_options)
+    known = generator.num_samples
+    if config.expected_samples is not None and known is not None and known != config.expected_samples:
+        raise VtbenchError(
+            f"generator {config.generator_name!r} holds {known} samples, {config.expected_samples} were expected: "
+            "refusing to score a different sample count"
+        )
+    # the reference side (cached by content)
     tick = time.perf_counter()
     reference_info: dict[str, Any]
     if _is_statistics_file(config.reference):
@@ -115,7 +123,6 @@ def evaluate_generation(config: GenerationConfig, out_dir: str | Path) -> dict[s
     timings["reference_s"] = time.perf_counter() - tick
 
     # the generated side
-    generator = create_generator(config.generator, config.generator_options)
     n_generated = 0
     iterator = iter(generator.generate(batch_size=config.batch_size))
     while True:

@@ -78,6 +78,12 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "library": CONVERSION_POLICY["library"]}
 
+    def canonical(self) -> dict[str, Any]:
+        """What the policy does, ignoring settings that have no effect (for cache keys)."""
+        if self.resolution is None or self.mode == "none":
+            return {"resolution": None, "mode": "none"}
+        return {**asdict(self), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
+
     def apply(self, image: Image.Image) -> Image.Image:
         """Resize/crop an RGB PIL image according to the policy."""
         if self.mode == "none" or self.resolution is None:

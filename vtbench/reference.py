@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ def dataset_manifest(dataset: Dataset) -> str:
 def cache_key(manifest: str, preprocessing: Preprocessing, extractor: FeatureExtractor) -> str:
     identity = {
         "manifest": manifest,
-        "preprocessing": asdict(preprocessing),
+        "preprocessing": preprocessing.canonical(),
         "extractor": extractor.name,
         "weights": sorted(w.sha256 for w in extractor.located.values()),
         "schema": CACHE_SCHEMA_VERSION,
