@@ -157,11 +157,3 @@ class Registry(Generic[T]):
             return factory(**kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.kind} {name!r}: bad options {kwargs}: {exc}") from exc
-
-
-def split_spec(spec: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``"jpeg-q50"`` or ``{"name": "jpeg-q50", "quality": 60}`` -> (name, options)."""
-    if isinstance(spec, str):
-        return spec, {}
-    options = dict(spec)
-    return options.pop("name"), options
