@@ -102,7 +102,8 @@ def find_records(root: str | Path) -> list[dict[str, Any]]:
         if ".partial" in path.parts:
             continue
         try:
-            head = path.read_text(encoding="utf-8")[:200]
+            with open(path, encoding="utf-8") as handle:
+                head = handle.read(200)  # records start with their schema name
         except (OSError, UnicodeDecodeError):
             continue
         if SCHEMA_NAME in head:
