@@ -121,7 +121,7 @@ def test_lpips_metric_runs_with_an_override_and_records_the_hash(alexnet_weights
 def distribution_run(inception_weights: Path, crops: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("distribution")
     env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
-    metrics = ["-m", "fid", "-m", "kid", "-m", "isc", "-m", "precision", "-m", "recall"]
+    metrics = ["-m", "fid", "-m", "sfid", "-m", "kid", "-m", "isc", "-m", "precision", "-m", "recall"]
     args = ["-t", "jpeg-q25", "-d", crops, *metrics, "--resize-mode", "none", "--save-reconstructions", "-b", "5"]
     run_cli("run", *args, "--out", out, env=env)
     return json.loads((out / f"jpeg-q25__{crops.name}.json").read_text()), out / f"jpeg-q25__{crops.name}.recon"
@@ -143,6 +143,33 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
     assert metrics["isc"]["value"] == pytest.approx(reference["inception_score_mean"], rel=1e-4)
     assert "24 images < feature dimension 2048" in metrics["fid"]["warnings"][0]
     assert "subset size 24" in metrics["kid"]["warnings"][0]
+
+
+def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
+    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path
+) -> None:
+    """sFID as the ADM evaluator defines it, recomputed here from torch-fidelity's network
+    with a hook, numpy statistics and scipy's matrix square root."""
+    from scipy import linalg
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    record, recon_folder = distribution_run
+    network = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
+    captured = []
+    network.Mixed_6d.branch1x1.register_forward_hook(lambda module, inputs, output: captured.append(output))
+
+    def spatial(folder: Path) -> np.ndarray:
+        captured.clear()
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+        with torch.no_grad():
+            network(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+        return captured[0][:, :7].double().numpy().reshape(len(images), -1)
+
+    a, b = spatial(recon_folder), spatial(crops)
+    assert a.shape == (24, 7 * 17 * 17)
+    mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(linalg.sqrtm(cov_a @ cov_b).real))
+    assert record["metrics"]["sfid"]["value"] == pytest.approx(expected, rel=1e-3)
 
 
 def test_a_second_run_reads_the_originals_features_from_the_cache(

@@ -28,7 +28,7 @@ from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, record_path
 from vtbench.reference import load_statistics, reference_features
 from vtbench.runner import create_dataset, metric_entries, prepare_metrics, resolve_device
 
-GENERATION_METRICS = ["fid", "kid", "isc", "precision", "recall"]
+GENERATION_METRICS = ["fid", "sfid", "kid", "isc", "precision", "recall"]
 
 
 @dataclass

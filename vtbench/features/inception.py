@@ -12,12 +12,17 @@ import torch
 from vtbench.features.base import FeatureExtractor
 from vtbench.weights import Located
 
+SPATIAL_CHANNELS = 7  # ADM's sFID: the first 7 channels of mixed_6/conv, 17x17 -> 2023 features
+
 
 class InceptionV3Compat(FeatureExtractor):
-    """torch-fidelity InceptionV3: '2048' pool features and 'logits_unbiased' (1008)."""
+    """torch-fidelity InceptionV3: '2048' pool features, 'logits_unbiased' (1008) and
+    'spatial' (2023): the first 7 channels of TF ``mixed_6/conv`` (the 1x1 branch of the
+    third 17x17 block, torch-fidelity's ``Mixed_6d.branch1x1``, after batch norm and ReLU),
+    the features the ADM evaluator's sFID uses."""
 
     name = "inception-v3-compat"
-    provides = ("2048", "logits_unbiased")
+    provides = ("2048", "logits_unbiased", "spatial")
     weights = ("inception-v3-compat",)
     description = "InceptionV3 (TF 2015-12-05 weights) via torch-fidelity: 2048-d pool features, logits for IS"
 
@@ -26,9 +31,14 @@ class InceptionV3Compat(FeatureExtractor):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         path = str(located["inception-v3-compat"].path)
-        self.model = FeatureExtractorInceptionV3(self.name, list(self.provides), feature_extractor_weights_path=path).to(device)
+        self.model = FeatureExtractorInceptionV3(self.name, ["2048", "logits_unbiased"], feature_extractor_weights_path=path).to(device)
+        self._spatial: torch.Tensor | None = None
+        self.model.Mixed_6d.branch1x1.register_forward_hook(self._keep_spatial)
+
+    def _keep_spatial(self, module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self._spatial = output[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).flatten(1).float()  # NHWC order, as TF
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            outputs = self.model(images)
-        return dict(zip(self.provides, outputs, strict=True))
+            pool, logits = self.model(images)
+        return {"2048": pool, "logits_unbiased": logits, "spatial": self._spatial}

@@ -21,6 +21,7 @@ for _name, _target, _description in [
 METRICS.register("lpips-alex", "vtbench.metrics.lpips:LPIPS", description="LPIPS, AlexNet backbone (lower is better)", net="alex")
 METRICS.register("lpips-vgg", "vtbench.metrics.lpips:LPIPS", description="LPIPS, VGG16 backbone (lower is better)", net="vgg")
 METRICS.register("fid", "vtbench.metrics.frechet:FID", description="Fréchet Inception Distance vs the originals (rFID; lower is better)")
+METRICS.register("sfid", "vtbench.metrics.frechet:SFID", description="Spatial FID, ADM evaluator's mixed_6/conv features (lower is better)")
 METRICS.register(
     "fd-efficientnet-lite0",
     "vtbench.metrics.frechet:FrechetDistance",

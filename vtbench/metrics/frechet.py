@@ -98,3 +98,12 @@ class FID(FrechetDistance):
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "2048", 2048, name="fid")
         self.description = "Fréchet Inception Distance (torch-fidelity InceptionV3, pool 2048), reconstructions vs originals"
+
+
+class SFID(FrechetDistance):
+    """Spatial FID (Nash et al. 2021, as the ADM evaluator computes it): Fréchet distance of
+    the first 7 channels of Inception's ``mixed_6/conv`` 17x17 map (2023 features)."""
+
+    def __init__(self) -> None:
+        super().__init__("inception-v3-compat", "spatial", 2023, name="sfid")
+        self.description = "Spatial FID (ADM evaluator's mixed_6/conv features, 2023-d), reconstructions vs originals"
