@@ -66,7 +66,6 @@ class CodecTokenizer(Tokenizer):
             bits=sizes.to(torch.float64) * 8,
             counts=sizes,
             image_size=(images.shape[2], images.shape[3]),
-            indices=torch.cat([torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in encoded]),
         )
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
