@@ -3,13 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test lint bench
+.PHONY: install system-deps quickstart test lint bench
+
+# Tesseract with its English, Chinese, Japanese, Korean and Hindi packs, and the Noto/DejaVu
+# fonts the text suite renders with (Debian/Ubuntu; skipped when already present).
+SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-jpn tesseract-ocr-kor tesseract-ocr-hin \
+	fonts-noto-core fonts-noto-cjk fonts-dejavu-core
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-deps:
+	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; \
+	else $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch and torchvision must come as a matched pair; the check fails early if they do not.
-install: $(BIN)/python
+install: $(BIN)/python system-deps
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	$(BIN)/python -c "import torch, torchvision.ops; print(\"torch\", torch.__version__, \"torchvision\", torchvision.__version__)"
 

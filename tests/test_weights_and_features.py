@@ -32,10 +32,10 @@ def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
+    """12 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
     root = tmp_path_factory.mktemp("crops")
     rng = np.random.default_rng(0)
-    for i in range(24):
+    for i in range(12):
         photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"][i % 6])
         top, left = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
         Image.fromarray(np.ascontiguousarray(photo[top : top + 64, left : left + 64])).save(root / f"{i:02d}.png")
@@ -132,7 +132,7 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
 
     record, recon_folder = distribution_run
     reference = torch_fidelity.calculate_metrics(
-        input1=str(recon_folder), input2=str(crops), fid=True, kid=True, isc=True, kid_subset_size=24,
+        input1=str(recon_folder), input2=str(crops), fid=True, kid=True, isc=True, kid_subset_size=12,
         cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(inception_weights),
     )  # fmt: skip
     metrics = record["metrics"]
@@ -141,8 +141,8 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
     assert metrics["kid"]["value"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
     assert metrics["kid"]["details"]["std"] == pytest.approx(reference["kernel_inception_distance_std"], rel=1e-3, abs=1e-6)
     assert metrics["isc"]["value"] == pytest.approx(reference["inception_score_mean"], rel=1e-4)
-    assert "24 images < feature dimension 2048" in metrics["fid"]["warnings"][0]
-    assert "subset size 24" in metrics["kid"]["warnings"][0]
+    assert "12 images < feature dimension 2048" in metrics["fid"]["warnings"][0]
+    assert "subset size 12" in metrics["kid"]["warnings"][0]
 
 
 def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
@@ -166,7 +166,7 @@ def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
         return captured[0][:, :7].double().numpy().reshape(len(images), -1)
 
     a, b = spatial(recon_folder), spatial(crops)
-    assert a.shape == (24, 7 * 17 * 17)
+    assert a.shape == (12, 7 * 17 * 17)
     mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(linalg.sqrtm(cov_a @ cov_b).real))
     assert record["metrics"]["sfid"]["value"] == pytest.approx(expected, rel=1e-3)

@@ -84,6 +84,31 @@ class Preprocessing:
             return {"resolution": None, "mode": "none"}
         return {**asdict(self), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
 
+    def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+        """Where a box ``(x0, y0, x1, y1)`` of a ``size = (width, height)`` source image lands
+        after :meth:`apply`; ``None`` when less than half of it survives the crop."""
+        x0, y0, x1, y1 = box
+        if self.mode == "none" or self.resolution is None:
+            return box
+        target = self.resolution
+        width, height = size
+        if self.mode == "resize":
+            sx, sy = target / width, target / height
+            return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+        current_w, current_h = width, height
+        if self.mode == "adm-center-crop":
+            while min(current_w, current_h) >= 2 * target:
+                current_w, current_h = current_w // 2, current_h // 2
+        scale = target / min(current_w, current_h)
+        new_w, new_h = max(target, round(current_w * scale)), max(target, round(current_h * scale))
+        sx, sy = new_w / width, new_h / height
+        left, top = (new_w - target) // 2, (new_h - target) // 2
+        mapped = (x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top)
+        clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(float(target), mapped[2]), min(float(target), mapped[3]))
+        area = max(0.0, mapped[2] - mapped[0]) * max(0.0, mapped[3] - mapped[1])
+        kept = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
+        return clipped if area > 0 and kept >= 0.5 * area else None
+
     def apply(self, image: Image.Image) -> Image.Image:
         """Resize/crop an RGB PIL image according to the policy."""
         if self.mode == "none" or self.resolution is None:

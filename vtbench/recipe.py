@@ -56,6 +56,7 @@ class Recipe:
     save_reconstructions: bool = False
     skip_unavailable: bool = False
     use_cache: bool = True
+    ocr_engine: str = "tesseract"
     checkpoint_every: int = 10
     checkpoint_seconds: float = 30.0
     source: str | None = None
@@ -82,6 +83,7 @@ class Recipe:
                 save_reconstructions=self.save_reconstructions,
                 skip_unavailable=self.skip_unavailable,
                 use_cache=self.use_cache,
+                ocr_engine=self.ocr_engine,
                 checkpoint_every=self.checkpoint_every,
                 checkpoint_seconds=self.checkpoint_seconds,
             )

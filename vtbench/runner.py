@@ -37,6 +37,11 @@ from vtbench.features.base import FeatureExtractor
 from vtbench.images import CONVERSION_POLICY, Preprocessing, pil_to_uint8_chw
 from vtbench.io import atomic_write_bytes, atomic_write_json
 from vtbench.metrics import METRICS, Metric, MetricBatch
+from vtbench.metrics.base import TextReading
+from vtbench.metrics.text import NORMALISATION, size_bucket
+from vtbench.ocr import OCR_ENGINES
+from vtbench.ocr.base import OCREngine, OCRRequest, OCRUnavailableError
+from vtbench.ocr.cache import OCRCache, ocr_key
 from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, per_image_path, record_path
 from vtbench.reference import CacheWriter, FeatureCache, cache_key
 from vtbench.tokenizers import TOKENIZERS, Tokenizer, Tokens
@@ -66,6 +71,7 @@ class RunConfig:
     strict: bool = False
     save_reconstructions: bool = False
     skip_unavailable: bool = False
+    ocr_engine: str = "tesseract"  # read text regions for text metrics (cer, wer, t-ned, t-acc, ...)
     use_cache: bool = True  # originals' features from / into the content-keyed reference cache
     checkpoint_every: int = 10  # batches between checkpoints of the partial state ...
     checkpoint_seconds: float = 30.0  # ... and at least this long between two checkpoints
@@ -96,6 +102,7 @@ class RunConfig:
             "preprocessing": asdict(self.preprocessing),
             "batch_size": self.batch_size,
             "limit": self.limit,
+            "ocr_engine": self.ocr_engine,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +132,8 @@ def default_num_workers() -> int:
 def create_dataset(name: str, options: dict[str, Any]) -> Dataset:
     """A registered dataset by name; an existing folder path also works as a name."""
     if name not in DATASETS and Path(name).expanduser().is_dir():
-        return DATASETS.create("folder", root=name, **options)
+        kind = "annotated" if (Path(name).expanduser() / "annotations.jsonl").is_file() else "folder"
+        return DATASETS.create(kind, root=name, **options)
     if name not in DATASETS and name.endswith(".npz") and Path(name).expanduser().is_file():
         return DATASETS.create("npz", path=name, **options)
     if name not in DATASETS and ("/" in name or Path(name).suffix):
@@ -206,6 +214,7 @@ class _Loading(TorchDataset):
                 "pixels": torch.from_numpy(pil_to_uint8_chw(image)),
                 "sha256": sample.content_sha256,
                 "source_size": f"{sample.image.width}x{sample.image.height}",
+                "meta": sample.meta,
                 "error": None,
             }
         except BadImageError as exc:
@@ -252,6 +261,7 @@ class Runner:
         self._prepare_metrics(config)
         self.tokenizer: Tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(self.device)
         self.dataset = create_dataset(config.dataset, config.dataset_options)
+        self._prepare_ocr(config)
         self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
         self.total = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
         self.partial_dir = self.out_dir / ".partial" / config.run_name
@@ -262,6 +272,90 @@ class Runner:
         names = list(dict.fromkeys([*config.metrics, *COST_METRICS]))  # cost always: bpp and tokens in every table
         prepared = prepare_metrics(names, self.device, config.skip_unavailable)
         self.metrics, self.unavailable, self.located, self.extractors = prepared
+
+    def _prepare_ocr(self, config: RunConfig) -> None:
+        """Build the OCR engine once and check it can read the dataset's languages, before the run."""
+        self.ocr_engine: OCREngine | None = None
+        self.ocr_cache: OCRCache | None = None
+        self.ocr_counts = {"reconstructions_read": 0, "originals_read": 0, "originals_cached": 0}
+        readers = {name: metric for name, metric in self.metrics.items() if metric.needs_ocr}
+        if not readers:
+            return
+        languages = list(getattr(self.dataset, "languages", None) or ["en"])
+        try:
+            engine = OCR_ENGINES.create(config.ocr_engine)
+            engine.check(languages)
+        except OCRUnavailableError as exc:
+            if not config.skip_unavailable:
+                raise OCRUnavailableError(
+                    f"cannot compute {', '.join(readers)}: {exc}\nFix that, pick another engine with --ocr-engine "
+                    "(`vtbench list ocr`), or pass --skip-unavailable to record these metrics as not computed."
+                ) from None
+            for name, metric in readers.items():
+                self.unavailable[name] = (metric, str(exc))
+                del self.metrics[name]
+            return
+        self.ocr_engine = engine
+        self.ocr_read_originals = any(getattr(metric, "against", "") == "ocr" for metric in readers.values())
+        if config.use_cache:
+            self.ocr_cache = OCRCache()
+
+    def _read_text(self, items: list[dict[str, Any]], originals: torch.Tensor, recon: torch.Tensor) -> list[list[TextReading]]:
+        """OCR every text region of the batch at the evaluation resolution (crops in parallel);
+        originals' readings come from the content-keyed OCR cache when it has them."""
+        assert self.ocr_engine is not None
+        height, width = originals.shape[-2:]
+        to_numpy = lambda t: t.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+        original_pixels, recon_pixels = to_numpy(originals), to_numpy(recon)
+        regions: list[tuple[int, dict[str, Any], tuple[int, int, int, int]]] = []
+        relative_heights: list[float] = []
+        for position, item in enumerate(items):
+            source_w, source_h = (int(v) for v in item["source_size"].split("x"))
+            for region in text_regions(item["meta"]):
+                box = region.get("box")
+                mapped = self.preprocessing.map_box(tuple(box), (source_w, source_h)) if box else (0, 0, width, height)
+                if mapped is None:
+                    continue
+                pad = 2
+                x0, y0 = max(0, int(mapped[0]) - pad), max(0, int(mapped[1]) - pad)
+                x1, y1 = min(width, int(np.ceil(mapped[2])) + pad), min(height, int(np.ceil(mapped[3])) + pad)
+                if x1 - x0 >= 2 and y1 - y0 >= 2:
+                    regions.append((position, region, (x0, y0, x1, y1)))
+                    text_height = region.get("text_height")  # in source pixels, when the dataset knows it
+                    relative_heights.append(text_height / source_h if text_height else (mapped[3] - mapped[1]) / height)
+
+        def requests(pixels: np.ndarray) -> list[OCRRequest]:
+            return [
+                OCRRequest(np.ascontiguousarray(pixels[p][y0:y1, x0:x1]), r.get("language", "en"), r.get("layout", "block"))
+                for p, r, (x0, y0, x1, y1) in regions
+            ]
+
+        recon_text = self.ocr_engine.read(requests(recon_pixels))
+        original_text: list[str | None] = [None] * len(regions)
+        if self.ocr_read_originals:
+            version = self.ocr_engine.version()
+            keys = [
+                ocr_key(image=items[p]["sha256"], preprocessing=self.preprocessing.canonical(), box=box, layout=r.get("layout", "block"),
+                        language=r.get("language", "en"), engine=self.ocr_engine.name, version=version)
+                for p, r, box in regions
+            ]  # fmt: skip
+            cached = self.ocr_cache.get(keys) if self.ocr_cache else {}
+            todo = [i for i, key in enumerate(keys) if key not in cached]
+            all_requests = requests(original_pixels)
+            fresh = self.ocr_engine.read([all_requests[i] for i in todo])
+            if self.ocr_cache and todo:
+                self.ocr_cache.put({keys[i]: text for i, text in zip(todo, fresh, strict=True)})
+            found = dict(zip(todo, fresh, strict=True))
+            original_text = [cached[key] if key in cached else found[i] for i, key in enumerate(keys)]
+            self.ocr_counts["originals_cached"] += len(keys) - len(todo)
+            self.ocr_counts["originals_read"] += len(todo)
+        self.ocr_counts["reconstructions_read"] += len(regions)
+        readings: list[list[TextReading]] = [[] for _ in items]
+        readouts = zip(regions, relative_heights, recon_text, original_text, strict=True)
+        for (position, region, _), relative, recon_ocr, original_ocr in readouts:
+            bucket = size_bucket(relative, 1.0)
+            readings[position].append(TextReading(region.get("text"), region.get("language", "en"), bucket, recon_ocr, original_ocr))
+        return readings
 
     # -- checkpoint files -------------------------------------------------------------
     @property
@@ -326,7 +420,7 @@ class Runner:
         result = fn()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        state.timings[key] += time.perf_counter() - start
+        state.timings[key] = state.timings.get(key, 0.0) + time.perf_counter() - start
         return result
 
     def _fail(self, state: _State, rows: list[list[Any]], item: dict[str, Any], stage: str, error: str) -> None:
@@ -390,7 +484,8 @@ class Runner:
             items = [items[i] for i in keep]
         recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
         features = self._timed(state, "features_s", lambda: self._features(items, originals, recon))
-        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features)
+        text = self._timed(state, "ocr_s", lambda: self._read_text(items, originals, recon)) if self.ocr_engine else None
+        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features, text=text)
         values: dict[str, torch.Tensor | None] = {}
 
         def run_metrics() -> None:
@@ -471,13 +566,19 @@ class Runner:
             Image.fromarray(array).save(buffer, format="PNG")
             atomic_write_bytes(target, buffer.getvalue())
 
+    def _ocr_protocol(self) -> dict[str, Any]:
+        if self.ocr_engine is None:
+            return {}
+        reading = "text regions read at the evaluation resolution (boxes mapped through the preprocessing), 2-px margin"
+        return {"ocr": {**self.ocr_engine.describe(), "reading": reading, "normalisation": NORMALISATION, "counts": self.ocr_counts}}
+
     def _bootstrap_intervals(self, resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
         """95% percentile-bootstrap intervals of the mean, for every metric with per-image values."""
         columns: dict[str, list[float]] = {name: [] for name in self.metrics}
         with open(self._rows_path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 for name in columns:
-                    if row["status"] == "ok" and row[name] != "":
+                    if row["status"] == "ok" and row[name] not in ("", "nan") and self.metrics[name].aggregation == "mean":
                         columns[name].append(float(row[name]))
         return {name: bootstrap_interval(np.asarray(values), resamples, seed) for name, values in columns.items() if len(values) >= 2}
 
@@ -566,6 +667,7 @@ class Runner:
                 "feature_extractors": [extractor.describe() for extractor in self.extractors.values()],
                 "reference_cache": self.cache_status,
                 "weights": [located.to_dict() for located in self.located.values()],
+                **self._ocr_protocol(),
             },
             "metrics": metrics,
             "samples": {
@@ -590,6 +692,14 @@ class Runner:
         if partial_root.exists() and not any(partial_root.iterdir()):
             partial_root.rmdir()
         return record
+
+
+def text_regions(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sample's text regions: ``meta["regions"]`` (boxes in source pixels), else the whole
+    image with ``meta["text"]`` (None when the dataset has no transcript)."""
+    if meta.get("regions"):
+        return list(meta["regions"])
+    return [{"text": meta.get("text"), "language": meta.get("language", "en"), "box": None, "layout": "block"}]
 
 
 def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> list[float]:

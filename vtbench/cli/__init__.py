@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from vtbench.cli import compare_cmd, leaderboard_cmd, list_cmd, reference_cmd, run_cmd, validate_cmd, weights_cmd
+from vtbench.cli import compare_cmd, data_cmd, leaderboard_cmd, list_cmd, reference_cmd, run_cmd, validate_cmd, weights_cmd
 
 app = typer.Typer(
     name="vtbench",
@@ -25,6 +25,7 @@ app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
+app.add_typer(data_cmd.app, name="data")
 
 
 @app.callback()

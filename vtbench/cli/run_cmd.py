@@ -89,6 +89,9 @@ def run(
         rich_help_panel=_RUN,
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the reference feature cache.", rich_help_panel=_RUN),
+    ocr_engine: str | None = typer.Option(
+        None, "--ocr-engine", help="OCR engine for text metrics (default tesseract). `vtbench list ocr`.", rich_help_panel=_RUN
+    ),
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also: VTBENCH_OFFLINE=1).", rich_help_panel=_RUN),
     restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
@@ -139,6 +142,7 @@ def run(
         "checkpoint_seconds": checkpoint_seconds,
         "skip_unavailable": skip_unavailable,
         "use_cache": False if no_cache else None,
+        "ocr_engine": ocr_engine,
     }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}

@@ -14,6 +14,21 @@ DATASETS.register(
     "samples", "vtbench.datasets.samples:SkimageSamples", description="14 real photographs shipped with scikit-image (no download)"
 )
 DATASETS.register("folder", "vtbench.datasets.folder:ImageFolder", description="Every image under a folder, recursively (option: root)")
+DATASETS.register(
+    "annotated", "vtbench.datasets.annotated:AnnotatedFolder", description="Image folder + annotations.jsonl text regions (option: root)"
+)
+DATASETS.register(
+    "text",
+    "vtbench.datasets.annotated:TextSuite",
+    description="Built-in text suite: 5 scripts, 6 font sizes, transcripts (generated)",
+)
+DATASETS.register(
+    "detail", "vtbench.datasets.detail:DetailSuite", description="Built-in detail suite: gratings, zone plates, Siemens stars, textures"
+)
+DATASETS.register(
+    "vtbench", "vtbench.datasets.hub:VTBench", description="VTBench task split (huaweilin/VTBench; options task, split, path)"
+)
+DATASETS.register("tokbench", "vtbench.datasets.hub:TokBenchText", description="TokBench text set from a local copy (options root, subset)")
 
 __all__ = ["DATASETS", "Dataset", "Sample"]
 

@@ -64,6 +64,40 @@ for _k in (1, 5):
         description=f"Original's ImageNet class in the reconstruction's top {_k} (EfficientNet-Lite0)",
         k=_k,
     )
+METRICS.register(
+    "hf-fidelity",
+    "vtbench.metrics.frequency:FrequencyResponse",
+    description="High-frequency fidelity: 1 - error/original power above 0.25 cycles/px; per-band curves in details",
+    output="hf-fidelity",
+)
+METRICS.register(
+    "frequency-cutoff",
+    "vtbench.metrics.frequency:FrequencyResponse",
+    description="Highest frequency (cycles/px) preserved with fidelity >= 0.5 (higher is better)",
+    output="frequency-cutoff",
+)
+_TEXT_MEASURES = {
+    "cer": "Character error rate",
+    "wer": "Word error rate",
+    "t-ned": "1 - normalised edit distance",
+    "t-acc": "Exact-match text accuracy",
+}
+for _measure, _label in _TEXT_MEASURES.items():
+    _better = "higher" if _measure.startswith("t-") else "lower"
+    METRICS.register(
+        _measure,
+        "vtbench.metrics.text:TextMetric",
+        description=f"{_label} of the reconstruction's OCR vs the ground-truth transcript ({_better} is better)",
+        measure=_measure,
+        against="ground-truth",
+    )
+    METRICS.register(
+        f"{_measure}-vs-ocr",
+        "vtbench.metrics.text:TextMetric",
+        description=f"{_label} of the reconstruction's OCR vs the original's OCR, VTBench's convention ({_better} is better)",
+        measure=_measure,
+        against="ocr",
+    )
 
 
 def create_metric(name: str, **options: object) -> Metric:
@@ -71,11 +105,11 @@ def create_metric(name: str, **options: object) -> Metric:
     return METRICS.create(name, **options)
 
 
-__all__ = ["METRICS", "MeanMetric", "Metric", "MetricBatch", "create_metric"]
+__all__ = ["METRICS", "MeanMetric", "Metric", "MetricBatch", "TextReading", "create_metric"]
 
 
 def __getattr__(name: str):  # the contract classes import torch: load them on first use
-    if name in {"MeanMetric", "Metric", "MetricBatch"}:
+    if name in {"MeanMetric", "Metric", "MetricBatch", "TextReading"}:
         import importlib
 
         return getattr(importlib.import_module("vtbench.metrics.base"), name)

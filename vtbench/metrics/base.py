@@ -17,6 +17,22 @@ Reduction = Literal["sum", "cat", "max", "min"]
 
 
 @dataclass
+class TextReading:
+    """One text region of one image, as the run's OCR engine read it.
+
+    reference: the ground-truth transcript (None when the dataset has none);
+    original_ocr: the OCR of the original (None unless a ``-vs-ocr`` metric asked for it);
+    bucket: the region's size bucket (``vtbench.metrics.text.size_bucket``).
+    """
+
+    reference: str | None
+    language: str
+    bucket: str
+    reconstruction_ocr: str
+    original_ocr: str | None = None
+
+
+@dataclass
 class MetricBatch:
     """What every metric sees for one batch of N same-sized images.
 
@@ -24,6 +40,7 @@ class MetricBatch:
     tokens: the tokenizer's output for these images (None for generation runs).
     features: ``features[extractor]["originals" | "reconstructions"][name]`` -> (N, D),
         computed once per batch by the shared extractors the metrics asked for.
+    text: per image, its text regions as OCR read them (when a text metric asked for OCR).
     """
 
     ids: list[str]
@@ -32,6 +49,7 @@ class MetricBatch:
     tokens: Tokens | None = None
     meta: list[dict[str, Any]] = field(default_factory=list)
     features: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
+    text: list[list[TextReading]] | None = None
 
 
 class Metric(ABC):
@@ -50,6 +68,7 @@ class Metric(ABC):
     min_size: int = 1  # smallest image side (pixels) the metric is defined for
     required_weights: tuple[str, ...] = ()  # weights-store names the metric itself loads
     extractor: str | None = None  # a shared feature extractor the metric reads from the batch
+    needs_ocr: bool = False  # the runner reads each text region with the run's OCR engine
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}
