@@ -40,3 +40,4 @@ bench: install
 	$(BIN)/python benchmarks/quickstart_time.py
 	$(BIN)/python benchmarks/reference_cache.py
 	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/ocr_speed.py
