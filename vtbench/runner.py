@@ -306,7 +306,7 @@ class Runner:
         assert self.ocr_engine is not None
         height, width = originals.shape[-2:]
         to_numpy = lambda t: t.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
-        original_pixels, recon_pixels = to_numpy(originals), to_numpy(recon)
+        recon_pixels = to_numpy(recon)
         regions: list[tuple[int, dict[str, Any], tuple[int, int, int, int]]] = []
         relative_heights: list[float] = []
         for position, item in enumerate(items):
@@ -324,13 +324,14 @@ class Runner:
                     text_height = region.get("text_height")  # in source pixels, when the dataset knows it
                     relative_heights.append(text_height / source_h if text_height else (mapped[3] - mapped[1]) / height)
 
-        def requests(pixels: np.ndarray) -> list[OCRRequest]:
+        def requests(pixels: np.ndarray, which: list[int]) -> list[OCRRequest]:
+            crops = [regions[i] for i in which]
             return [
                 OCRRequest(np.ascontiguousarray(pixels[p][y0:y1, x0:x1]), r.get("language", "en"), r.get("layout", "block"))
-                for p, r, (x0, y0, x1, y1) in regions
+                for p, r, (x0, y0, x1, y1) in crops
             ]
 
-        recon_text = self.ocr_engine.read(requests(recon_pixels))
+        recon_text = self.ocr_engine.read(requests(recon_pixels, list(range(len(regions)))))
         original_text: list[str | None] = [None] * len(regions)
         if self.ocr_read_originals:
             version = self.ocr_engine.version()
@@ -341,8 +342,7 @@ class Runner:
             ]  # fmt: skip
             cached = self.ocr_cache.get(keys) if self.ocr_cache else {}
             todo = [i for i, key in enumerate(keys) if key not in cached]
-            all_requests = requests(original_pixels)
-            fresh = self.ocr_engine.read([all_requests[i] for i in todo])
+            fresh = self.ocr_engine.read(requests(to_numpy(originals), todo)) if todo else []
             if self.ocr_cache and todo:
                 self.ocr_cache.put({keys[i]: text for i, text in zip(todo, fresh, strict=True)})
             found = dict(zip(todo, fresh, strict=True))

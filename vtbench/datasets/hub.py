@@ -145,10 +145,11 @@ class TokBenchText(Dataset):
         folders = [self.root / "images" / "text_data" / subset, self.root / "images" / subset, self.root / subset, self.root / "images"]
         self.images = next((f for f in folders if f.is_dir()), folders[0])
         self.languages = ["en"]
+        self._ids = [entry["file_name"] for entry in self.entries]
 
     @property
     def ids(self) -> list[str]:
-        return [entry["file_name"] for entry in self.entries]
+        return self._ids
 
     def load(self, index: int) -> Sample:
         entry = self.entries[index]

@@ -34,7 +34,6 @@ class OCRCache:
         self._connection = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._connection.execute("CREATE TABLE IF NOT EXISTS ocr (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
         self._connection.commit()
-        self.hits = self.misses = 0
 
     def get(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -42,8 +41,6 @@ class OCRCache:
             chunk = keys[start : start + 500]
             query = f"SELECT key, text FROM ocr WHERE key IN ({','.join('?' * len(chunk))})"
             found.update(self._connection.execute(query, chunk).fetchall())
-        self.hits += len(found)
-        self.misses += len(set(keys) - set(found))
         return found
 
     def put(self, entries: dict[str, str]) -> None:
