@@ -21,6 +21,7 @@ from vtbench.errors import DatasetError
 from vtbench.images import Preprocessing
 from vtbench.metrics import MetricBatch, create_metric
 from vtbench.metrics.text import score_text, wer
+from vtbench.runner import create_dataset
 
 
 def test_text_formulas_on_hand_computed_cases() -> None:
@@ -148,6 +149,7 @@ def test_tokbench_words_from_a_local_copy(tmp_path: Path) -> None:
     (root / "annotations").mkdir(parents=True)
     (root / "images" / "text_data" / "ic13").mkdir(parents=True)
     entries = []
+    ratios = {"HARBOUR": 0.025, "STATION": 0.035, "Exit": 0.05, "Platform": 0.015}  # small, medium, large, below small at 256
     for name, words in (("img_1.png", ("HARBOUR", "STATION")), ("img_2.png", ("Exit", "Platform"))):
         image = Image.new("RGB", (400, 200), "white")
         draw = ImageDraw.Draw(image)
@@ -156,14 +158,20 @@ def test_tokbench_words_from_a_local_copy(tmp_path: Path) -> None:
             box = draw.textbbox((20 + 190 * i, 80), word, font=font("en", 30))
             draw.text((20 + 190 * i, 80), word, font=font("en", 30), fill="black")
             annotations.append(
-                {"rec": word, "bbox": [[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], "ratio": 0.02}
+                {"rec": word, "bbox": [[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], "ratio": ratios[word]}
             )
         image.save(root / "images" / "text_data" / "ic13" / name)
         entries.append({"file_name": name, "height": 200, "width": 400, "annotations": annotations})
     (root / "annotations" / "text_ic13.json").write_text(json.dumps(entries))
     record = _run("identity", "tokbench", ["t-acc", "t-ned"], tmp_path / "out", dataset_options={"root": str(root), "subset": "ic13"})
-    assert record["metrics"]["t-acc"]["details"]["regions"] == 4
-    assert record["metrics"]["t-acc"]["value"] >= 0.75 and record["metrics"]["t-ned"]["value"] > 0.9
+    details = record["metrics"]["t-acc"]["details"]
+    assert details["regions"] == 3  # "Platform" is below TokBench's smallest bucket at 256 and left out
+    assert set(details["by_size"]) == {"small", "medium", "large"}
+    assert details["mean_of_size_buckets"] == pytest.approx(sum(details["by_size"].values()) / 3)
+    assert record["dataset"]["setting"] == 256
+    assert record["metrics"]["t-acc"]["value"] >= 2 / 3 and record["metrics"]["t-ned"]["value"] > 0.9
+    with pytest.raises(DatasetError, match="setting 300"):
+        create_dataset("tokbench", {"root": str(root), "setting": 300})
 
 
 def test_frequency_response_follows_a_gaussian_blur_transfer_function() -> None:

@@ -31,8 +31,8 @@ FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-ResizeMode = Literal["center-crop", "adm-center-crop", "resize", "none"]
-RESIZE_MODES = ("center-crop", "adm-center-crop", "resize", "none")
+ResizeMode = Literal["center-crop", "adm-center-crop", "resize", "pad", "tile", "none"]
+RESIZE_MODES = ("center-crop", "adm-center-crop", "resize", "pad", "tile", "none")
 
 CONVERSION_POLICY = {
     "color": "RGB",
@@ -53,7 +53,10 @@ class Preprocessing:
     mode: ``center-crop`` resizes the shorter side to ``resolution`` then crops the centre
         square; ``adm-center-crop`` is guided-diffusion's (box-halve while the image is at
         least twice the target, then bicubic, then crop); ``resize`` squashes to a square;
-        ``none`` leaves the image alone.
+        ``pad`` keeps the aspect ratio with the longer side at ``resolution`` (the tokenizer
+        sees it padded to a square, the metrics only the content); ``tile`` keeps the image's
+        own size and feeds the tokenizer ``resolution``-sized tiles (see
+        :mod:`vtbench.aspect`); ``none`` leaves the image alone.
     filter: PIL resampling filter for the resize.
     """
 
@@ -82,6 +85,8 @@ class Preprocessing:
         """What the policy does, ignoring settings that have no effect (for cache keys)."""
         if self.resolution is None or self.mode == "none":
             return {"resolution": None, "mode": "none"}
+        if self.mode == "tile":
+            return {"resolution": self.resolution, "mode": "tile", "filter": None}
         return {**asdict(self), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
 
     def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
@@ -92,8 +97,11 @@ class Preprocessing:
             return box
         target = self.resolution
         width, height = size
-        if self.mode == "resize":
-            sx, sy = target / width, target / height
+        if self.mode == "tile":
+            return box
+        if self.mode in ("resize", "pad"):
+            new_w, new_h = (target, target) if self.mode == "resize" else _longer_side_to(target, width, height)
+            sx, sy = new_w / width, new_h / height
             return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
         current_w, current_h = width, height
         if self.mode == "adm-center-crop":
@@ -114,8 +122,13 @@ class Preprocessing:
         if self.mode == "none" or self.resolution is None:
             return image
         size, resample = self.resolution, FILTERS[self.filter]
+        if self.mode == "tile":
+            return image
         if self.mode == "resize":
             return image.resize((size, size), resample=resample)
+        if self.mode == "pad":
+            new_size = _longer_side_to(size, *image.size)
+            return image if new_size == image.size else image.resize(new_size, resample=resample)
         if self.mode == "adm-center-crop":
             while min(image.size) >= 2 * size:
                 image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
@@ -127,6 +140,12 @@ class Preprocessing:
             image = image.resize((new_w, new_h), resample=resample)
         left, top = (new_w - size) // 2, (new_h - size) // 2
         return image.crop((left, top, left + size, top + size))
+
+
+def _longer_side_to(target: int, width: int, height: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is ``target``, the aspect ratio kept."""
+    scale = target / max(width, height)
+    return (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 def to_rgb(image: Image.Image, image_id: str = "<image>") -> Image.Image:

@@ -1,7 +1,9 @@
 """Recipes: YAML files that describe a set of runs, parsed into dataclasses and checked.
 
 A recipe crosses tokenizers x datasets, with one metric list and one preprocessing
-policy. ``include: other.yaml`` (relative to the recipe) inherits keys, the including
+policy; a dataset entry may override parts of the policy with its own ``preprocessing``
+mapping (``{name: vtbench, task: task1-varying-resolution, preprocessing: {mode: pad}}``).
+``include: other.yaml`` (relative to the recipe) inherits keys, the including
 file winning. Unknown keys and names are errors with suggestions.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,39 @@ from vtbench.registry import Registry
 
 @dataclass
 class Component:
-    """A registered name with options, e.g. ``{name: jpeg, quality: 60, label: jpeg-q60}``."""
+    """A registered name with options, e.g. ``{name: jpeg, quality: 60, label: jpeg-q60}``;
+    datasets may also carry ``preprocessing`` overrides."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_cli(cls, text: str) -> Component:
+        """``NAME`` or ``NAME:key=value,key=value`` (values read as YAML scalars), as given to
+        ``--tokenizer`` / ``--dataset``; a path without ``=`` after a colon stays a name."""
+        name, _, rest = text.partition(":")
+        if not rest or "=" not in rest:
+            return cls(text)
+        options: dict[str, Any] = {}
+        for pair in rest.split(","):
+            key, equals, value = pair.partition("=")
+            if not equals or not key.strip():
+                raise RecipeError(f"{text!r}: options are key=value pairs separated by commas, got {pair!r}")
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        return cls(name, options)
 
     @classmethod
     def parse(cls, spec: Any, where: str) -> Component:
         if isinstance(spec, str):
             return cls(spec)
         if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-            options = {k: v for k, v in spec.items() if k not in ("name", "label")}
-            return cls(spec["name"], options, spec.get("label"))
+            options = {k: v for k, v in spec.items() if k not in ("name", "label", "preprocessing")}
+            overrides = spec.get("preprocessing") or {}
+            if not isinstance(overrides, dict):
+                raise RecipeError(f"{where}: 'preprocessing' must be a mapping")
+            return cls(spec["name"], options, spec.get("label"), overrides)
         raise RecipeError(f"{where}: expected a name or a mapping with 'name', got {spec!r}")
 
 
@@ -74,7 +96,7 @@ class Recipe:
                 dataset_options=data.options,
                 dataset_label=data.label,
                 metrics=list(self.metrics),
-                preprocessing=self.preprocessing,
+                preprocessing=replace(self.preprocessing, **data.preprocessing),
                 batch_size=self.batch_size,
                 num_workers=self.num_workers,
                 device=self.device,
@@ -92,8 +114,6 @@ class Recipe:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -144,23 +164,29 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise RecipeError(f"{source}: 'metrics' must be a list of metric names")
     values["metrics"] = metrics
-    prep = values.get("preprocessing") or {}
-    if not isinstance(prep, dict):
-        raise RecipeError(f"{source}: 'preprocessing' must be a mapping")
-    bad = set(prep) - _PREPROCESSING_KEYS
-    if bad:
-        key = sorted(bad)[0]
-        raise RecipeError(f"{source}: unknown preprocessing key {key!r}{_suggest(key, _PREPROCESSING_KEYS)}")
-    try:
-        values["preprocessing"] = Preprocessing(**prep)
-    except ValueError as exc:
-        raise RecipeError(f"{source}: preprocessing: {exc}") from None
+    values["preprocessing"] = _preprocessing(values.get("preprocessing") or {}, source)
+    for i, data in enumerate(values["datasets"]):
+        if data.preprocessing:
+            _preprocessing({**asdict(values["preprocessing"]), **data.preprocessing}, f"{source}: datasets[{i}]")
     for key, kind in (("batch_size", int), ("checkpoint_every", int), ("limit", (int, type(None))), ("num_workers", (int, type(None)))):
         if key in values and not isinstance(values[key], kind):
             raise RecipeError(f"{source}: '{key}' must be an integer, got {values[key]!r}")
     if values.get("batch_size", 1) < 1:
         raise RecipeError(f"{source}: 'batch_size' must be at least 1")
     return Recipe(**values, source=source)
+
+
+def _preprocessing(prep: Any, where: str) -> Preprocessing:
+    if not isinstance(prep, dict):
+        raise RecipeError(f"{where}: 'preprocessing' must be a mapping")
+    bad = set(prep) - _PREPROCESSING_KEYS
+    if bad:
+        key = sorted(bad)[0]
+        raise RecipeError(f"{where}: unknown preprocessing key {key!r}{_suggest(key, _PREPROCESSING_KEYS)}")
+    try:
+        return Preprocessing(**prep)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: preprocessing: {exc}") from None
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from vtbench import aspect
 from vtbench import weights as weights_store
 from vtbench.datasets import DATASETS, Dataset
 from vtbench.datasets.base import manifest_sha256
@@ -81,7 +82,7 @@ class RunConfig:
         """The dataset's short name: its label, or a folder's own name rather than its path."""
         if self.dataset_label:
             return self.dataset_label
-        if self.dataset == "folder" and self.dataset_options.get("root"):
+        if self.dataset in ("folder", "annotated") and self.dataset_options.get("root"):
             return Path(self.dataset_options["root"]).name
         return Path(self.dataset).name if ("/" in self.dataset or os.sep in self.dataset) else self.dataset
 
@@ -353,7 +354,7 @@ class Runner:
         readings: list[list[TextReading]] = [[] for _ in items]
         readouts = zip(regions, relative_heights, recon_text, original_text, strict=True)
         for (position, region, _), relative, recon_ocr, original_ocr in readouts:
-            bucket = size_bucket(relative, 1.0)
+            bucket = region.get("bucket") or size_bucket(relative, 1.0)  # a dataset's own buckets (TokBench) come first
             readings[position].append(TextReading(region.get("text"), region.get("language", "en"), bucket, recon_ocr, original_ocr))
         return readings
 
@@ -454,9 +455,9 @@ class Runner:
             return
         originals = torch.stack([item["pixels"] for item in items]).to(self.device, non_blocking=True).float().div_(255.0)
         try:
-            with torch.inference_mode():
-                tokens = self._timed(state, "encode_s", lambda: self.tokenizer.encode(originals))
-                recon = self._timed(state, "decode_s", lambda: self.tokenizer.decode(tokens))
+            recon, tokens = self._tokenize(state, originals, items[0]["id"])
+        except TokenizerOutputError:
+            raise
         except Exception as exc:
             if len(items) > 1:  # find the image that breaks the tokenizer; the others go on
                 for item in items:
@@ -464,12 +465,6 @@ class Runner:
                 return
             self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
             return
-        if not isinstance(recon, torch.Tensor) or recon.shape != originals.shape or not recon.is_floating_point():
-            got = f"{type(recon).__name__} {tuple(recon.shape)} {recon.dtype}" if isinstance(recon, torch.Tensor) else type(recon).__name__
-            raise TokenizerOutputError(
-                f"tokenizer {self.config.label or self.config.tokenizer!r} returned {got} for input {tuple(originals.shape)} "
-                f"float32 (first image {items[0]['id']}); decode must return float images of the input's shape"
-            )
         finite = torch.isfinite(recon.flatten(1)).all(dim=1).cpu()
         keep = [i for i, ok in enumerate(finite.tolist()) if ok]
         for i, ok in enumerate(finite.tolist()):
@@ -503,6 +498,28 @@ class Runner:
         state.n_evaluated += len(items)
         if self.config.save_reconstructions:
             self._save_reconstructions(items, recon)
+
+    def _tokenize(self, state: _State, originals: torch.Tensor, first_id: str) -> tuple[torch.Tensor, Tokens]:
+        """Encode and decode a batch of evaluation images through the aspect policy (pad,
+        tile or as they are), at most ``batch_size`` tokenizer inputs at a time."""
+        fitted = aspect.fit(originals, self.preprocessing)
+        chunk = len(originals) if fitted.tiles_per_image == 1 else self.config.batch_size
+        decoded, chunks = [], []
+        with torch.inference_mode():
+            for inputs in fitted.inputs.split(chunk):
+                tokens = self._timed(state, "encode_s", lambda inputs=inputs: self.tokenizer.encode(inputs))
+                recon = self._timed(state, "decode_s", lambda tokens=tokens: self.tokenizer.decode(tokens))
+                if not isinstance(recon, torch.Tensor) or recon.shape != inputs.shape or not recon.is_floating_point():
+                    got = type(recon).__name__
+                    if isinstance(recon, torch.Tensor):
+                        got += f" {tuple(recon.shape)} {recon.dtype}"
+                    raise TokenizerOutputError(
+                        f"tokenizer {self.config.label or self.config.tokenizer!r} returned {got} for input {tuple(inputs.shape)} "
+                        f"float32 (first image {first_id}); decode must return float images of the input's shape"
+                    )
+                decoded.append(recon)
+                chunks.append(tokens)
+        return fitted.restore(torch.cat(decoded)), fitted.merge(chunks)
 
     def _open_reference_cache(self, fresh: bool) -> None:
         """Originals' features come from the content-keyed cache when another run (another
@@ -660,6 +677,7 @@ class Runner:
             "dataset": {**self.dataset.describe(), "name": self.config.dataset_name, "manifest_sha256": self._manifest_sha256()},
             "protocol": {
                 "preprocessing": self.preprocessing.to_dict(),
+                "tokenizer_input": aspect.describe(self.preprocessing),
                 "evaluation_sizes": state.eval_sizes,
                 "conversion": CONVERSION_POLICY,
                 "value_range": "[0, 1] float32 RGB, NCHW",

@@ -55,9 +55,15 @@ def run(
     recipe: Path | None = typer.Argument(None, help="Recipe YAML (see recipes/). Without one, give --tokenizer and --dataset."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the run records; written exactly there."),
     tokenizer: list[str] = typer.Option(
-        [], "--tokenizer", "-t", help="Tokenizer name (repeatable). `vtbench list tokenizers`.", rich_help_panel=_RUN
+        [],
+        "--tokenizer",
+        "-t",
+        help="Tokenizer name, NAME:key=value,... for options (repeatable). `vtbench list tokenizers`.",
+        rich_help_panel=_RUN,
     ),
-    dataset: list[str] = typer.Option([], "--dataset", "-d", help="Dataset name or image folder (repeatable).", rich_help_panel=_RUN),
+    dataset: list[str] = typer.Option(
+        [], "--dataset", "-d", help="Dataset name or image folder; NAME:key=value,... for options (repeatable).", rich_help_panel=_RUN
+    ),
     metric: list[str] = typer.Option([], "--metric", "-m", help="Metric name (repeatable). `vtbench list metrics`.", rich_help_panel=_RUN),
     generator: list[str] = typer.Option(
         [], "--generator", "-g", help="Generator name, or a folder / .npz of samples (repeatable): a generation run.", rich_help_panel=_GEN
@@ -98,7 +104,11 @@ def run(
         None, "--resolution", help="Evaluation side in pixels (default: tokenizer native, else image size).", rich_help_panel=_PREP
     ),
     resize_mode: str | None = typer.Option(
-        None, "--resize-mode", help="center-crop, adm-center-crop, resize or none.", rich_help_panel=_PREP
+        None,
+        "--resize-mode",
+        help="center-crop, adm-center-crop, resize, pad (aspect kept, padded for the tokenizer), tile (own size, "
+        "tokenizer-sized tiles) or none.",
+        rich_help_panel=_PREP,
     ),
     resize_filter: str | None = typer.Option(None, "--filter", help="bicubic, lanczos, bilinear, box or nearest.", rich_help_panel=_PREP),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Metric to rank the final table by."),
@@ -126,9 +136,9 @@ def run(
     else:
         raise RecipeError("give a recipe file, or both --tokenizer and --dataset (see `vtbench run --help`)")
     if tokenizer:
-        plan.tokenizers = [Component(name) for name in tokenizer]
+        plan.tokenizers = [Component.from_cli(name) for name in tokenizer]
     if dataset:
-        plan.datasets = [Component(name) for name in dataset]
+        plan.datasets = [Component.from_cli(name) for name in dataset]
     if metric:
         plan.metrics = list(metric)
     overrides = {
@@ -160,6 +170,8 @@ def run(
         console.print("[yellow]interrupted[/yellow]: progress is kept; run the same command again to resume")
         raise typer.Exit(130) from None
     for record in records:
+        for note in record["dataset"].get("warnings", []):
+            console.print(f"[yellow]{record['run_name']}: {note}[/yellow]")
         samples = record["samples"]
         if samples["failed"]:
             console.print(

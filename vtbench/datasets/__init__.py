@@ -15,6 +15,11 @@ DATASETS.register(
 )
 DATASETS.register("folder", "vtbench.datasets.folder:ImageFolder", description="Every image under a folder, recursively (option: root)")
 DATASETS.register(
+    "imagenet-val",
+    "vtbench.datasets.folder:ImageNetVal",
+    description="ImageNet val from a local folder (option: root); pair with --resize-mode adm-center-crop",
+)
+DATASETS.register(
     "annotated", "vtbench.datasets.annotated:AnnotatedFolder", description="Image folder + annotations.jsonl text regions (option: root)"
 )
 DATASETS.register(

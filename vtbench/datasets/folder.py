@@ -45,3 +45,28 @@ class ImageFolder(Dataset):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "root": str(self.root.resolve())}
+
+
+IMAGENET_VAL_IMAGES = 50_000
+
+
+class ImageNetVal(ImageFolder):
+    """ImageNet-1k validation images from a local folder (flat ``ILSVRC2012_val_*.JPEG`` or
+    one sub-folder per class). Evaluate it the way the field does:
+    ``--resolution 256 --resize-mode adm-center-crop``; the record notes an incomplete set."""
+
+    description = "ImageNet val (50,000) from a local folder (option: root); use --resize-mode adm-center-crop"
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.name = "imagenet-val"
+
+    def describe(self) -> dict[str, Any]:
+        found = len(self)
+        described = {**super().describe(), "expected_images": IMAGENET_VAL_IMAGES}
+        if found != IMAGENET_VAL_IMAGES:
+            described["warnings"] = [
+                f"{found} images found in {self.root}, not the {IMAGENET_VAL_IMAGES:,} of ImageNet val: "
+                "numbers are not comparable with published 50k results"
+            ]
+        return described

@@ -7,7 +7,10 @@ layout, e.g. ``DIR/movie_posters/test-00000-of-00001.parquet``). Its rows hold o
 
 TokBench (``Junfeng5/TokBench``) text sets are ``annotations/text_<set>.json`` files (a list
 of ``{file_name, height, width, annotations: [{rec, bbox, ratio}]}``) beside the images;
-every word box becomes a text region (layout ``word``) with its transcript.
+every word box becomes a text region (layout ``word``) with its transcript. Words are
+bucketed the TokBench way: by the annotation's ``ratio`` (a character's width relative to
+the image) with thresholds per evaluation setting (``TOKBENCH_BUCKETS``); words below the
+lowest threshold are left out, as TokBench does.
 """
 
 from __future__ import annotations
@@ -118,6 +121,20 @@ class VTBench(Dataset):
         return {**super().describe(), "source": VTBENCH_REPO, "task": self.task, "split": self.split, "path": self.path}
 
 
+# evaluation setting (side in px) -> lower edges of the small, medium and large buckets
+TOKBENCH_BUCKETS: dict[int, tuple[float, float, float]] = {
+    256: (0.02, 0.03, 0.04),
+    512: (0.01, 0.02, 0.03),
+    1024: (0.005, 0.01, 0.02),
+}
+
+
+def tokbench_bucket(ratio: float, setting: int) -> str | None:
+    """TokBench's size bucket of a word at ``setting``; ``None`` below the smallest."""
+    small, medium, large = TOKBENCH_BUCKETS[setting]
+    return None if ratio < small else "small" if ratio < medium else "medium" if ratio < large else "large"
+
+
 def _box(bbox: Any) -> list[float]:
     """``[x0, y0, x1, y1]`` or a 4x2 polygon -> its bounding rectangle."""
     if len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
@@ -132,8 +149,10 @@ class TokBenchText(Dataset):
 
     description = "TokBench (Junfeng5/TokBench) text set from a local copy: word boxes + transcripts"
 
-    def __init__(self, root: str, subset: str = "ic13") -> None:
-        self.root, self.subset = Path(root).expanduser(), subset
+    def __init__(self, root: str, subset: str = "ic13", setting: int = 256) -> None:
+        if int(setting) not in TOKBENCH_BUCKETS:
+            raise DatasetError(f"TokBench setting {setting} is not one of {', '.join(map(str, TOKBENCH_BUCKETS))} (the evaluation side)")
+        self.root, self.subset, self.setting = Path(root).expanduser(), subset, int(setting)
         self.name = f"tokbench-{subset}"
         annotations = self.root / "annotations" / f"text_{subset}.json"
         if not annotations.is_file():
@@ -158,14 +177,27 @@ class TokBenchText(Dataset):
             data = path.read_bytes()
         except OSError as exc:
             raise BadImageError(str(path), f"cannot read file: {exc}") from exc
-        regions = [
-            {"text": a["rec"], "language": "en", "box": _box(a["bbox"]), "layout": "word", "tokbench_ratio": a.get("ratio")}
-            for a in entry.get("annotations", [])
-        ]
+        regions = []
+        for annotation in entry.get("annotations", []):
+            region = {"text": annotation["rec"], "language": "en", "box": _box(annotation["bbox"]), "layout": "word"}
+            if annotation.get("ratio") is not None:
+                region["bucket"] = tokbench_bucket(float(annotation["ratio"]), self.setting)
+                if region["bucket"] is None:
+                    continue
+            regions.append(region)
         return Sample(entry["file_name"], decode_image(data, str(path)), sha256_hex(data), {"language": "en", "regions": regions})
 
     def content_sha256(self, index: int) -> str:
         return sha256_hex((self.images / self.entries[index]["file_name"]).read_bytes())
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "source": "Junfeng5/TokBench", "subset": self.subset, "root": str(self.root)}
+        small, medium, large = TOKBENCH_BUCKETS[self.setting]
+        buckets = f"ratio in [{small}, {medium}) small, [{medium}, {large}) medium, >= {large} large; below {small} left out"
+        return {
+            **super().describe(),
+            "source": "Junfeng5/TokBench",
+            "subset": self.subset,
+            "root": str(self.root),
+            "setting": self.setting,
+            "buckets": buckets,
+        }
