@@ -22,6 +22,9 @@ _ISOLATED = Path(tempfile.mkdtemp(prefix="vtbench-tests-"))
 os.environ["VTBENCH_OFFLINE"] = "1"
 os.environ["VTBENCH_HOME"] = str(_ISOLATED / "vtbench-home")
 os.environ["TORCH_HOME"] = str(_ISOLATED / "torch-home")
+os.environ["HF_HOME"] = str(_ISOLATED / "hf-home")  # hub models: tests write tiny ones into this cache
+os.environ["HF_HUB_CACHE"] = str(_ISOLATED / "hf-home" / "hub")
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 ENTRY_POINTS = """\
 [vtbench.tokenizers]

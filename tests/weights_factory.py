@@ -128,3 +128,47 @@ def make_clip_weights(path: Path, embed_dim: int = 512, width: int = 64, layers:
     scripted = torch.jit.trace(model.half().float(), torch.zeros(1, 3, 224, 224))
     scripted.save(str(path))
     return path
+
+
+def hub_snapshot(repo: str, revision: str = "0" * 40) -> Path:
+    """The folder of ``repo`` at ``revision`` in the Hugging Face cache (``$HF_HUB_CACHE``),
+    laid out as ``hf download`` leaves it: ``models--ORG--NAME/snapshots/REV`` + ``refs/main``."""
+    import os
+
+    root = Path(os.environ["HF_HUB_CACHE"]) / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    snapshot = root / "snapshots" / revision
+    snapshot.mkdir(parents=True, exist_ok=True)
+    return snapshot
+
+
+def tiny_diffusers_model(model_class: str, seed: int = 0) -> torch.nn.Module:
+    """A small randomly initialised diffusers autoencoder of ``model_class``."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    blocks = {"block_out_channels": (8, 16), "layers_per_block": 1, "norm_num_groups": 4, "sample_size": 32}
+    if model_class == "AutoencoderKL":
+        return diffusers.AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4,
+            scaling_factor=0.5, shift_factor=0.1, **blocks,
+        )  # fmt: skip
+    if model_class == "VQModel":
+        return diffusers.VQModel(
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4,
+            num_vq_embeddings=64, vq_embed_dim=4, **blocks,
+        )  # fmt: skip
+    if model_class == "AutoencoderTiny":
+        return diffusers.AutoencoderTiny(
+            encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1),
+            latent_channels=4,
+        )  # fmt: skip
+    if model_class == "AutoencoderDC":
+        return diffusers.AutoencoderDC(
+            latent_channels=8, encoder_block_types="ResBlock", decoder_block_types="ResBlock", encoder_block_out_channels=(8, 16),
+            decoder_block_out_channels=(8, 16), encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1),
+            encoder_qkv_multiscales=((), ()), decoder_qkv_multiscales=((), ()), decoder_norm_types="rms_norm", decoder_act_fns="silu",
+            scaling_factor=0.3,
+        )  # fmt: skip
+    raise ValueError(model_class)

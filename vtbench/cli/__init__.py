@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from vtbench.cli import compare_cmd, data_cmd, leaderboard_cmd, list_cmd, reference_cmd, run_cmd, validate_cmd, weights_cmd
+from vtbench.cli import compare_cmd, data_cmd, leaderboard_cmd, list_cmd, reference_cmd, run_cmd, show_cmd, validate_cmd, weights_cmd
 
 app = typer.Typer(
     name="vtbench",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command("run")(run_cmd.run)
 app.command("list")(list_cmd.list_registered)
+app.command("show")(show_cmd.show)
 app.command("leaderboard")(leaderboard_cmd.leaderboard)
 app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)

@@ -20,13 +20,15 @@ class Kind(str, Enum):
 def list_registered(
     kind: Kind = typer.Argument(..., help="Which registry to list."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    family: str | None = typer.Option(None, "--family", help="Only tokenizers of this family (codec, pixel, discrete, continuous)."),
+    family: str | None = typer.Option(
+        None, "--family", help="Only tokenizers of this family or quantizer (codec, pixel, discrete, continuous, vq, kl, lfq ...)."
+    ),
 ) -> None:
     """List registered tokenizers, metrics, datasets, generators, OCR engines or feature extractors."""
     import vtbench
 
     registry = vtbench.registries()[kind.value]
-    entries = [e for e in registry.entries() if family is None or e.tags.get("family") == family]
+    entries = [e for e in registry.entries() if family is None or family in (e.tags.get("family"), e.tags.get("quantizer"))]
     rows = [
         {
             "name": e.name,
@@ -49,10 +51,11 @@ def list_registered(
         console.print(f"No {kind.value} registered yet.")
     else:
         table = Table(title=f"vtbench {kind.value}")
-        for column in ("name", "description", "source"):
+        columns = ("name", "family", "description", "source") if kind == Kind.tokenizers else ("name", "description", "source")
+        for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(row["name"], row["description"], row["source"])
+            table.add_row(*(str(row.get(column, "")) for column in columns))
         console.print(table)
     for item in broken:
         console.print(f"[red]plugin {item['name']!r} failed to load:[/red] {item['error']}")

@@ -61,6 +61,9 @@ def run(
         help="Tokenizer name, NAME:key=value,... for options (repeatable). `vtbench list tokenizers`.",
         rich_help_panel=_RUN,
     ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="A checkpoint file or model folder for the tokenizer(s), instead of the preset's.", rich_help_panel=_RUN
+    ),
     dataset: list[str] = typer.Option(
         [], "--dataset", "-d", help="Dataset name or image folder; NAME:key=value,... for options (repeatable).", rich_help_panel=_RUN
     ),
@@ -137,6 +140,9 @@ def run(
         raise RecipeError("give a recipe file, or both --tokenizer and --dataset (see `vtbench run --help`)")
     if tokenizer:
         plan.tokenizers = [Component.from_cli(name) for name in tokenizer]
+    if weights is not None:
+        for component in plan.tokenizers:
+            component.options["weights"] = str(weights)
     if dataset:
         plan.datasets = [Component.from_cli(name) for name in dataset]
     if metric:

@@ -1,12 +1,13 @@
 """Tokenizers: the contract (``base``) and one module per family, registered as presets.
 
-A preset is a registered name plus default options, kept here as data; adding one never
-touches code elsewhere. Third-party tokenizers arrive through the ``vtbench.tokenizers``
+A preset is a registered name plus default options and metadata, kept as data in
+``presets.yaml``; adding one never touches code. Third-party tokenizers arrive through the ``vtbench.tokenizers``
 entry-point group.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vtbench.registry import Registry
@@ -16,36 +17,23 @@ if TYPE_CHECKING:
 
 TOKENIZERS: Registry[Tokenizer] = Registry("tokenizers")
 
-# name -> (target, description, default options, tags)
-_PRESETS: list[tuple[str, str, str, dict, dict]] = [
-    ("identity", "vtbench.tokenizers.identity:IdentityTokenizer", "8-bit pixels as tokens: the upper bound", {}, {"family": "pixel"}),
-    ("jpeg", "vtbench.tokenizers.codec:JPEGTokenizer", "JPEG via Pillow/libjpeg (option: quality, subsampling)", {}, {"family": "codec"}),
-    ("webp", "vtbench.tokenizers.codec:WebPTokenizer", "Lossy WebP via Pillow/libwebp (option: quality, method)", {}, {"family": "codec"}),
-    (
-        "resample",
-        "vtbench.tokenizers.resample:ResampleTokenizer",
-        "Downscale, keep uint8, upscale back (option: factor, filter)",
-        {},
-        {"family": "pixel"},
-    ),
-]
-_PRESETS += [
-    (f"{codec}-q{q}", f"vtbench.tokenizers.codec:{cls}", f"{label} at quality {q}", {"quality": q}, {"family": "codec"})
-    for codec, cls, label in (("jpeg", "JPEGTokenizer", "JPEG 4:2:0"), ("webp", "WebPTokenizer", "Lossy WebP"))
-    for q in (10, 25, 50, 75, 90)
-]
-_PRESETS += [
-    (
-        f"resample-x{f}",
-        "vtbench.tokenizers.resample:ResampleTokenizer",
-        f"Bicubic downscale x{f} and upscale back",
-        {"factor": f},
-        {"family": "pixel"},
-    )
-    for f in (2, 4, 8, 16)
-]
-for _name, _target, _description, _defaults, _tags in _PRESETS:
-    TOKENIZERS.register(_name, _target, description=_description, tags=_tags, **_defaults)
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+NOT_METADATA = ("name", "target", "options", "description")
+
+
+def _register_presets() -> None:
+    """Register every preset of ``presets.yaml``: options as defaults, the rest as tags."""
+    import yaml
+
+    data = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
+    targets = data["targets"]
+    for preset in data["presets"]:
+        metadata = {key: value for key, value in preset.items() if key not in NOT_METADATA}
+        target = targets.get(preset["target"], preset["target"])
+        TOKENIZERS.register(preset["name"], target, description=preset.get("description", ""), tags=metadata, **preset.get("options", {}))
+
+
+_register_presets()
 
 
 def create_tokenizer(name: str, **options: object) -> Tokenizer:

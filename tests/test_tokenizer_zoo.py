@@ -1,0 +1,133 @@
+"""The tokenizer zoo through the code paths users hit: presets as data, hub models read from
+the Hugging Face cache (tiny models the tests save there in the upstream layout), a user's
+own checkpoint with --weights, and the errors for what is missing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from weights_factory import hub_snapshot, tiny_diffusers_model
+
+from conftest import load_json, run_cli
+from vtbench.images import Preprocessing
+from vtbench.runner import RunConfig, evaluate
+from vtbench.tokenizers import TOKENIZERS, create_tokenizer
+from vtbench.weights import WeightsUnavailableError
+
+# preset -> (diffusers class, downsampling of the tiny config, latent channels)
+DIFFUSERS_PRESETS = {
+    "sd-vae-ft-mse": ("AutoencoderKL", 2, 4),
+    "amused-vqgan-256": ("VQModel", 2, 4),
+    "taesd": ("AutoencoderTiny", 2, 4),
+    "dc-ae-f32c32-in": ("AutoencoderDC", 2, 8),
+}
+
+
+def install_in_hub_cache(preset: str) -> torch.nn.Module:
+    """Save a tiny model of the preset's class where ``hf download`` would put the real one."""
+    options = TOKENIZERS.get(preset).defaults
+    model = tiny_diffusers_model(options["model_class"]).eval()
+    folder = hub_snapshot(options["repo"])
+    model.save_pretrained(folder / options["subfolder"] if options.get("subfolder") else folder)
+    return model
+
+
+@pytest.fixture(scope="module")
+def hub_models() -> dict[str, torch.nn.Module]:
+    return {preset: install_in_hub_cache(preset) for preset in DIFFUSERS_PRESETS}
+
+
+def test_presets_are_data_with_their_provenance() -> None:
+    for name in ("sd-vae-ft-mse", "sdxl-vae", "sd35-vae", "flux1-vae", "flux2-vae", "dc-ae-f32c32-in", "taesd", "amused-vqgan-256"):
+        tags = TOKENIZERS.get(name).tags
+        assert tags["source"].startswith("hf://") and tags["license"] and tags["paper"] and tags["family"] in ("continuous", "discrete")
+    assert TOKENIZERS.get("jpeg-q50").defaults == {"quality": 50}
+    shown = load_json_output(run_cli("show", "sd35-vae", "--json").stdout)
+    assert shown["options"]["subfolder"] == "vae" and shown["latent_scale"] == 1.5305 and shown["family"] == "continuous"
+    listed = load_json_output(run_cli("list", "tokenizers", "--family", "vq", "--json").stdout)
+    assert {e["name"] for e in listed["entries"]} == {"amused-vqgan-256", "amused-vqgan-512", "movq-kandinsky22"}
+
+
+def load_json_output(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("preset", DIFFUSERS_PRESETS)
+def test_diffusers_preset_matches_the_library_forward_pass(preset: str, hub_models: dict[str, torch.nn.Module]) -> None:
+    model_class, factor, channels = DIFFUSERS_PRESETS[preset]
+    model = hub_models[preset]
+    tokenizer = create_tokenizer(preset)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    recon, tokens = tokenizer.reconstruct(images)
+    x = images * 2 - 1
+    with torch.no_grad():
+        if model_class == "AutoencoderKL":
+            expected = model.decode(model.encode(x).latent_dist.mode()).sample
+        elif model_class == "VQModel":
+            expected = model.decode(model.encode(x).latents).sample  # diffusers quantizes inside decode
+        elif model_class == "AutoencoderTiny":
+            expected = model.decode(model.encode(x).latents).sample
+        else:
+            expected = model.decode(model.encode(x).latent).sample
+    torch.testing.assert_close(recon, (expected + 1) / 2, rtol=1e-4, atol=1e-5)
+    positions = (32 // factor) ** 2
+    assert tokens.counts.tolist() == [positions, positions]
+    if model_class == "VQModel":
+        assert tokenizer.info.family == "discrete" and tokenizer.info.codebook_size == 64
+        assert tokens.indices.shape == (2, 32 // factor, 32 // factor) and int(tokens.indices.max()) < 64
+        assert tokens.bits.tolist() == [positions * math.log2(64)] * 2
+    else:
+        assert tokenizer.info.family == "continuous"
+        assert tokens.bits.tolist() == [positions * channels * 32.0] * 2  # float32 latents
+    assert tokenizer.info.extra["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_kl_scaling_and_posterior_sampling_are_recorded_and_seeded(hub_models: dict[str, torch.nn.Module]) -> None:
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    model = hub_models["sd-vae-ft-mse"]
+    mean_tokens = create_tokenizer("sd-vae-ft-mse").encode(images)
+    with torch.no_grad():
+        posterior_mean = model.encode(images * 2 - 1).latent_dist.mode()
+    torch.testing.assert_close(mean_tokens.data, (posterior_mean - 0.1) * 0.5)  # (z - shift_factor) * scaling_factor
+    first = create_tokenizer("sd-vae-ft-mse", posterior="sample", seed=3).encode(images).data
+    again = create_tokenizer("sd-vae-ft-mse", posterior="sample", seed=3).encode(images).data
+    assert torch.equal(first, again) and not torch.allclose(first, mean_tokens.data)
+
+
+def test_hub_tokenizers_run_through_the_runner_deterministically(hub_models: dict[str, torch.nn.Module], tmp_path: Path) -> None:
+    for preset in ("sd-vae-ft-mse", "amused-vqgan-256"):
+        records = [
+            evaluate(RunConfig(preset, "samples", ["psnr"], limit=2, preprocessing=Preprocessing(32), num_workers=0), tmp_path / str(i))
+            for i in range(2)
+        ]
+        first, second = records
+        assert first["metrics"]["psnr"]["value"] == second["metrics"]["psnr"]["value"]
+        assert first["tokenizer"]["info"]["extra"]["library"].startswith("diffusers")
+        assert first["tokenizer"]["options"]["posterior"] == "mean" and first["samples"]["evaluated"] == 2
+        assert first["metrics"]["tokens"]["value"] == 256
+
+
+def test_own_checkpoint_folder_with_weights(tmp_path: Path) -> None:
+    model = tiny_diffusers_model("AutoencoderKL", seed=5)
+    model.save_pretrained(tmp_path / "my-vae")
+    run_cli(
+        "run", "-t", "sd-vae-ft-mse", "--weights", tmp_path / "my-vae", "-d", "samples", "--limit", "1", "-m", "psnr",
+        "--resolution", "32", "--workers", "0", "--out", tmp_path / "out",
+    )  # fmt: skip
+    record = load_json(next((tmp_path / "out").glob("*.json")))
+    assert record["tokenizer"]["options"]["weights"] == str(tmp_path / "my-vae")
+    assert record["tokenizer"]["info"]["source"] == str(tmp_path / "my-vae")
+
+
+def test_missing_hub_model_names_the_repository_and_the_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(WeightsUnavailableError, match=r"stabilityai/stable-diffusion-3.5-large/vae.*hf download .*--include 'vae/\*'"):
+        create_tokenizer("sd35-vae")
+    result = run_cli("run", "-t", "sdxl-vae", "-d", "samples", "--limit", "1", "--out", tmp_path, check=2)
+    assert "stabilityai/sdxl-vae" in result.stderr and "hf download stabilityai/sdxl-vae" in result.stderr
+    with pytest.raises(WeightsUnavailableError, match="no such file"):
+        create_tokenizer("sd-vae-ft-mse", weights=str(tmp_path / "nothing-here"))

@@ -1,0 +1,39 @@
+"""``vtbench show NAME``: one tokenizer preset (or any registered name), as data."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def show(
+    name: str = typer.Argument(..., help="A tokenizer preset (or metric, dataset, ... name)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Print a preset: what builds it, its default options, and its metadata (source, license, paper ...)."""
+    import vtbench
+    from vtbench.errors import UnknownNameError
+
+    registries = vtbench.registries()
+    found = [(kind, registry.get(name)) for kind, registry in registries.items() if name in registry]
+    if not found:
+        registries["tokenizers"].get(name)  # raises with close matches
+        raise UnknownNameError("tokenizers", name, [], [])
+    kind, entry = found[0]
+    target = entry.target if isinstance(entry.target, str) else f"{entry.target.__module__}:{entry.target.__qualname__}"
+    shown = {"name": entry.name, "kind": kind, "description": entry.summary(), "target": target, "registered_by": entry.source,
+             "options": entry.defaults, **entry.tags}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{kind[:-1] if kind.endswith('s') else kind} {name}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in shown.items():
+        if key != "name":
+            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    Console().print(table)
