@@ -131,3 +131,61 @@ def test_missing_hub_model_names_the_repository_and_the_fetch_command(tmp_path: 
     assert "stabilityai/sdxl-vae" in result.stderr and "hf download stabilityai/sdxl-vae" in result.stderr
     with pytest.raises(WeightsUnavailableError, match="no such file"):
         create_tokenizer("sd-vae-ft-mse", weights=str(tmp_path / "nothing-here"))
+
+
+def codebook_metrics(batches: list[tuple[torch.Tensor, int]]) -> dict[str, float]:
+    from vtbench.metrics import MetricBatch, create_metric
+    from vtbench.tokenizers.base import Tokens
+
+    values = {}
+    for statistic in ("usage", "entropy", "perplexity"):
+        metric = create_metric(f"codebook-{statistic}")
+        for ids, size in batches:
+            n = ids.shape[0]
+            tokens = Tokens(None, torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.int64), (1, 1), ids, size)
+            metric.update(MetricBatch([str(i) for i in range(n)], torch.zeros(n, 3, 1, 1), torch.zeros(n, 3, 1, 1), tokens=tokens))
+        values[statistic] = metric.compute()
+        values[f"{statistic}-details"] = metric.details()
+    return values
+
+
+def test_codebook_statistics_match_hand_computed_values_in_any_batching() -> None:
+    ids = torch.tensor([[0, 0], [1, 3]])  # p = 1/2, 1/4, 1/4 over a 4-entry codebook
+    expected_entropy = 1.5
+    for batches in ([(ids, 4)], [(ids[:1], 4), (ids[1:], 4)]):
+        values = codebook_metrics(batches)
+        assert values["usage"] == 0.75
+        assert values["entropy"] == pytest.approx(expected_entropy)
+        assert values["perplexity"] == pytest.approx(2**expected_entropy)
+        assert values["usage-details"]["per_bit"]["p_one"] == [0.5, 0.25]  # bit 0 is set in ids 1 and 3, bit 1 in id 3
+
+
+def test_codebook_statistics_are_sparse_for_a_2_to_the_48_binary_codebook() -> None:
+    generator = torch.Generator().manual_seed(0)
+    bit_probability = torch.linspace(0.05, 0.95, 48)
+    bits = (torch.rand(64, 256, 48, generator=generator) < bit_probability).to(torch.int64)
+    ids = (bits << torch.arange(48)).sum(dim=-1)
+    values = codebook_metrics([(ids[:32], 2**48), (ids[32:], 2**48)])
+    details = values["usage-details"]
+    assert details["codebook_size"] == 2**48 and details["codes_used"] == len(torch.unique(ids))
+    assert values["usage"] == pytest.approx(len(torch.unique(ids)) / 2**48)
+    observed = bits.reshape(-1, 48).double().mean(dim=0)
+    assert details["per_bit"]["p_one"] == pytest.approx(observed.tolist(), abs=1e-6)
+
+
+def test_codebook_usage_through_the_runner_and_continuous_tokenizers_say_why_not(
+    hub_models: dict[str, torch.nn.Module], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from vtbench.datasets import DATASETS
+
+    config = RunConfig("identity", "samples", ["codebook-usage"], limit=3, preprocessing=Preprocessing(32), num_workers=0)
+    record = evaluate(config, tmp_path)
+    samples = DATASETS.create("samples")
+    pixels = np.concatenate([np.asarray(Preprocessing(32).apply(samples.load(i).image)).ravel() for i in range(3)])
+    assert record["metrics"]["codebook-usage"]["value"] == pytest.approx(len(np.unique(pixels)) / 256)
+    continuous = evaluate(RunConfig("sd-vae-ft-mse", "samples", ["codebook-usage"], limit=1, num_workers=0,
+                                    preprocessing=Preprocessing(32)), tmp_path / "vae")  # fmt: skip
+    entry = continuous["metrics"]["codebook-usage"]
+    assert math.isnan(entry["value"]) and "no discrete codes" in entry["warnings"][0]

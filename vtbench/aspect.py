@@ -66,7 +66,7 @@ class Fitted:
             indices = torch.cat([t.indices for t in tokens]).reshape(self.images, -1)
         data = tokens[0].data if len(tokens) == 1 else None
         _, _, height, width = self.box
-        return Tokens(data=data, bits=bits, counts=counts, image_size=(height, width), indices=indices)
+        return Tokens(data, bits, counts, (height, width), indices=indices, codebook_size=tokens[0].codebook_size)
 
 
 def fit(images: torch.Tensor, preprocessing: Preprocessing) -> Fitted:

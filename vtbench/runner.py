@@ -658,6 +658,9 @@ class Runner:
             metrics[name]["ci95"] = interval
         timings = dict(state.timings)
         timings["images_per_s"] = state.n_evaluated / timings["total_s"] if timings["total_s"] > 0 else None
+        for stage in ("encode", "decode"):  # the tokenizer's own throughput, without loading or metrics
+            seconds = timings.get(f"{stage}_s", 0.0)
+            timings[f"{stage}_images_per_s"] = state.n_evaluated / seconds if seconds > 0 else None
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cuda_peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
         info = self.tokenizer.info
@@ -733,8 +736,9 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0)
 
 
 def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
-    """Keep the cost fields of the images in ``index`` (data is not needed after decode)."""
-    return Tokens(data=None, bits=tokens.bits[index], counts=tokens.counts[index], image_size=tokens.image_size, indices=None)
+    """Keep the cost fields and ids of the images in ``index`` (data is not needed after decode)."""
+    indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
+    return Tokens(None, tokens.bits[index], tokens.counts[index], tokens.image_size, indices=indices, codebook_size=tokens.codebook_size)
 
 
 def evaluate(

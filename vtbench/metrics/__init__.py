@@ -64,6 +64,12 @@ for _k in (1, 5):
         description=f"Original's ImageNet class in the reconstruction's top {_k} (EfficientNet-Lite0)",
         k=_k,
     )
+for _statistic, _label in (
+    ("usage", "Fraction of the codebook's entries used over the run (sparse count; any codebook size)"),
+    ("entropy", "Entropy of the code distribution, bits per token (per-bit statistics for binary codes in details)"),
+    ("perplexity", "Codebook perplexity, 2^entropy: the effective number of codes used"),
+):
+    METRICS.register(f"codebook-{_statistic}", "vtbench.metrics.codebook:CodebookStatistic", description=_label, statistic=_statistic)
 METRICS.register(
     "hf-fidelity",
     "vtbench.metrics.frequency:FrequencyResponse",

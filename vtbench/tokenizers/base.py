@@ -54,6 +54,7 @@ class Tokens:
     counts: int64 tensor (N,), tokens per image.
     image_size: (H, W) of the images that were encoded.
     indices: discrete ids (N, ...) for codebook statistics, or None.
+    codebook_size: how many distinct ids there are (None when unknown or continuous).
     """
 
     data: Any
@@ -61,6 +62,7 @@ class Tokens:
     counts: torch.Tensor
     image_size: tuple[int, int]
     indices: torch.Tensor | None = None
+    codebook_size: int | None = None
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])

@@ -111,7 +111,8 @@ class DiffusersAutoencoder(NetworkTokenizer):
             ids = ids.reshape(n, *quantized.shape[-2:])
             bits = torch.full((n,), ids[0].numel() * math.log2(self.info.codebook_size), dtype=torch.float64)
             counts = torch.full((n,), ids[0].numel(), dtype=torch.int64)
-            return Tokens(data=(ids, tuple(quantized.shape)), bits=bits, counts=counts, image_size=(height, width), indices=ids)
+            size = self.info.codebook_size
+            return Tokens((ids, tuple(quantized.shape)), bits, counts, (height, width), indices=ids, codebook_size=size)
         if hasattr(output, "latent_dist"):
             if self.posterior == "mean":
                 latents = output.latent_dist.mode()

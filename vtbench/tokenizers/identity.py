@@ -23,6 +23,7 @@ class IdentityTokenizer(Tokenizer):
             counts=torch.full((n,), per_image, dtype=torch.int64),
             image_size=(height, width),
             indices=pixels,
+            codebook_size=256,
         )
 
     def decode(self, tokens: Tokens) -> torch.Tensor:

@@ -56,6 +56,7 @@ class ResampleTokenizer(Tokenizer):
             counts=torch.full((n,), per_image, dtype=torch.int64),
             image_size=(height, width),
             indices=small,
+            codebook_size=256,
         )
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
