@@ -48,7 +48,8 @@ def test_presets_are_data_with_their_provenance() -> None:
     shown = load_json_output(run_cli("show", "sd35-vae", "--json").stdout)
     assert shown["options"]["subfolder"] == "vae" and shown["latent_scale"] == 1.5305 and shown["family"] == "continuous"
     listed = load_json_output(run_cli("list", "tokenizers", "--family", "vq", "--json").stdout)
-    assert {e["name"] for e in listed["entries"]} == {"amused-vqgan-256", "amused-vqgan-512", "movq-kandinsky22"}
+    vq = {"amused-vqgan-256", "amused-vqgan-512", "movq-kandinsky22", "llamagen-vq-ds16-c2i", "llamagen-vq-ds8-c2i", "llamagen-vq-ds16-t2i"}
+    assert {e["name"] for e in listed["entries"]} == vq
 
 
 def load_json_output(text: str) -> dict:
@@ -189,3 +190,83 @@ def test_codebook_usage_through_the_runner_and_continuous_tokenizers_say_why_not
                                     preprocessing=Preprocessing(32)), tmp_path / "vae")  # fmt: skip
     entry = continuous["metrics"]["codebook-usage"]
     assert math.isnan(entry["value"]) and "no discrete codes" in entry["warnings"][0]
+
+
+# Facts about the published vq_ds16_c2i.pt (key -> shape), from LlamaGen's vq_model.py.
+LLAMAGEN_DS16_LAYOUT = {
+    "encoder.conv_in.weight": (128, 3, 3, 3),
+    "encoder.conv_blocks.0.downsample.conv.weight": (128, 128, 3, 3),
+    "encoder.conv_blocks.2.res.0.nin_shortcut.weight": (256, 128, 1, 1),
+    "encoder.conv_blocks.4.attn.1.q.weight": (512, 512, 1, 1),
+    "encoder.mid.1.proj_out.weight": (512, 512, 1, 1),
+    "encoder.conv_out.weight": (256, 512, 3, 3),
+    "quant_conv.weight": (8, 256, 1, 1),
+    "post_quant_conv.weight": (256, 8, 1, 1),
+    "quantize.embedding.weight": (16384, 8),
+    "decoder.conv_in.weight": (512, 256, 3, 3),
+    "decoder.conv_blocks.0.res.2.conv1.weight": (512, 512, 3, 3),
+    "decoder.conv_blocks.0.attn.2.v.weight": (512, 512, 1, 1),
+    "decoder.conv_blocks.0.upsample.conv.weight": (512, 512, 3, 3),
+    "decoder.conv_blocks.1.res.0.nin_shortcut.weight": (256, 512, 1, 1),
+    "decoder.conv_blocks.4.res.2.conv2.weight": (128, 128, 3, 3),
+    "decoder.conv_out.weight": (3, 128, 3, 3),
+}
+
+
+def test_llamagen_modules_reproduce_the_published_key_layout() -> None:
+    from vtbench.tokenizers.llamagen import LlamaGenVQModel
+
+    ds16 = {k: tuple(v.shape) for k, v in LlamaGenVQModel("ds16").state_dict().items()}
+    assert {k: ds16[k] for k in LLAMAGEN_DS16_LAYOUT} == LLAMAGEN_DS16_LAYOUT
+    assert (len(ds16) + 1, sum(math.prod(s) for s in ds16.values())) == (344, 71_883_403)  # + quantize.codebook_used
+    assert "encoder.conv_blocks.4.downsample.conv.weight" not in ds16 and "decoder.conv_blocks.4.upsample.conv.weight" not in ds16
+    ds8 = LlamaGenVQModel("ds8").state_dict()
+    assert (len(ds8) + 1, sum(v.numel() for v in ds8.values())) == (300, 70_109_835)
+
+
+def make_llamagen_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A small VQ-16 (ch 32, z 32, 64 codes) saved as LlamaGen's training script saves it."""
+    import argparse
+
+    from vtbench.tokenizers.llamagen import LlamaGenVQModel
+
+    torch.manual_seed(seed)
+    model = LlamaGenVQModel("ds16", codebook_size=64, codebook_dim=8, ch=32, z_channels=32)
+    state = {**model.state_dict(), "quantize.codebook_used": torch.zeros(65536)}
+    torch.save({"model": state, "steps": 1, "args": argparse.Namespace(vq_model="VQ-16")}, path)
+    return path
+
+
+def test_llamagen_checkpoint_through_the_weights_store_and_the_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(WeightsUnavailableError, match=r"vtbench weights fetch llamagen-vq-ds16-c2i"):
+        create_tokenizer("llamagen-vq-ds16-c2i")
+    checkpoint = make_llamagen_checkpoint(tmp_path / "vq_ds16_c2i.pt")
+    monkeypatch.setenv("VTBENCH_WEIGHTS_LLAMAGEN_VQ_DS16_C2I", str(checkpoint))
+    tokenizer = create_tokenizer("llamagen-vq-ds16-c2i")
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    assert tokens.indices.shape == (2, 4, 4) and tokens.counts.tolist() == [16, 16] and tokens.bits.tolist() == [16 * 6.0] * 2
+    model = tokenizer.model
+    with torch.no_grad():  # nearest entry by cosine similarity = the L2-normalised distance argmin
+        codes = model.quant_conv(model.encoder(images * 2 - 1))
+        cosine = torch.einsum("nchw,kc->nhwk", torch.nn.functional.normalize(codes, dim=1),
+                              torch.nn.functional.normalize(model.quantize.embedding.weight, dim=1))  # fmt: skip
+    assert torch.equal(tokens.indices, cosine.argmax(dim=-1))
+    assert recon.shape == images.shape and torch.equal(recon, tokenizer.reconstruct(images)[0])
+    record = evaluate(RunConfig("llamagen-vq-ds16-c2i", "samples", ["psnr", "codebook-usage"], limit=2, num_workers=0,
+                                preprocessing=Preprocessing(64)), tmp_path / "out")  # fmt: skip
+    assert record["tokenizer"]["info"]["extra"]["weights_sha256"] == weights_sha(checkpoint)
+    assert record["metrics"]["tokens"]["value"] == 16 and 0 < record["metrics"]["codebook-usage"]["value"] <= 1
+    assert tuple(record["tokenizer"]["info"]["token_grid"]) == (16, 16)  # at the native 256
+
+
+def weights_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_llamagen_refuses_a_checkpoint_of_another_layout(tmp_path: Path) -> None:
+    torch.save({"model": {"encoder.conv_in.weight": torch.zeros(1)}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a LlamaGen VQ checkpoint"):
+        create_tokenizer("llamagen-vq-ds16-c2i", weights=str(tmp_path / "other.pt"))

@@ -112,6 +112,22 @@ WEIGHTS: dict[str, WeightsFile] = {
             ("clip-vit-l-14", "ViT-L-14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", 890.0),
         )
     ]
+    + [
+        WeightsFile(
+            f"llamagen-vq-{variant}",
+            f"vq_{variant}.pt",
+            f"https://huggingface.co/{repo}/resolve/main/vq_{variant}.pt",
+            "",  # no published digest; the record keeps the file's SHA-256
+            288.0,
+            f"tokenizer llamagen-vq-{variant}",
+            "MIT",
+        )
+        for variant, repo in (
+            ("ds16-c2i", "FoundationVision/LlamaGen"),
+            ("ds8-c2i", "FoundationVision/LlamaGen"),
+            ("ds16-t2i", "peizesun/llamagen_t2i"),
+        )  # fmt: skip
+    ]
 }
 
 

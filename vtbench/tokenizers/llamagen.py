@@ -1,0 +1,248 @@
+"""LlamaGen VQ tokenizers (FoundationVision/LlamaGen, arXiv 2406.06525), written here.
+
+The module names reproduce the published checkpoints' state-dict keys
+(``encoder.conv_blocks.{i}.res.{j}.norm1.weight``, ``quantize.embedding.weight`` ...):
+a VQGAN-style conv encoder/decoder (GroupNorm 32, swish, single-head attention at the
+deepest level and in the middle), 1x1 ``quant_conv``/``post_quant_conv`` to an 8-d code,
+and a 16384-entry codebook searched after L2-normalising codes and codebook. Images go in
+as [-1, 1]. ``vq_ds16_*`` has channel multipliers (1, 1, 2, 2, 4) (16x downsampling),
+``vq_ds8_c2i`` (1, 2, 2, 4). The ``.pt`` files hold the weights under ``"model"``
+(``"ema"`` / ``"state_dict"`` also accepted); the training-time ``quantize.codebook_used``
+buffer is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vtbench import weights as weights_store
+from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+
+CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
+IGNORED_KEYS = ("quantize.codebook_used",)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels, eps=1e-6, affine=True)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = _norm(in_channels), nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2, self.conv2 = _norm(out_channels), nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        if in_channels != out_channels:
+            self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over the H*W positions, 1x1 convolutions for q, k, v, out."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.q, self.k, self.v, self.proj_out = (nn.Conv2d(channels, channels, 1) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        n, c, height, width = h.shape
+        q, k, v = (layer(h).reshape(n, c, height * width).transpose(1, 2) for layer in (self.q, self.k, self.v))
+        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        return x + self.proj_out(out.transpose(1, 2).reshape(n, c, height, width))
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))  # right and bottom only
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def _level(channels_in: int, channels_out: int, blocks: int, attention: bool) -> nn.Module:
+    level = nn.Module()
+    level.res = nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)])
+    level.attn = nn.ModuleList([AttnBlock(channels_out) for _ in range(blocks)] if attention else [])
+    return level
+
+
+def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    for j, block in enumerate(level.res):
+        h = block(h)
+        if len(level.attn):
+            h = level.attn[j](h)
+    return h
+
+
+def _middle(channels: int) -> nn.ModuleList:
+    return nn.ModuleList([ResnetBlock(channels, channels), AttnBlock(channels), ResnetBlock(channels, channels)])
+
+
+class Encoder(nn.Module):
+    def __init__(self, multipliers: tuple[int, ...], ch: int = 128, z_channels: int = 256, blocks: int = 2) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        widths = [ch * m for m in (1, *multipliers)]
+        self.conv_blocks = nn.ModuleList()
+        for i in range(len(multipliers)):
+            level = _level(widths[i], widths[i + 1], blocks, attention=i == len(multipliers) - 1)
+            if i != len(multipliers) - 1:
+                level.downsample = Downsample(widths[i + 1])
+            self.conv_blocks.append(level)
+        self.mid = _middle(widths[-1])
+        self.norm_out, self.conv_out = _norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.conv_blocks:
+            h = _run_level(level, h)
+            if hasattr(level, "downsample"):
+                h = level.downsample(h)
+        for block in self.mid:
+            h = block(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    """Levels listed deepest first; each has ``blocks + 1`` residual blocks."""
+
+    def __init__(self, multipliers: tuple[int, ...], ch: int = 128, z_channels: int = 256, blocks: int = 2) -> None:
+        super().__init__()
+        widths = [ch * m for m in reversed(multipliers)]
+        self.conv_in = nn.Conv2d(z_channels, widths[0], 3, padding=1)
+        self.mid = _middle(widths[0])
+        self.conv_blocks = nn.ModuleList()
+        channels = widths[0]
+        for i, width in enumerate(widths):
+            level = _level(channels, width, blocks + 1, attention=i == 0)
+            if i != len(widths) - 1:
+                level.upsample = Upsample(width)
+            self.conv_blocks.append(level)
+            channels = width
+        self.norm_out, self.conv_out = _norm(channels), nn.Conv2d(channels, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(z)
+        for block in self.mid:
+            h = block(h)
+        for level in self.conv_blocks:
+            h = _run_level(level, h)
+            if hasattr(level, "upsample"):
+                h = level.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VectorQuantizer(nn.Module):
+    def __init__(self, codebook_size: int = 16384, dim: int = 8) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(codebook_size, dim)
+
+    def codebook(self) -> torch.Tensor:
+        return F.normalize(self.embedding.weight, p=2, dim=-1)
+
+    def ids(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) codes -> (N, h, w) ids of the nearest L2-normalised entries."""
+        flat = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), p=2, dim=-1)
+        codebook = self.codebook()
+        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
+        return distances.argmin(dim=1).reshape(z.shape[0], z.shape[2], z.shape[3])
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, h, w) ids -> (N, C, h, w) normalised code vectors."""
+        return self.codebook()[ids].permute(0, 3, 1, 2)
+
+
+class LlamaGenVQModel(nn.Module):
+    def __init__(self, variant: str = "ds16", codebook_size: int = 16384, codebook_dim: int = 8, ch: int = 128,
+                 z_channels: int = 256) -> None:  # fmt: skip
+        super().__init__()
+        multipliers = CHANNEL_MULTIPLIERS[variant]
+        self.encoder = Encoder(multipliers, ch, z_channels)
+        self.decoder = Decoder(multipliers, ch, z_channels)
+        self.quantize = VectorQuantizer(codebook_size, codebook_dim)
+        self.quant_conv = nn.Conv2d(z_channels, codebook_dim, 1)
+        self.post_quant_conv = nn.Conv2d(codebook_dim, z_channels, 1)
+
+
+def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a LlamaGen ``.pt`` (under ``ema``, ``model`` or ``state_dict``)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("ema", "model", "state_dict"):
+        if isinstance(checkpoint, dict) and key in checkpoint:
+            checkpoint = checkpoint[key]
+            break
+    if not isinstance(checkpoint, dict) or "quantize.embedding.weight" not in checkpoint:
+        raise ValueError(f"{path}: not a LlamaGen VQ checkpoint (no quantize.embedding.weight under ema/model/state_dict)")
+    return {k.removeprefix("module."): v for k, v in checkpoint.items() if k.removeprefix("module.") not in IGNORED_KEYS}
+
+
+class LlamaGenVQ(NetworkTokenizer):
+    """A LlamaGen VQ checkpoint (``checkpoint``: weights-store name, or ``weights=PATH``)."""
+
+    def __init__(self, variant: str = "ds16", checkpoint: str = "llamagen-vq-ds16-c2i", weights: str | None = None,
+                 native_resolution: int = 256, dtype: str = "float32") -> None:  # fmt: skip
+        if variant not in CHANNEL_MULTIPLIERS:
+            raise ValueError(f"LlamaGen variant {variant!r} is not one of {', '.join(CHANNEL_MULTIPLIERS)}")
+        self.name, self.variant, self.checkpoint, self.dtype_name = f"llamagen-vq-{variant}", variant, checkpoint, dtype
+        self.dtype = compute_dtype(dtype)
+        path = local_path(weights)
+        located = None if path else weights_store.locate(checkpoint)
+        self.weights_path = path or located.path
+        self.weights_sha256 = weights_store.sha256_file(self.weights_path) if path else located.sha256
+        state = checkpoint_state_dict(self.weights_path)
+        codebook_size, codebook_dim = state["quantize.embedding.weight"].shape
+        ch, z_channels = state["encoder.conv_in.weight"].shape[0], state["encoder.conv_out.weight"].shape[0]  # 128, 256 published
+        self.model = LlamaGenVQModel(variant, codebook_size, codebook_dim, ch, z_channels)
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{self.weights_path}: does not match the LlamaGen VQ-{variant[2:]} layout: {exc}") from None
+        self.model.eval().requires_grad_(False).to(self.dtype)
+        self.factor = 2 ** (len(CHANNEL_MULTIPLIERS[variant]) - 1)
+        grid = native_resolution // self.factor
+        self.info = TokenizerInfo(
+            family="discrete", quantizer="vq", codebook_size=codebook_size, token_grid=(grid, grid), tokens_per_image=grid * grid,
+            native_resolution=native_resolution, accepts_any_size=True, input_range=(-1.0, 1.0), license="MIT",
+            source=str(self.weights_path), paper="arXiv:2406.06525",
+            extra={"downsampling": self.factor, "codebook_dim": codebook_dim, "weights_sha256": self.weights_sha256,
+                   "parameters": self.parameter_count()},
+        )  # fmt: skip
+
+    def options(self) -> dict[str, Any]:
+        return {"variant": self.variant, "checkpoint": self.checkpoint, "weights": str(self.weights_path), "dtype": self.dtype_name}
+
+    def encode(self, images: torch.Tensor) -> Tokens:
+        height, width = images.shape[-2:]
+        if height % self.factor or width % self.factor:
+            raise ValueError(f"LlamaGen VQ-{self.variant[2:]} needs sides divisible by {self.factor}, got {width}x{height}")
+        ids = self.model.quantize.ids(self.model.quant_conv(self.model.encoder(self._input(images))))
+        n, per_image = ids.shape[0], ids[0].numel()
+        bits = torch.full((n,), per_image * math.log2(self.info.codebook_size), dtype=torch.float64)
+        counts = torch.full((n,), per_image, dtype=torch.int64)
+        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+
+    def decode(self, tokens: Tokens) -> torch.Tensor:
+        codes = self.model.quantize.lookup(tokens.data).to(self.dtype)
+        return self._output(self.model.decoder(self.model.post_quant_conv(codes)))
