@@ -9,7 +9,6 @@ which. Continuous latents are costed at the dtype they are produced in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -69,7 +68,3 @@ def local_path(weights: str | None) -> Path | None:
     if not path.exists():
         raise WeightsUnavailableError(f"--weights {weights}: no such file or folder")
     return path
-
-
-def describe_weights(path: Path | None, fallback: str) -> dict[str, Any]:
-    return {"weights": str(path) if path else fallback}
