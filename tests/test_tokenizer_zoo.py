@@ -270,3 +270,36 @@ def test_llamagen_refuses_a_checkpoint_of_another_layout(tmp_path: Path) -> None
     torch.save({"model": {"encoder.conv_in.weight": torch.zeros(1)}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a LlamaGen VQ checkpoint"):
         create_tokenizer("llamagen-vq-ds16-c2i", weights=str(tmp_path / "other.pt"))
+
+
+@pytest.mark.parametrize(("preset", "model_class", "model_type", "size"), [
+    ("janus-pro-1b-vq", "JanusVQVAE", "janus", 8),
+    ("emu3-vq", "Emu3VQVAE", "emu3", 16),
+])  # fmt: skip
+def test_transformers_vq_from_a_multimodal_checkpoint_in_the_hub_cache(preset: str, model_class: str, model_type: str, size: int) -> None:
+    from weights_factory import save_multimodal_checkpoint, tiny_transformers_vq
+
+    model, vq_config = tiny_transformers_vq(model_class)
+    save_multimodal_checkpoint(hub_snapshot(TOKENIZERS.get(preset).defaults["repo"]), model_type, model, vq_config)
+    tokenizer = create_tokenizer(preset)
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    x = images * 2 - 1
+    with torch.no_grad():
+        if model_class == "JanusVQVAE":
+            ids = model.encode(x).image_tokens.reshape(2, -1)
+            expected = model.decode(ids)
+        else:
+            ids = torch.stack(list(model.encode(x, image_sizes=torch.tensor([[size, size]] * 2)).image_tokens))
+            expected = model.decode(ids)
+    assert torch.equal(tokens.indices.reshape(2, -1), ids.reshape(2, -1))
+    torch.testing.assert_close(recon, (expected + 1) / 2)
+    assert tokens.counts.tolist() == [(size // 2) ** 2] * 2 and tokens.bits.tolist() == [(size // 2) ** 2 * 6.0] * 2
+    assert tokenizer.info.codebook_size == 64 and tokenizer.info.extra["library"].startswith("transformers")
+
+
+def test_janus_refuses_other_sizes_and_chameleon_cannot_decode() -> None:
+    with pytest.raises(ValueError, match="no decoder"):
+        create_tokenizer("janus-pro-1b-vq", model_class="ChameleonVQVAE")
+    with pytest.raises(WeightsUnavailableError, match="hf download deepseek-community/Janus-Pro-7B"):
+        create_tokenizer("janus-pro-7b-vq")

@@ -172,3 +172,44 @@ def tiny_diffusers_model(model_class: str, seed: int = 0) -> torch.nn.Module:
             scaling_factor=0.3,
         )  # fmt: skip
     raise ValueError(model_class)
+
+
+def tiny_transformers_vq(model_class: str, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A small transformers VQ-VAE and its config dict (Janus: a 4x4 grid at 8x8 pixels)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    if model_class == "JanusVQVAE":
+        config = transformers.JanusVQVAEConfig(
+            embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
+            num_patches=4, projection_dim=16, image_token_embed_dim=16,
+        )  # fmt: skip
+    else:
+        config = transformers.Emu3VQVAEConfig(
+            codebook_size=64, embed_dim=4, latent_channels=4, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
+            attn_resolutions=[], hidden_size=64, temporal_downsample_factor=4,
+        )  # fmt: skip
+    return getattr(transformers, model_class)(config).eval(), config.to_dict()
+
+
+def save_multimodal_checkpoint(folder: Path, model_type: str, vq_model: torch.nn.Module, vq_config: dict) -> Path:
+    """Write a VQ-VAE the way multimodal repositories ship it: ``config.json`` with a
+    ``vq_config``, two safetensors shards (the VQ tensors under ``model.vqmodel.``) and the
+    shard index."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type, "vq_config": vq_config}))
+    shards = {
+        "model-00001-of-00002.safetensors": {"model.language_model.embed_tokens.weight": torch.zeros(4, 4)},
+        "model-00002-of-00002.safetensors": {
+            f"model.vqmodel.{k}": v.detach().clone().contiguous() for k, v in vq_model.state_dict().items()
+        },
+    }
+    for name, tensors in shards.items():
+        save_file(tensors, str(folder / name))
+    weight_map = {key: name for name, tensors in shards.items() for key in tensors}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return folder
