@@ -48,8 +48,9 @@ def test_presets_are_data_with_their_provenance() -> None:
     shown = load_json_output(run_cli("show", "sd35-vae", "--json").stdout)
     assert shown["options"]["subfolder"] == "vae" and shown["latent_scale"] == 1.5305 and shown["family"] == "continuous"
     listed = load_json_output(run_cli("list", "tokenizers", "--family", "vq", "--json").stdout)
-    vq = {"amused-vqgan-256", "amused-vqgan-512", "movq-kandinsky22", "llamagen-vq-ds16-c2i", "llamagen-vq-ds8-c2i", "llamagen-vq-ds16-t2i"}
-    assert {e["name"] for e in listed["entries"]} == vq
+    names = {e["name"] for e in listed["entries"]}
+    assert {"amused-vqgan-256", "movq-kandinsky22", "llamagen-vq-ds16-c2i", "janus-pro-1b-vq"} <= names
+    assert all(TOKENIZERS.get(name).tags["quantizer"] == "vq" for name in names) and "var-vqvae-256" not in names
 
 
 def load_json_output(text: str) -> dict:
@@ -303,3 +304,71 @@ def test_janus_refuses_other_sizes_and_chameleon_cannot_decode() -> None:
         create_tokenizer("janus-pro-1b-vq", model_class="ChameleonVQVAE")
     with pytest.raises(WeightsUnavailableError, match="hf download deepseek-community/Janus-Pro-7B"):
         create_tokenizer("janus-pro-7b-vq")
+
+
+VAR_LAYOUT = {  # key -> shape in the published vae_ch160v4096z32.pth, from VAR's basic_vae.py / quant.py
+    "encoder.conv_in.weight": (160, 3, 3, 3),
+    "encoder.down.2.block.0.nin_shortcut.weight": (320, 160, 1, 1),
+    "encoder.down.4.attn.0.qkv.weight": (1920, 640, 1, 1),
+    "encoder.mid.attn_1.norm.weight": (640,),
+    "encoder.conv_out.weight": (32, 640, 3, 3),
+    "quant_conv.weight": (32, 32, 3, 3),
+    "quantize.embedding.weight": (4096, 32),
+    "quantize.quant_resi.qresi_ls.3.weight": (32, 32, 3, 3),
+    "decoder.conv_in.weight": (640, 32, 3, 3),
+    "decoder.up.4.attn.2.qkv.weight": (1920, 640, 1, 1),
+    "decoder.up.4.upsample.conv.weight": (640, 640, 3, 3),
+    "decoder.up.3.block.0.conv1.weight": (320, 640, 3, 3),
+    "decoder.conv_out.weight": (3, 160, 3, 3),
+}
+
+
+def test_var_modules_reproduce_the_published_key_layout() -> None:
+    from vtbench.tokenizers.var import VarVQVAE, phi_for_scales
+
+    state = {k: tuple(v.shape) for k, v in VarVQVAE().state_dict().items()}
+    assert {k: state[k] for k in VAR_LAYOUT} == VAR_LAYOUT
+    assert (len(state) + 1, sum(math.prod(s) for s in state.values())) == (324, 108_948_355)  # + quantize.ema_vocab_hit_SV
+    assert "decoder.up.0.upsample.conv.weight" not in state and "encoder.down.4.downsample.conv.weight" not in state
+    assert phi_for_scales(10) == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]  # upstream's float64 tie at scale 7 goes to Phi 3
+
+
+def test_var_multiscale_tokens_and_per_level_codebook_statistics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.nn.functional as F
+
+    from vtbench.tokenizers.var import PATCH_NUMS, VarVQVAE
+
+    torch.manual_seed(0)
+    model = VarVQVAE(vocab_size=64, z_channels=8, ch=32)
+    state = {**model.state_dict(), "quantize.ema_vocab_hit_SV": torch.zeros(10, 64)}
+    torch.save(state, tmp_path / "vae_ch160v4096z32.pth")
+    monkeypatch.setenv("VTBENCH_WEIGHTS_VAR_VQVAE", str(tmp_path / "vae_ch160v4096z32.pth"))
+    tokenizer = create_tokenizer("var-vqvae-256")
+    images = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    assert tokens.indices.shape == (1, 680) and tokens.level_sizes == tuple(p * p for p in PATCH_NUMS[256])
+    with torch.no_grad():  # upstream's loop, written out: f_hat accumulates, f_rest shrinks
+        f_rest = model.quant_conv(model.encoder(images * 2 - 1))
+        f_hat, expected = torch.zeros_like(f_rest), []
+        for si, pn in enumerate(PATCH_NUMS[256]):
+            z = F.interpolate(f_rest, size=(pn, pn), mode="area") if si != 9 else f_rest
+            d = torch.cdist(z.permute(0, 2, 3, 1).reshape(-1, 8), model.quantize.embedding.weight)
+            idx = d.argmin(dim=1)
+            h = model.quantize.embedding(idx).reshape(1, pn, pn, 8).permute(0, 3, 1, 2)
+            h = F.interpolate(h, size=(16, 16), mode="bicubic") if si != 9 else h
+            h = model.quantize.quant_resi.qresi_ls[[0, 0, 1, 1, 1, 2, 2, 3, 3, 3][si]](h)
+            f_hat, f_rest = f_hat + h, f_rest - h
+            expected.append(idx)
+        reference = (model.decoder(model.post_quant_conv(f_hat)).clamp(-1, 1) + 1) / 2
+    assert torch.equal(tokens.indices[0], torch.cat(expected))
+    torch.testing.assert_close(recon, reference, rtol=0, atol=1e-4)  # summation order only; far below one 8-bit level
+    assert tokens.bits.tolist() == [680 * 6.0]
+    with pytest.raises(ValueError, match="encodes 256x256"):
+        tokenizer.encode(torch.rand(1, 3, 128, 128))
+    from vtbench.metrics import MetricBatch, create_metric
+
+    metric = create_metric("codebook-usage")
+    metric.update(MetricBatch(["a"], images, recon, tokens=tokens))
+    per_level = metric.details()["per_level"]
+    assert [row["ids_per_image"] for row in per_level] == [p * p for p in PATCH_NUMS[256]]
+    assert per_level[0]["codes_used"] == 1 and per_level[-1]["codes_used"] == len(torch.unique(expected[-1]))

@@ -66,7 +66,8 @@ class Fitted:
             indices = torch.cat([t.indices for t in tokens]).reshape(self.images, -1)
         data = tokens[0].data if len(tokens) == 1 else None
         _, _, height, width = self.box
-        return Tokens(data, bits, counts, (height, width), indices=indices, codebook_size=tokens[0].codebook_size)
+        levels = tokens[0].level_sizes if self.tiles_per_image == 1 else None
+        return Tokens(data, bits, counts, (height, width), indices, codebook_size=tokens[0].codebook_size, level_sizes=levels)
 
 
 def fit(images: torch.Tensor, preprocessing: Preprocessing) -> Fitted:

@@ -738,7 +738,7 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0)
 def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
     """Keep the cost fields and ids of the images in ``index`` (data is not needed after decode)."""
     indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
-    return Tokens(None, tokens.bits[index], tokens.counts[index], tokens.image_size, indices=indices, codebook_size=tokens.codebook_size)
+    return Tokens(None, tokens.bits[index], tokens.counts[index], tokens.image_size, indices, tokens.codebook_size, tokens.level_sizes)
 
 
 def evaluate(

@@ -126,7 +126,18 @@ WEIGHTS: dict[str, WeightsFile] = {
             ("ds16-c2i", "FoundationVision/LlamaGen"),
             ("ds8-c2i", "FoundationVision/LlamaGen"),
             ("ds16-t2i", "peizesun/llamagen_t2i"),
-        )  # fmt: skip
+        )
+    ]
+    + [
+        WeightsFile(
+            "var-vqvae",
+            "vae_ch160v4096z32.pth",
+            "https://huggingface.co/FoundationVision/var/resolve/main/vae_ch160v4096z32.pth",
+            "7c3ec27ae28a3f87055e83211ea8cc8558bd1985d7b51742d074fb4c2fcf186c",  # the hub's Git-LFS object id
+            436.1,
+            "tokenizers var-vqvae-256, var-vqvae-512",
+            "MIT",
+        )
     ]
 }
 

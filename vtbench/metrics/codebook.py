@@ -3,7 +3,8 @@
 Ids are counted sparsely (a sorted list of the ids seen and their counts), so codebooks of
 2^18 to 2^64 entries cost memory in proportion to the ids actually used, never to the
 codebook size. For binary codebooks (a power-of-two size, ``log2(size)`` <= 63 bits: LFQ,
-BSQ) the details add per-bit statistics: how often each bit is 1 and its entropy.
+BSQ) the details add per-bit statistics: how often each bit is 1 and its entropy; for
+multi-scale / residual quantizers (VAR) they add usage and entropy per level.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class CodebookStatistic(Metric):
         self.add_state("n", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("without_codes", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("size", torch.zeros((), dtype=torch.int64), "max")
+        self.add_state("level_keys", torch.zeros(0, dtype=torch.int64), "cat")  # level * codebook_size + id
+        self.add_state("level_counts", torch.zeros(0, dtype=torch.int64), "cat")
+        self.add_state("levels", torch.zeros(0, dtype=torch.int64), "max")  # ids per image in each level
 
     def update(self, batch: MetricBatch) -> None:
         tokens = batch.tokens
@@ -82,6 +86,12 @@ class CodebookStatistic(Metric):
         self.n = self.n + len(batch.ids)
         if tokens.codebook_size:
             self.size = torch.maximum(self.size, torch.tensor(min(tokens.codebook_size, 2**63 - 1)))
+        sizes = tokens.level_sizes
+        if sizes and tokens.codebook_size and tokens.codebook_size * len(sizes) < 2**62:
+            level = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).expand(len(batch.ids), -1)
+            keys, counts = code_histogram(level * tokens.codebook_size + tokens.indices.reshape(len(batch.ids), -1).cpu())
+            self.level_keys, self.level_counts = merge_histograms(self.level_keys, self.level_counts, keys, counts)
+            self.levels = torch.tensor(sizes, dtype=torch.int64)
         return None
 
     def merge_state(self, other: Metric) -> None:
@@ -89,6 +99,8 @@ class CodebookStatistic(Metric):
         self.ids, self.id_counts = merge_histograms(self.ids, self.id_counts, other.ids, other.id_counts)
         self.n, self.without_codes = self.n + other.n, self.without_codes + other.without_codes
         self.size = torch.maximum(self.size, other.size)
+        self.level_keys, self.level_counts = merge_histograms(self.level_keys, self.level_counts, other.level_keys, other.level_counts)
+        self.levels = self.levels if len(self.levels) else other.levels
 
     def compute(self) -> float:
         if not len(self.ids):
@@ -113,7 +125,18 @@ class CodebookStatistic(Metric):
         }
         if size and size & (size - 1) == 0 and 1 < size.bit_length() - 1 <= MAX_BITS_FOR_BIT_STATISTICS:
             details["per_bit"] = bit_statistics(self.ids, self.id_counts, size.bit_length() - 1)
+        if len(self.level_keys) and size:
+            details["per_level"] = self._per_level(size)
         return details
+
+    def _per_level(self, size: int) -> list[dict[str, Any]]:
+        level_of = self.level_keys // size
+        rows = []
+        for level, ids_per_image in enumerate(self.levels.tolist()):
+            counts = self.level_counts[level_of == level]
+            rows.append({"level": level, "ids_per_image": ids_per_image, "codes_used": len(counts), "usage": len(counts) / size,
+                         "entropy_bits": entropy_bits(counts), "perplexity": 2.0 ** entropy_bits(counts)})  # fmt: skip
+        return rows
 
     def warnings(self) -> list[str]:
         missing = int(self.without_codes)

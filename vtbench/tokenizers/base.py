@@ -55,6 +55,8 @@ class Tokens:
     image_size: (H, W) of the images that were encoded.
     indices: discrete ids (N, ...) for codebook statistics, or None.
     codebook_size: how many distinct ids there are (None when unknown or continuous).
+    level_sizes: for multi-scale / residual quantizers, how many of each image's ids (in
+        order along dim 1 of ``indices``) belong to each level.
     """
 
     data: Any
@@ -63,6 +65,7 @@ class Tokens:
     image_size: tuple[int, int]
     indices: torch.Tensor | None = None
     codebook_size: int | None = None
+    level_sizes: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])

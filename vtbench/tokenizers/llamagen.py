@@ -23,62 +23,11 @@ from torch import nn
 
 from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
 
 CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
 IGNORED_KEYS = ("quantize.codebook_used",)
-
-
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, channels, eps=1e-6, affine=True)
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.norm1, self.conv1 = _norm(in_channels), nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2, self.conv2 = _norm(out_channels), nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        if in_channels != out_channels:
-            self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return (self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x) + h
-
-
-class AttnBlock(nn.Module):
-    """Single-head self-attention over the H*W positions, 1x1 convolutions for q, k, v, out."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = _norm(channels)
-        self.q, self.k, self.v, self.proj_out = (nn.Conv2d(channels, channels, 1) for _ in range(4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        n, c, height, width = h.shape
-        q, k, v = (layer(h).reshape(n, c, height * width).transpose(1, 2) for layer in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
-        return x + self.proj_out(out.transpose(1, 2).reshape(n, c, height, width))
-
-
-class Downsample(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))  # right and bottom only
-
-
-class Upsample(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def _level(channels_in: int, channels_out: int, blocks: int, attention: bool) -> nn.Module:
@@ -112,7 +61,7 @@ class Encoder(nn.Module):
                 level.downsample = Downsample(widths[i + 1])
             self.conv_blocks.append(level)
         self.mid = _middle(widths[-1])
-        self.norm_out, self.conv_out = _norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
+        self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -141,7 +90,7 @@ class Decoder(nn.Module):
                 level.upsample = Upsample(width)
             self.conv_blocks.append(level)
             channels = width
-        self.norm_out, self.conv_out = _norm(channels), nn.Conv2d(channels, 3, 3, padding=1)
+        self.norm_out, self.conv_out = group_norm(channels), nn.Conv2d(channels, 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(z)
