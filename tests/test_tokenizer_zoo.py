@@ -372,3 +372,76 @@ def test_var_multiscale_tokens_and_per_level_codebook_statistics(tmp_path: Path,
     per_level = metric.details()["per_level"]
     assert [row["ids_per_image"] for row in per_level] == [p * p for p in PATCH_NUMS[256]]
     assert per_level[0]["codes_used"] == 1 and per_level[-1]["codes_used"] == len(torch.unique(expected[-1]))
+
+
+OPEN_MAGVIT2_256_L_LAYOUT = {  # key -> shape in imagenet_256_L.ckpt, from SEED-Voken's improved_model.py
+    "encoder.conv_in.weight": (128, 3, 3, 3),
+    "encoder.down.2.block.0.nin_shortcut.weight": (256, 128, 1, 1),
+    "encoder.down.2.downsample.weight": (256, 256, 3, 3),
+    "encoder.mid_block.3.conv2.weight": (512, 512, 3, 3),
+    "encoder.conv_out.weight": (18, 512, 1, 1),
+    "decoder.conv_in.weight": (512, 18, 3, 3),
+    "decoder.up.4.upsample.conv1.weight": (2048, 512, 3, 3),
+    "decoder.up.3.block.0.nin_shortcut.weight": (256, 512, 1, 1),
+    "decoder.up.1.upsample.conv1.weight": (512, 128, 3, 3),
+    "decoder.adaptive.0.gamma.weight": (128, 18),
+    "decoder.adaptive.3.beta.weight": (512, 18),
+    "decoder.conv_out.weight": (3, 128, 3, 3),
+}
+
+
+def test_open_magvit2_modules_reproduce_the_published_key_layout() -> None:
+    from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
+
+    state = {k: tuple(v.shape) for k, v in LFQAutoencoder().state_dict().items()}
+    assert {k: state[k] for k in OPEN_MAGVIT2_256_L_LAYOUT} == OPEN_MAGVIT2_256_L_LAYOUT
+    assert (len(state), sum(math.prod(s) for s in state.values())) == (339, 115_127_829)
+    assert "encoder.conv_in.bias" not in state and "encoder.down.0.block.0.conv1.bias" not in state  # bias-free convolutions
+
+
+def make_open_magvit2_checkpoint(path: Path, adaptive: bool = True) -> tuple[Path, torch.nn.Module]:
+    """A small LFQ autoencoder saved like the published files: raw weights plus different EMA
+    copies under ``model_ema.<name without dots>``; returns the model holding the EMA weights."""
+    from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
+
+    torch.manual_seed(0)
+    raw, ema = (LFQAutoencoder(32, (1, 2), 1, 6, adaptive) for _ in range(2))
+    state = {**raw.state_dict(), **{"model_ema." + k.replace(".", ""): v for k, v in ema.state_dict().items()}}
+    state |= {"model_ema.decay": torch.tensor(0.999), "model_ema.num_updates": torch.tensor(10, dtype=torch.int32)}
+    torch.save({"state_dict": state}, path)
+    return path, ema.eval()
+
+
+def test_open_magvit2_lfq_codes_ema_weights_and_bit_order(tmp_path: Path) -> None:
+    path, ema = make_open_magvit2_checkpoint(tmp_path / "imagenet_256_L.ckpt")
+    tokenizer = create_tokenizer("open-magvit2-256-l", weights=str(path))
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        z = ema.encoder(images * 2 - 1)
+        signs = torch.where(z > 0, 1.0, -1.0)
+        expected = (ema.decoder(signs).clamp(-1, 1) + 1) / 2
+    lsb_first = sum((z[:, d] > 0).long() << d for d in range(6))
+    assert torch.equal(tokens.indices, lsb_first) and tokens.codebook_size == 64
+    torch.testing.assert_close(recon, expected)  # decoded from the ids alone, with the EMA weights
+    assert tokens.bits.tolist() == [256 * 6.0] * 2 and tokenizer.info.quantizer == "lfq"  # 16x16 ids of 6 bits
+    x = torch.randn(1, 64, 3, 3)  # depth-to-space in DCR order, against pixel_shuffle on regrouped channels
+    upsampler = ema.decoder.up[1].upsample
+    with torch.no_grad():
+        dcr = torch.nn.functional.pixel_shuffle(upsampler.conv1(x).view(1, 4, 64, 3, 3).transpose(1, 2).reshape(1, 256, 3, 3), 2)
+        torch.testing.assert_close(upsampler(x), dcr)
+    first_release, _ = make_open_magvit2_checkpoint(tmp_path / "imagenet_256_B.ckpt", adaptive=False)
+    old = create_tokenizer("open-magvit2-256-b", weights=str(first_release), ema=False)
+    with torch.no_grad():
+        z_old = old.model.encoder(images * 2 - 1)
+    assert torch.equal(old.encode(images).indices, sum((z_old[:, d] > 0).long() << (5 - d) for d in range(6)))  # MSB first
+
+
+def test_open_magvit2_per_bit_statistics_through_the_runner(tmp_path: Path) -> None:
+    path, _ = make_open_magvit2_checkpoint(tmp_path / "imagenet_256_L.ckpt")
+    config = RunConfig("open-magvit2-256-l", "samples", ["codebook-entropy"], tokenizer_options={"weights": str(path)}, limit=2,
+                       num_workers=0, preprocessing=Preprocessing(32))  # fmt: skip
+    record = evaluate(config, tmp_path / "out")
+    per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]
+    assert len(per_bit["p_one"]) == 6 and all(0 <= p <= 1 for p in per_bit["p_one"])
+    assert record["metrics"]["codebook-entropy"]["value"] <= 6 and record["metrics"]["tokens"]["value"] == 256

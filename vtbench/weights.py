@@ -139,6 +139,23 @@ WEIGHTS: dict[str, WeightsFile] = {
             "MIT",
         )
     ]
+    + [
+        WeightsFile(
+            f"open-magvit2-{variant}",
+            filename,
+            f"https://huggingface.co/{repo}/resolve/main/{filename}",
+            "",  # no published digest; the record keeps the file's SHA-256
+            size_mb,
+            f"tokenizer open-magvit2-{variant}",
+            "Apache-2.0",
+        )
+        for variant, repo, filename, size_mb in (
+            ("256-l", "TencentARC/Open-MAGVIT2-Tokenizer-256-resolution", "imagenet_256_L.ckpt", 921.0),
+            ("128-l", "TencentARC/Open-MAGVIT2-Tokenizer-128-resolution", "imagenet_128_L.ckpt", 896.0),
+            ("256-b", "TencentARC/Open-MAGVIT2", "imagenet_256_B.ckpt", 524.0),
+            ("pretrain-256", "TencentARC/Open-MAGVIT2-Tokenizer-262144-Pretrain", "pretrain256_262144.ckpt", 921.0),
+        )
+    ]
 }
 
 
