@@ -217,11 +217,12 @@ LLAMAGEN_DS16_LAYOUT = {
 def test_llamagen_modules_reproduce_the_published_key_layout() -> None:
     from vtbench.tokenizers.llamagen import LlamaGenVQModel
 
-    ds16 = {k: tuple(v.shape) for k, v in LlamaGenVQModel("ds16").state_dict().items()}
+    with torch.device("meta"):  # shapes only
+        ds16 = {k: tuple(v.shape) for k, v in LlamaGenVQModel("ds16").state_dict().items()}
+        ds8 = LlamaGenVQModel("ds8").state_dict()
     assert {k: ds16[k] for k in LLAMAGEN_DS16_LAYOUT} == LLAMAGEN_DS16_LAYOUT
     assert (len(ds16) + 1, sum(math.prod(s) for s in ds16.values())) == (344, 71_883_403)  # + quantize.codebook_used
     assert "encoder.conv_blocks.4.downsample.conv.weight" not in ds16 and "decoder.conv_blocks.4.upsample.conv.weight" not in ds16
-    ds8 = LlamaGenVQModel("ds8").state_dict()
     assert (len(ds8) + 1, sum(v.numel() for v in ds8.values())) == (300, 70_109_835)
 
 
@@ -326,7 +327,8 @@ VAR_LAYOUT = {  # key -> shape in the published vae_ch160v4096z32.pth, from VAR'
 def test_var_modules_reproduce_the_published_key_layout() -> None:
     from vtbench.tokenizers.var import VarVQVAE, phi_for_scales
 
-    state = {k: tuple(v.shape) for k, v in VarVQVAE().state_dict().items()}
+    with torch.device("meta"):  # shapes only
+        state = {k: tuple(v.shape) for k, v in VarVQVAE().state_dict().items()}
     assert {k: state[k] for k in VAR_LAYOUT} == VAR_LAYOUT
     assert (len(state) + 1, sum(math.prod(s) for s in state.values())) == (324, 108_948_355)  # + quantize.ema_vocab_hit_SV
     assert "decoder.up.0.upsample.conv.weight" not in state and "encoder.down.4.downsample.conv.weight" not in state
@@ -393,7 +395,8 @@ OPEN_MAGVIT2_256_L_LAYOUT = {  # key -> shape in imagenet_256_L.ckpt, from SEED-
 def test_open_magvit2_modules_reproduce_the_published_key_layout() -> None:
     from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
 
-    state = {k: tuple(v.shape) for k, v in LFQAutoencoder().state_dict().items()}
+    with torch.device("meta"):  # shapes only
+        state = {k: tuple(v.shape) for k, v in LFQAutoencoder().state_dict().items()}
     assert {k: state[k] for k in OPEN_MAGVIT2_256_L_LAYOUT} == OPEN_MAGVIT2_256_L_LAYOUT
     assert (len(state), sum(math.prod(s) for s in state.values())) == (339, 115_127_829)
     assert "encoder.conv_in.bias" not in state and "encoder.down.0.block.0.conv1.bias" not in state  # bias-free convolutions
@@ -475,3 +478,68 @@ def test_bsq_vit_codes_patches_and_ema_weights(tmp_path: Path) -> None:
     assert tokenizer.info.native_resolution == 32 and tokenizer.info.extra["ema_weights"]
     with pytest.raises(WeightsUnavailableError, match="by hand from https://github.com/zhaoyue-zephyrus/bsq-vit"):
         create_tokenizer("bsq-vit-b36")
+
+
+def test_titok_modules_reproduce_the_published_parameter_counts() -> None:
+    from vtbench.tokenizers.titok import TiTokModel
+
+    with torch.device("meta"):  # shapes only: no memory for the hundreds of millions of parameters
+        counts = {
+            name: sum(v.numel() for v in TiTokModel(*config).state_dict().values())
+            for name, config in {
+                "s128": ("small", "small", 128, 4096, 12, True, True),
+                "b64": ("base", "base", 64, 4096, 12, True, True),
+                "bl64": ("base", "large", 64, 8192, 64, False, False),
+                "sl256": ("small", "large", 256, 8192, 64, False, False),
+            }.items()
+        }
+        pixel = TiTokModel("small", "small", 128, 4096, 12, True, True).state_dict()
+    assert counts == {"s128": 83_674_639, "b64": 204_814_095, "bl64": 390_016_148, "sl256": 330_260_884}  # = the hub file sizes / 4
+    assert tuple(pixel["pixel_decoder.up.3.block.0.nin_shortcut.weight"].shape) == (256, 256, 1, 1)  # applied to the block's output
+    assert tuple(pixel["decoder.ffn.2.weight"].shape) == (1024, 1024, 1, 1) and tuple(pixel["latent_tokens"].shape) == (128, 512)
+
+
+@pytest.mark.parametrize(("preset", "legacy"), [("titok-s128", True), ("titok-sl256-vq", False)])
+def test_titok_from_the_hub_cache_two_stage_and_single_stage(preset: str, legacy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from vtbench.tokenizers import titok
+
+    monkeypatch.setitem(titok.VIT_SIZES, "tiny", (64, 1, 2))
+    tokens, codes, size = (8, 32, 6) if legacy else (16, 64, 8)
+    torch.manual_seed(0)
+    model = titok.TiTokModel("tiny", "tiny", tokens, codes, size, legacy, legacy).eval()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    folder = hub_snapshot(TOKENIZERS.get(preset).defaults["repo"])
+    vq = {
+        "vit_enc_model_size": "tiny",
+        "vit_dec_model_size": "tiny",
+        "vit_enc_patch_size": 16,
+        "vit_dec_patch_size": 16,
+        "num_latent_tokens": tokens,
+        "codebook_size": codes,
+        "token_size": size,
+        "use_l2_norm": legacy,
+        "commitment_cost": 0.25,
+    }
+    if not legacy:
+        vq |= {"finetune_decoder": False, "is_legacy": False}
+    (folder / "config.json").write_text(json.dumps({"model": {"vq_model": vq}, "dataset": {"preprocessing": {"crop_size": 256}}}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))  # fmt: skip
+
+    tokenizer = create_tokenizer(preset)
+    images = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    recon, encoded = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        z = model.encoder(images, model.latent_tokens)[:, :, 0].transpose(1, 2)  # (1, tokens, size)
+        codebook = model.quantize.embedding.weight
+        if legacy:  # L2-normalised codes: nearest = highest cosine similarity
+            ids = (torch.nn.functional.normalize(z, dim=-1) @ torch.nn.functional.normalize(codebook, dim=-1).T).argmax(-1)
+        else:
+            ids = torch.cdist(z, codebook[None]).argmin(-1)
+    assert torch.equal(encoded.indices, ids) and encoded.counts.tolist() == [tokens]
+    assert encoded.bits.tolist() == [tokens * math.log2(codes)] and recon.shape == images.shape
+    assert hasattr(tokenizer.model, "pixel_decoder") == legacy and torch.equal(recon, tokenizer.reconstruct(images)[0])

@@ -26,23 +26,7 @@ from torch import nn
 from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
-
-
-class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(width)
-        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.ln_2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(width, 4 * width))
-        self.mlp.add_module("gelu", nn.GELU())
-        self.mlp.add_module("c_proj", nn.Linear(4 * width, width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
-        return x + self.mlp(self.ln_2(x))
+from vtbench.tokenizers.transformer_blocks import ResidualAttentionBlock
 
 
 class Transformer(nn.Module):

@@ -1,0 +1,29 @@
+"""Transformer building blocks shared by the ViT tokenizers (BSQ-ViT, TiTok).
+
+The block is open_clip's pre-norm residual attention block; its attribute names
+(``ln_1``, ``attn.in_proj_weight``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``) are the keys of
+the published checkpoints. ``nn.MultiheadAttention`` runs batch-first here; that does not
+change its parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("c_fc", nn.Linear(width, 4 * width))
+        self.mlp.add_module("gelu", nn.GELU())
+        self.mlp.add_module("c_proj", nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
