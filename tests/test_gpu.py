@@ -21,3 +21,20 @@ def test_cuda_run_matches_cpu_run(photo_folder: Path, tmp_path: Path) -> None:
     for key, value in values["cpu"].items():
         assert values["cuda"][key] == pytest.approx(value, abs=1e-4)
     assert record["memory"]["cuda_peak_mb"] > 0
+
+
+@pytest.mark.gpu
+def test_compiled_bfloat16_hub_tokenizer_on_cuda_matches_eager(tmp_path: Path) -> None:
+    import torch
+    from weights_factory import hub_snapshot, tiny_diffusers_model
+
+    tiny_diffusers_model("AutoencoderKL").save_pretrained(hub_snapshot("stabilityai/sd-vae-ft-mse"))
+    values = {}
+    for compiled in (False, True):
+        config = vtbench.RunConfig("sd-vae-ft-mse", "samples", ["psnr"], limit=4, preprocessing=Preprocessing(64), device="cuda",
+                                   tokenizer_options={"dtype": "bfloat16"}, compile=compiled, label=f"vae-{compiled}")  # fmt: skip
+        record = vtbench.evaluate(config, tmp_path)
+        values[compiled] = record["metrics"]["psnr"]["value"]
+        assert record["config"]["compile"] is compiled and record["timings"]["encode_images_per_s"] > 0
+    assert values[True] == pytest.approx(values[False], abs=0.1)
+    assert torch.cuda.max_memory_allocated() > 0

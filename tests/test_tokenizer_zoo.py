@@ -543,3 +543,20 @@ def test_titok_from_the_hub_cache_two_stage_and_single_stage(preset: str, legacy
     assert torch.equal(encoded.indices, ids) and encoded.counts.tolist() == [tokens]
     assert encoded.bits.tolist() == [tokens * math.log2(codes)] and recon.shape == images.shape
     assert hasattr(tokenizer.model, "pixel_decoder") == legacy and torch.equal(recon, tokenizer.reconstruct(images)[0])
+
+
+def test_compile_is_recorded_and_refused_for_tokenizers_without_a_network(tmp_path: Path) -> None:
+    from vtbench.errors import VtbenchError
+
+    with pytest.raises(VtbenchError, match="'jpeg-q50' has no network"):
+        evaluate(RunConfig("jpeg-q50", "samples", ["psnr"], limit=1, compile=True, num_workers=0), tmp_path)
+
+
+def test_mixed_precision_is_recorded_and_close_to_float32(hub_models: dict[str, torch.nn.Module]) -> None:
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    full, _ = create_tokenizer("sd-vae-ft-mse").reconstruct(images)
+    half_tokenizer = create_tokenizer("sd-vae-ft-mse", dtype="bfloat16")
+    half, tokens = half_tokenizer.reconstruct(images)
+    assert half.dtype == torch.float32 and half_tokenizer.options()["dtype"] == "bfloat16"
+    assert tokens.bits.tolist() == [256 * 4 * 16.0]  # bfloat16 latents cost 16 bits each
+    assert (half - full).abs().max() < 0.05

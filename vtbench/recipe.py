@@ -79,6 +79,7 @@ class Recipe:
     skip_unavailable: bool = False
     use_cache: bool = True
     ocr_engine: str = "tesseract"
+    compile: bool = False
     checkpoint_every: int = 10
     checkpoint_seconds: float = 30.0
     source: str | None = None
@@ -106,6 +107,7 @@ class Recipe:
                 skip_unavailable=self.skip_unavailable,
                 use_cache=self.use_cache,
                 ocr_engine=self.ocr_engine,
+                compile=self.compile,
                 checkpoint_every=self.checkpoint_every,
                 checkpoint_seconds=self.checkpoint_seconds,
             )

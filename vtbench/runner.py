@@ -73,6 +73,7 @@ class RunConfig:
     save_reconstructions: bool = False
     skip_unavailable: bool = False
     ocr_engine: str = "tesseract"  # read text regions for text metrics (cer, wer, t-ned, t-acc, ...)
+    compile: bool = False  # torch.compile a network tokenizer's encoder and decoder
     use_cache: bool = True  # originals' features from / into the content-keyed reference cache
     checkpoint_every: int = 10  # batches between checkpoints of the partial state ...
     checkpoint_seconds: float = 30.0  # ... and at least this long between two checkpoints
@@ -261,6 +262,8 @@ class Runner:
         self.device = resolve_device(config.device)
         self._prepare_metrics(config)
         self.tokenizer: Tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(self.device)
+        if config.compile:
+            compile_tokenizer(self.tokenizer, config.tokenizer)
         self.dataset = create_dataset(config.dataset, config.dataset_options)
         self._prepare_ocr(config)
         self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
@@ -713,6 +716,20 @@ class Runner:
         if partial_root.exists() and not any(partial_root.iterdir()):
             partial_root.rmdir()
         return record
+
+
+COMPILED_PARTS = ("encoder", "decoder", "pixel_decoder")
+
+
+def compile_tokenizer(tokenizer: Tokenizer, name: str) -> None:
+    """Wrap a network tokenizer's encoder and decoder modules in ``torch.compile`` (compiled
+    on first use); a tokenizer without a network is refused by name."""
+    model = getattr(tokenizer, "model", None)
+    parts = [part for part in COMPILED_PARTS if isinstance(getattr(model, part, None), torch.nn.Module)]
+    if not parts:
+        raise VtbenchError(f"--compile: tokenizer {name!r} has no network encoder/decoder to compile")
+    for part in parts:
+        setattr(model, part, torch.compile(getattr(model, part)))
 
 
 def text_regions(meta: dict[str, Any]) -> list[dict[str, Any]]:

@@ -101,6 +101,9 @@ def run(
     ocr_engine: str | None = typer.Option(
         None, "--ocr-engine", help="OCR engine for text metrics (default tesseract). `vtbench list ocr`.", rich_help_panel=_RUN
     ),
+    compile_tokenizer: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="torch.compile network tokenizers (recorded in the record).", rich_help_panel=_RUN
+    ),
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also: VTBENCH_OFFLINE=1).", rich_help_panel=_RUN),
     restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
@@ -159,6 +162,7 @@ def run(
         "skip_unavailable": skip_unavailable,
         "use_cache": False if no_cache else None,
         "ocr_engine": ocr_engine,
+        "compile": compile_tokenizer,
     }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
