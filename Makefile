@@ -41,3 +41,4 @@ bench: install
 	$(BIN)/python benchmarks/reference_cache.py
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/ocr_speed.py
+	$(BIN)/python benchmarks/tokenizer_speed.py

@@ -1,0 +1,79 @@
+"""Encode/decode throughput and peak memory of every native tokenizer family at its
+published size and native resolution, through ``vtbench.evaluate`` (PSNR only).
+
+Speed does not depend on the weights' values, so each family runs with randomly
+initialised weights of the published architecture, saved in the published checkpoint
+format and loaded with ``--weights``, exactly as a user's checkpoint would be. The numbers
+are costs, never quality. Result: results/benchmarks/tokenizer_speed[_DEVICE].json.
+Usage: python benchmarks/tokenizer_speed.py [--images 8] [--batch-size 4] [--device cpu] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import photo_crops, save
+
+import vtbench
+from vtbench.images import Preprocessing
+
+
+def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
+    """preset -> (preset, a randomly initialised checkpoint in the published format)."""
+    from vtbench.tokenizers.bsq_vit import BSQViTModel
+    from vtbench.tokenizers.llamagen import LlamaGenVQModel
+    from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
+    from vtbench.tokenizers.var import VarVQVAE
+
+    torch.manual_seed(0)
+    made = {
+        "llamagen-vq-ds16-c2i": {"model": LlamaGenVQModel("ds16").state_dict()},
+        "llamagen-vq-ds8-c2i": {"model": LlamaGenVQModel("ds8").state_dict()},
+        "var-vqvae-256": VarVQVAE().state_dict(),
+        "open-magvit2-256-l": {"state_dict": LFQAutoencoder().state_dict()},
+        "bsq-vit-b18": {"state_dict": BSQViTModel().state_dict()},
+    }
+    paths = {}
+    for preset, state in made.items():
+        paths[preset] = (preset, folder / f"{preset}.pt")
+        torch.save(state, paths[preset][1])
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="vtbench-tokenizer-speed-"))
+    images = photo_crops(root / "images", args.images, size=256)
+    rows = []
+    for preset, (name, path) in checkpoints(root).items():
+        config = vtbench.RunConfig(
+            name, str(images), metrics=["psnr"], tokenizer_options={"weights": str(path), "dtype": args.dtype},
+            preprocessing=Preprocessing(None, "center-crop"), batch_size=args.batch_size, device=args.device, num_workers=0,
+        )  # fmt: skip
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        record = vtbench.evaluate(config, root / "out")
+        info, timings = record["tokenizer"]["info"], record["timings"]
+        rows.append({
+            "tokenizer": preset, "resolution": info["native_resolution"], "tokens_per_image": record["metrics"]["tokens"]["value"],
+            "parameters": info["extra"]["parameters"], "encode_images_per_s": round(timings["encode_images_per_s"], 2),
+            "decode_images_per_s": round(timings["decode_images_per_s"], 2), "wall_s": round(time.perf_counter() - started, 1),
+            "process_peak_rss_mb": record["memory"]["peak_rss_mb"], "cuda_peak_mb": record["memory"]["cuda_peak_mb"],
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
+    save(f"tokenizer_speed{suffix}", {"images": args.images, "batch_size": args.batch_size, "dtype": args.dtype, "runs": rows})
+
+
+if __name__ == "__main__":
+    main()
