@@ -560,3 +560,18 @@ def test_mixed_precision_is_recorded_and_close_to_float32(hub_models: dict[str, 
     assert half.dtype == torch.float32 and half_tokenizer.options()["dtype"] == "bfloat16"
     assert tokens.bits.tolist() == [256 * 4 * 16.0]  # bfloat16 latents cost 16 bits each
     assert (half - full).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("preset", ["qwen-image-vae", "wan21-vae"])
+def test_one_frame_video_vaes_with_per_channel_latent_statistics(preset: str) -> None:
+    model = install_in_hub_cache(preset)
+    tokenizer = create_tokenizer(preset)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        latents = model.encode(images[:, :, None] * 2 - 1).latent_dist.mode()  # (N, C, frames=1, h, w)
+        expected = (model.decode(latents).sample[:, :, 0] + 1) / 2
+    mean, std = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, 4, 1, 1, 1), torch.tensor([1.5, 2.0, 2.5, 3.0]).view(1, 4, 1, 1, 1)
+    torch.testing.assert_close(tokens.data, (latents - mean) / std)  # as the Qwen-Image / Wan pipelines normalise
+    torch.testing.assert_close(recon, expected, rtol=1e-4, atol=1e-5)
+    assert tokens.counts.tolist() == [256, 256] and tokenizer.info.extra["latent_normalisation"].startswith("per-channel")

@@ -171,6 +171,11 @@ def tiny_diffusers_model(model_class: str, seed: int = 0) -> torch.nn.Module:
             encoder_qkv_multiscales=((), ()), decoder_qkv_multiscales=((), ()), decoder_norm_types="rms_norm", decoder_act_fns="silu",
             scaling_factor=0.3,
         )  # fmt: skip
+    if model_class in ("AutoencoderKLQwenImage", "AutoencoderKLWan"):
+        return getattr(diffusers, model_class)(
+            base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, attn_scales=[], temperal_downsample=[False],
+            latents_mean=[0.1, 0.2, 0.3, 0.4], latents_std=[1.5, 2.0, 2.5, 3.0],
+        )  # fmt: skip
     raise ValueError(model_class)
 
 

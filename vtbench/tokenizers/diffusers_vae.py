@@ -5,8 +5,9 @@ Loaded with ``from_pretrained`` from the Hugging Face cache (or ``weights=``: a 
 of the model folder, or a single original-format ``.safetensors``/``.ckpt`` where the class
 supports ``from_single_file``). Images go in as [-1, 1]. Continuous latents are the
 posterior mean (``posterior="mean"``) or a seeded sample (``"sample"``); both are stored
-scaled as the source defines (``(z - shift_factor) * scaling_factor``) and unscaled before
-decoding. VQ models are decoded from their code ids, so the ids are the whole message.
+normalised as the source defines (per channel ``(z - latents_mean) / latents_std`` where the
+config has them, as Wan and Qwen-Image do, else ``(z - shift_factor) * scaling_factor``)
+and unnormalised before decoding. VQ models are decoded from their code ids, so the ids are the whole message.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class DiffusersAutoencoder(NetworkTokenizer):
         config = self.model.config
         self.scaling_factor = float(getattr(config, "scaling_factor", None) or 1.0)
         self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        self.channel_stats = None if mean is None or std is None else (torch.tensor(mean), torch.tensor(std))
         self.is_vq = hasattr(self.model, "quantize")
         codebook = int(config.num_vq_embeddings) if self.is_vq else None
         self.info = TokenizerInfo(
@@ -70,6 +73,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
                 "latent_channels": int(getattr(config, "latent_channels", 0) or 0),
                 "scaling_factor": self.scaling_factor,
                 "shift_factor": self.shift_factor,
+                "latent_normalisation": "per-channel latents_mean/std" if self.channel_stats else "shift_factor/scaling_factor",
                 "posterior": None if self.is_vq else posterior,
                 "parameters": self.parameter_count(),
             },
@@ -124,7 +128,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
                 )
         else:
             latents = output.latent if hasattr(output, "latent") else output.latents
-        latents = (latents - self.shift_factor) * self.scaling_factor
+        latents = self._normalise(latents)
         element_bits = torch.finfo(latents.dtype).bits
         per_image = latents[0].numel()
         positions = latents.shape[-2] * latents.shape[-1]
@@ -135,14 +139,20 @@ class DiffusersAutoencoder(NetworkTokenizer):
             image_size=(height, width),
         )
 
+    def _normalise(self, latents: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        if self.channel_stats is None:
+            return latents / self.scaling_factor + self.shift_factor if inverse else (latents - self.shift_factor) * self.scaling_factor
+        shape = (1, -1) + (1,) * (latents.ndim - 2)
+        mean, std = (t.to(latents.device, latents.dtype).view(shape) for t in self.channel_stats)
+        return latents * std + mean if inverse else (latents - mean) / std
+
     def decode(self, tokens: Tokens) -> torch.Tensor:
         if self.is_vq:
             ids, shape = tokens.data
             quantized = self.model.quantize.get_codebook_entry(ids.reshape(-1), (shape[0], shape[2], shape[3], shape[1]))
             images = self.model.decode(quantized.to(self.dtype), force_not_quantize=True).sample
         else:
-            latents = tokens.data / self.scaling_factor + self.shift_factor
-            images = self.model.decode(latents).sample
+            images = self.model.decode(self._normalise(tokens.data, inverse=True)).sample
         if self.temporal:
             images = images[:, :, 0]
         return self._output(images)
