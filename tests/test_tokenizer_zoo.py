@@ -224,6 +224,10 @@ def test_llamagen_modules_reproduce_the_published_key_layout() -> None:
     assert (len(ds16) + 1, sum(math.prod(s) for s in ds16.values())) == (344, 71_883_403)  # + quantize.codebook_used
     assert "encoder.conv_blocks.4.downsample.conv.weight" not in ds16 and "decoder.conv_blocks.4.upsample.conv.weight" not in ds16
     assert (len(ds8) + 1, sum(v.numel() for v in ds8.values())) == (300, 70_109_835)
+    from vtbench import weights
+
+    assert weights.get("llamagen-vq-ds16-c2i").url == "https://huggingface.co/FoundationVision/LlamaGen/resolve/main/vq_ds16_c2i.pt"
+    assert weights.get("llamagen-vq-ds16-t2i").url == "https://huggingface.co/peizesun/llamagen_t2i/resolve/main/vq_ds16_t2i.pt"
 
 
 def make_llamagen_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -116,8 +116,8 @@ WEIGHTS: dict[str, WeightsFile] = {
     + [
         WeightsFile(
             f"llamagen-vq-{variant}",
-            f"vq_{variant}.pt",
-            f"https://huggingface.co/{repo}/resolve/main/vq_{variant}.pt",
+            f"vq_{variant.replace('-', '_')}.pt",
+            f"https://huggingface.co/{repo}/resolve/main/vq_{variant.replace('-', '_')}.pt",
             "",  # no published digest; the record keeps the file's SHA-256
             288.0,
             f"tokenizer llamagen-vq-{variant}",
