@@ -579,3 +579,28 @@ def test_one_frame_video_vaes_with_per_channel_latent_statistics(preset: str) ->
     torch.testing.assert_close(tokens.data, (latents - mean) / std)  # as the Qwen-Image / Wan pipelines normalise
     torch.testing.assert_close(recon, expected, rtol=1e-4, atol=1e-5)
     assert tokens.counts.tolist() == [256, 256] and tokenizer.info.extra["latent_normalisation"].startswith("per-channel")
+
+
+def test_chameleon_vqgan_encodes_like_transformers_and_decodes(tmp_path: Path) -> None:
+    import transformers
+
+    from vtbench.tokenizers.chameleon import ChameleonVQGAN
+
+    with torch.device("meta"):
+        published = ChameleonVQGAN().state_dict()
+    assert (len(published), sum(v.numel() for v in published.values())) == (293, 68_718_467)  # Meta's vqgan.ckpt layout
+    torch.manual_seed(0)
+    config = transformers.ChameleonVQVAEConfig(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32,
+                                               channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2, attn_resolutions=[])  # fmt: skip
+    reference = transformers.ChameleonVQVAE(config).eval()  # transformers keeps the original names, encoder side only
+    ours = ChameleonVQGAN(64, 8, 32, 32)
+    state = {**ours.state_dict(), **{k: v for k, v in reference.state_dict().items() if k in ours.state_dict()}}
+    assert {k for k in reference.state_dict() if k in ours.state_dict()} == {k for k in state if not k.startswith("decoder.")}
+    torch.save({"state_dict": {**state, "loss.discriminator.weight": torch.zeros(1)}}, tmp_path / "vqgan.ckpt")
+    tokenizer = create_tokenizer("chameleon-vqgan", weights=str(tmp_path / "vqgan.ckpt"))
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        expected_ids = reference.encode(images * 2 - 1).image_tokens.reshape(2, 4, 4)
+    assert torch.equal(tokens.indices, expected_ids) and tokens.bits.tolist() == [16 * 6.0] * 2
+    assert recon.shape == images.shape and float(recon.min()) >= 0 and float(recon.max()) <= 1

@@ -170,6 +170,17 @@ WEIGHTS: dict[str, WeightsFile] = {
         )
         for variant, filename in (("b18", "bsqvit_b18.pt"), ("b18-approx", "bsqvit_b18_approx.pt"), ("b36", "bsqvit_b36.pt"))
     ]
+    + [
+        WeightsFile(
+            "chameleon-vqgan",
+            "vqgan.ckpt",
+            "https://huggingface.co/GAIR/Anole-7b-v0.1/resolve/main/tokenizer/vqgan.ckpt",  # the same file as Meta's release
+            "",
+            281.0,
+            "tokenizer chameleon-vqgan",
+            "Chameleon Research License",
+        )
+    ]
 }
 
 

@@ -1,4 +1,5 @@
-"""Convolutional building blocks shared by the VQGAN-lineage tokenizers (LlamaGen, VAR).
+"""Convolutional building blocks shared by the VQGAN-lineage tokenizers (LlamaGen, VAR,
+Chameleon), and taming-transformers' encoder and decoder.
 
 Attribute names follow the taming-transformers / LDM lineage the published checkpoints
 use (``norm1``, ``conv1``, ``nin_shortcut``, ``q``/``k``/``v``/``proj_out`` or a fused
@@ -79,3 +80,85 @@ class FusedAttnBlock(nn.Module):
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, height * width).transpose(2, 3).unbind(1)
         out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
         return x + self.proj_out(out.transpose(1, 2).reshape(n, c, height, width))
+
+
+def _level(channels_in: int, channels_out: int, blocks: int, attention: type[nn.Module] | None) -> nn.Module:
+    level = nn.Module()
+    level.block = nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)])
+    level.attn = nn.ModuleList([attention(channels_out) for _ in range(blocks)] if attention else [])
+    return level
+
+
+def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    for j, block in enumerate(level.block):
+        h = block(h)
+        if len(level.attn):
+            h = level.attn[j](h)
+    return h
+
+
+def _middle(channels: int, attention: type[nn.Module]) -> nn.Module:
+    mid = nn.Module()
+    mid.block_1, mid.attn_1, mid.block_2 = ResnetBlock(channels, channels), attention(channels), ResnetBlock(channels, channels)
+    return mid
+
+
+def _run_middle(mid: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return mid.block_2(mid.attn_1(mid.block_1(h)))
+
+
+class TamingEncoder(nn.Module):
+    """taming-transformers' encoder: ``down.{i}.block.{j}`` / ``attn.{j}`` / ``downsample``,
+    ``mid.block_1`` / ``attn_1`` / ``block_2``; attention blocks at ``attention_levels``."""
+
+    def __init__(self, ch: int, multipliers: tuple[int, ...], z_channels: int, blocks: int = 2,
+                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = ()) -> None:  # fmt: skip
+        super().__init__()
+        widths = [ch * m for m in (1, *multipliers)]
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        for i in range(len(multipliers)):
+            level = _level(widths[i], widths[i + 1], blocks, attention if i in attention_levels else None)
+            if i != len(multipliers) - 1:
+                level.downsample = Downsample(widths[i + 1])
+            self.down.append(level)
+        self.mid = _middle(widths[-1], attention)
+        self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            h = _run_level(level, h)
+            if hasattr(level, "downsample"):
+                h = level.downsample(h)
+        return self.conv_out(F.silu(self.norm_out(_run_middle(self.mid, h))))
+
+
+class TamingDecoder(nn.Module):
+    """taming-transformers' decoder: ``up[i]`` is level i (run deepest first), with
+    ``blocks + 1`` residual blocks each and an ``upsample`` above level 0."""
+
+    def __init__(self, ch: int, multipliers: tuple[int, ...], z_channels: int, blocks: int = 2,
+                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = ()) -> None:  # fmt: skip
+        super().__init__()
+        top = ch * multipliers[-1]
+        self.conv_in = nn.Conv2d(z_channels, top, 3, padding=1)
+        self.mid = _middle(top, attention)
+        levels: list[nn.Module] = []
+        channels = top
+        for i in reversed(range(len(multipliers))):
+            level = _level(channels, ch * multipliers[i], blocks + 1, attention if i in attention_levels else None)
+            channels = ch * multipliers[i]
+            if i != 0:
+                level.upsample = Upsample(channels)
+            levels.insert(0, level)
+        self.up = nn.ModuleList(levels)
+        self.norm_out, self.conv_out = group_norm(channels), nn.Conv2d(channels, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = _run_middle(self.mid, self.conv_in(z))
+        for level in reversed(self.up):
+            h = _run_level(level, h)
+            if hasattr(level, "upsample"):
+                h = level.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))

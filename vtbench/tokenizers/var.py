@@ -22,7 +22,7 @@ from torch import nn
 
 from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.conv_blocks import Downsample, FusedAttnBlock, ResnetBlock, Upsample, group_norm
+from vtbench.tokenizers.conv_blocks import FusedAttnBlock, TamingDecoder, TamingEncoder
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
 
 PATCH_NUMS = {256: (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), 512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)}
@@ -37,82 +37,6 @@ def phi_for_scales(scales: int, shared: int = 4) -> list[int]:
         np.linspace(1 / 3 / shared, 1 - 1 / 3 / shared, shared) if shared == 4 else np.linspace(1 / 2 / shared, 1 - 1 / 2 / shared, shared)
     )
     return [int(np.argmin(np.abs(ticks - si / (scales - 1)))) for si in range(scales)]
-
-
-def _level(channels_in: int, channels_out: int, blocks: int, attention: bool) -> nn.Module:
-    level = nn.Module()
-    level.block = nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)])
-    level.attn = nn.ModuleList([FusedAttnBlock(channels_out) for _ in range(blocks)] if attention else [])
-    return level
-
-
-def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    for j, block in enumerate(level.block):
-        h = block(h)
-        if len(level.attn):
-            h = level.attn[j](h)
-    return h
-
-
-def _middle(channels: int) -> nn.Module:
-    mid = nn.Module()
-    mid.block_1, mid.attn_1, mid.block_2 = ResnetBlock(channels, channels), FusedAttnBlock(channels), ResnetBlock(channels, channels)
-    return mid
-
-
-def _run_middle(mid: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    return mid.block_2(mid.attn_1(mid.block_1(h)))
-
-
-class Encoder(nn.Module):
-    def __init__(self, ch: int = 160, z_channels: int = 32, blocks: int = 2) -> None:
-        super().__init__()
-        widths = [ch * m for m in (1, *MULTIPLIERS)]
-        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
-        self.down = nn.ModuleList()
-        for i in range(len(MULTIPLIERS)):
-            level = _level(widths[i], widths[i + 1], blocks, attention=i == len(MULTIPLIERS) - 1)
-            if i != len(MULTIPLIERS) - 1:
-                level.downsample = Downsample(widths[i + 1])
-            self.down.append(level)
-        self.mid = _middle(widths[-1])
-        self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x)
-        for level in self.down:
-            h = _run_level(level, h)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
-        return self.conv_out(F.silu(self.norm_out(_run_middle(self.mid, h))))
-
-
-class Decoder(nn.Module):
-    """``up[i]`` is level i (run deepest first), with ``blocks + 1`` residual blocks each."""
-
-    def __init__(self, ch: int = 160, z_channels: int = 32, blocks: int = 2) -> None:
-        super().__init__()
-        top = ch * MULTIPLIERS[-1]
-        self.conv_in = nn.Conv2d(z_channels, top, 3, padding=1)
-        self.mid = _middle(top)
-        levels: list[nn.Module] = []
-        channels = top
-        for i in reversed(range(len(MULTIPLIERS))):
-            level = _level(channels, ch * MULTIPLIERS[i], blocks + 1, attention=i == len(MULTIPLIERS) - 1)
-            channels = ch * MULTIPLIERS[i]
-            if i != 0:
-                level.upsample = Upsample(channels)
-            levels.insert(0, level)
-        self.up = nn.ModuleList(levels)
-        self.norm_out, self.conv_out = group_norm(channels), nn.Conv2d(channels, 3, 3, padding=1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = _run_middle(self.mid, self.conv_in(z))
-        for level in reversed(self.up):
-            h = _run_level(level, h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
 
 
 class Phi(nn.Conv2d):
@@ -151,7 +75,9 @@ class MultiScaleQuantizer(nn.Module):
 class VarVQVAE(nn.Module):
     def __init__(self, vocab_size: int = 4096, z_channels: int = 32, ch: int = 160) -> None:
         super().__init__()
-        self.encoder, self.decoder = Encoder(ch, z_channels), Decoder(ch, z_channels)
+        attention = {"attention": FusedAttnBlock, "attention_levels": (len(MULTIPLIERS) - 1,)}  # the deepest level and the middle
+        self.encoder = TamingEncoder(ch, MULTIPLIERS, z_channels, **attention)
+        self.decoder = TamingDecoder(ch, MULTIPLIERS, z_channels, **attention)
         self.quantize = MultiScaleQuantizer(vocab_size, z_channels)
         self.quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 3, padding=1)
