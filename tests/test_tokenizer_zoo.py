@@ -129,8 +129,8 @@ def test_own_checkpoint_folder_with_weights(tmp_path: Path) -> None:
 def test_missing_hub_model_names_the_repository_and_the_fetch_command(tmp_path: Path) -> None:
     with pytest.raises(WeightsUnavailableError, match=r"stabilityai/stable-diffusion-3.5-large/vae.*hf download .*--include 'vae/\*'"):
         create_tokenizer("sd35-vae")
-    result = run_cli("run", "-t", "sdxl-vae", "-d", "samples", "--limit", "1", "--out", tmp_path, check=2)
-    assert "stabilityai/sdxl-vae" in result.stderr and "hf download stabilityai/sdxl-vae" in result.stderr
+    with pytest.raises(WeightsUnavailableError, match=r"stabilityai/sdxl-vae .*`hf download stabilityai/sdxl-vae`"):
+        evaluate(RunConfig("sdxl-vae", "samples", limit=1), tmp_path)
     with pytest.raises(WeightsUnavailableError, match="no such file"):
         create_tokenizer("sd-vae-ft-mse", weights=str(tmp_path / "nothing-here"))
 
@@ -604,3 +604,32 @@ def test_chameleon_vqgan_encodes_like_transformers_and_decodes(tmp_path: Path) -
         expected_ids = reference.encode(images * 2 - 1).image_tokens.reshape(2, 4, 4)
     assert torch.equal(tokens.indices, expected_ids) and tokens.bits.tolist() == [16 * 6.0] * 2
     assert recon.shape == images.shape and float(recon.min()) >= 0 and float(recon.max()) <= 1
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_janus_vq_from_deepseeks_release_reads_only_the_gen_vision_model(sharded: bool, tmp_path: Path) -> None:
+    import json
+
+    from vtbench.tokenizers.llamagen import LlamaGenVQModel
+
+    torch.manual_seed(0)
+    vq = LlamaGenVQModel("ds16", codebook_size=64, codebook_dim=8, ch=32, z_channels=32)
+    tensors = {f"gen_vision_model.{k}": v.to(torch.bfloat16) for k, v in vq.state_dict().items()}  # shipped in bf16
+    tensors["gen_vision_model.quantize.codebook_used"] = torch.zeros(65536)
+    folder = hub_snapshot("deepseek-ai/Janus-Pro-7B" if sharded else "deepseek-ai/Janus-Pro-1B")
+    (folder / "config.json").write_text(json.dumps({"model_type": "multi_modality"}))
+    if sharded:  # the language model in one shard, the image VQ in the other, and the index
+        torch.save({"language_model.lm_head.weight": torch.zeros(2, 2)}, folder / "pytorch_model-00001-of-00002.bin")
+        torch.save(tensors, folder / "pytorch_model-00002-of-00002.bin")
+        weight_map = dict.fromkeys(tensors, "pytorch_model-00002-of-00002.bin")
+        weight_map["language_model.lm_head.weight"] = "pytorch_model-00001-of-00002.bin"
+        (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    else:
+        torch.save({**tensors, "language_model.lm_head.weight": torch.zeros(2, 2)}, folder / "pytorch_model.bin")
+    tokenizer = create_tokenizer("janus-pro-7b-vq-original" if sharded else "janus-pro-1b-vq-original")
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    _, tokens = tokenizer.reconstruct(images)
+    expected = {k: v.to(torch.bfloat16).float() for k, v in vq.state_dict().items()}
+    assert all(torch.equal(tokenizer.model.state_dict()[k], v) for k, v in expected.items())
+    assert tokens.indices.shape == (1, 4, 4) and tokenizer.info.source.startswith("hf://deepseek-ai/")
+    assert tokenizer.info.tokens_per_image == 576  # 24x24 at Janus's native 384

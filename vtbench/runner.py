@@ -679,6 +679,7 @@ class Runner:
                 "preset": self.config.tokenizer,
                 "options": self.tokenizer.options(),
                 "info": info.to_dict(),
+                "preset_metadata": TOKENIZERS.get(self.config.tokenizer).tags,  # source, license, paper, as the preset states them
             },
             "dataset": {**self.dataset.describe(), "name": self.config.dataset_name, "manifest_sha256": self._manifest_sha256()},
             "protocol": {

@@ -24,7 +24,7 @@ from torch import nn
 from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path, repository_folder, submodel_tensors
 
 CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
 IGNORED_KEYS = ("quantize.codebook_used",)
@@ -148,19 +148,29 @@ def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 class LlamaGenVQ(NetworkTokenizer):
-    """A LlamaGen VQ checkpoint (``checkpoint``: weights-store name, or ``weights=PATH``)."""
+    """A LlamaGen VQ checkpoint: ``checkpoint`` (weights-store name), ``weights=PATH`` (a
+    ``.pt``), or the same architecture inside a larger hub model: ``repo`` with the key
+    ``prefix`` of the VQ (Janus-Pro: ``deepseek-ai/Janus-Pro-1B``, ``gen_vision_model.``)."""
 
     def __init__(self, variant: str = "ds16", checkpoint: str = "llamagen-vq-ds16-c2i", weights: str | None = None,
-                 native_resolution: int = 256, dtype: str = "float32") -> None:  # fmt: skip
+                 native_resolution: int = 256, dtype: str = "float32", repo: str | None = None, revision: str | None = None,
+                 prefix: str | None = None) -> None:  # fmt: skip
         if variant not in CHANNEL_MULTIPLIERS:
             raise ValueError(f"LlamaGen variant {variant!r} is not one of {', '.join(CHANNEL_MULTIPLIERS)}")
         self.name, self.variant, self.checkpoint, self.dtype_name = f"llamagen-vq-{variant}", variant, checkpoint, dtype
+        self.repo, self.revision, self.prefix = repo, revision, prefix
         self.dtype = compute_dtype(dtype)
         path = local_path(weights)
-        located = None if path else weights_store.locate(checkpoint)
-        self.weights_path = path or located.path
-        self.weights_sha256 = weights_store.sha256_file(self.weights_path) if path else located.sha256
-        state = checkpoint_state_dict(self.weights_path)
+        if prefix and (repo or (path and path.is_dir())):
+            folder = path or repository_folder(repo, revision)
+            self.weights_path, self.weights_sha256 = folder, ""  # a folder of shards: no single digest
+            state = {k: v.float() for k, v in submodel_tensors(folder, prefix, None if path else repo, revision).items()}
+            state = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
+        else:
+            located = None if path else weights_store.locate(checkpoint)
+            self.weights_path = path or located.path
+            self.weights_sha256 = weights_store.sha256_file(self.weights_path) if path else located.sha256
+            state = checkpoint_state_dict(self.weights_path)
         codebook_size, codebook_dim = state["quantize.embedding.weight"].shape
         ch, z_channels = state["encoder.conv_in.weight"].shape[0], state["encoder.conv_out.weight"].shape[0]  # 128, 256 published
         self.model = LlamaGenVQModel(variant, codebook_size, codebook_dim, ch, z_channels)
@@ -171,16 +181,18 @@ class LlamaGenVQ(NetworkTokenizer):
         self.model.eval().requires_grad_(False).to(self.dtype)
         self.factor = 2 ** (len(CHANNEL_MULTIPLIERS[variant]) - 1)
         grid = native_resolution // self.factor
+        inside = bool(self.prefix and self.repo and not path)  # the VQ of a larger model: its license is the model's (see the preset)
         self.info = TokenizerInfo(
             family="discrete", quantizer="vq", codebook_size=codebook_size, token_grid=(grid, grid), tokens_per_image=grid * grid,
-            native_resolution=native_resolution, accepts_any_size=True, input_range=(-1.0, 1.0), license="MIT",
-            source=str(self.weights_path), paper="arXiv:2406.06525",
+            native_resolution=native_resolution, accepts_any_size=True, input_range=(-1.0, 1.0), license="" if inside else "MIT",
+            source=f"hf://{self.repo} ({self.prefix}*)" if inside else str(self.weights_path), paper="arXiv:2406.06525",
             extra={"downsampling": self.factor, "codebook_dim": codebook_dim, "weights_sha256": self.weights_sha256,
                    "parameters": self.parameter_count()},
         )  # fmt: skip
 
     def options(self) -> dict[str, Any]:
-        return {"variant": self.variant, "checkpoint": self.checkpoint, "weights": str(self.weights_path), "dtype": self.dtype_name}
+        return {"variant": self.variant, "checkpoint": self.checkpoint, "weights": str(self.weights_path), "dtype": self.dtype_name,
+                "repo": self.repo, "revision": self.revision, "prefix": self.prefix}  # fmt: skip
 
     def encode(self, images: torch.Tensor) -> Tokens:
         height, width = images.shape[-2:]

@@ -8,6 +8,7 @@ which. Continuous latents are costed at the dtype they are produced in.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -58,6 +59,63 @@ class NetworkTokenizer(Tokenizer):
     def _output(self, images: torch.Tensor) -> torch.Tensor:
         """[-1, 1] in any dtype -> [0, 1] float32."""
         return images.float().add_(1).div_(2)
+
+
+SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def repository_folder(repo: str, revision: str | None) -> Path:
+    """The cached snapshot of a hub repository with its config and shard index (not the shards)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=["config.json", "*.index.json"], local_files_only=offline()))
+    except Exception as exc:
+        raise hub_unavailable(repo, repo, None, exc) from None
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def submodel_tensors(folder: Path, mark: str, repo: str | None = None, revision: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of one sub-model of a large checkpoint: keys containing ``mark`` (e.g.
+    ``vqmodel.``, ``gen_vision_model.``), with everything up to it stripped. Only the shards
+    that hold them are read (per the ``*.index.json``); shards not in ``folder`` come from the
+    hub cache of ``repo`` (``None``: a local copy, nothing to fetch)."""
+    index_files = sorted(folder.glob("*.index.json"))
+    if index_files:
+        weight_map: dict[str, str] = json.loads(index_files[0].read_text())["weight_map"]
+        shards = sorted({shard for key, shard in weight_map.items() if mark in key})
+    else:
+        local = [p.name for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".bin")]
+        shards = local or list(SINGLE_FILES)
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        path = folder / shard
+        if not path.is_file() and repo is None:
+            raise WeightsUnavailableError(f"{path}: weights file missing from the local copy")
+        if not path.is_file():
+            from huggingface_hub import hf_hub_download
+
+            try:
+                path = Path(hf_hub_download(repo, shard, revision=revision, local_files_only=offline()))
+            except Exception as exc:
+                if not index_files and shard != shards[-1]:
+                    continue  # a single-file repository: try the next usual file name
+                raise hub_unavailable(repo, repo, None, exc) from None
+        for key, tensor in _read_weights(path).items():
+            if mark in key:
+                state[key[key.index(mark) + len(mark) :]] = tensor
+        if state and not index_files:
+            break
+    if not state:
+        raise ValueError(f"{folder}: no tensors under a '{mark}' prefix in {', '.join(shards)}")
+    return state
 
 
 def local_path(weights: str | None) -> Path | None:

@@ -14,60 +14,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, local_path
-from vtbench.weights import WeightsUnavailableError, offline
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path, repository_folder, submodel_tensors
 
 DECODING_CLASSES = ("JanusVQVAE", "Emu3VQVAE")
 ENCODER_ONLY = ("ChameleonVQVAE", "GlmImageVQVAE")
 VQ_PREFIX_MARK = "vqmodel."
-
-
-def _repository_folder(repo: str, revision: str | None, tokenizer: str) -> Path:
-    """The cached snapshot of ``repo`` holding its config and shard index (not the shards)."""
-    from huggingface_hub import snapshot_download
-
-    patterns = ["config.json", "*.safetensors.index.json"]
-    try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=patterns, local_files_only=offline()))
-    except Exception as exc:
-        raise hub_unavailable(tokenizer, repo, None, exc) from None
-
-
-def _vq_tensors(folder: Path, repo: str | None, revision: str | None) -> dict[str, torch.Tensor]:
-    """The VQ-VAE's tensors (prefix stripped) from the shards that hold them; shards missing
-    from ``folder`` come from the hub cache of ``repo`` (None: a local copy, nothing to fetch)."""
-    from safetensors.torch import load_file
-
-    index_files = sorted(folder.glob("*.safetensors.index.json"))
-    if index_files:
-        weight_map: dict[str, str] = json.loads(index_files[0].read_text())["weight_map"]
-        shards = sorted({shard for key, shard in weight_map.items() if VQ_PREFIX_MARK in key})
-    else:
-        shards = [p.name for p in sorted(folder.glob("*.safetensors"))]
-    state: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        path = folder / shard
-        if not path.is_file() and repo is None:
-            raise WeightsUnavailableError(f"{path}: shard listed in the index but missing from the local copy")
-        if not path.is_file():
-            from huggingface_hub import hf_hub_download
-
-            try:
-                path = Path(hf_hub_download(repo, shard, revision=revision, local_files_only=offline()))
-            except Exception as exc:
-                raise hub_unavailable(repo, repo, None, exc) from None
-        for key, tensor in load_file(str(path)).items():
-            if VQ_PREFIX_MARK in key:
-                state[key[key.index(VQ_PREFIX_MARK) + len(VQ_PREFIX_MARK) :]] = tensor
-    if not state:
-        raise ValueError(f"{folder}: no tensors under a '{VQ_PREFIX_MARK}' prefix in {', '.join(shards) or 'no shards'}")
-    return state
 
 
 class TransformersVQVAE(NetworkTokenizer):
@@ -92,11 +48,11 @@ class TransformersVQVAE(NetworkTokenizer):
         self.dtype = compute_dtype(dtype)
         self.weights = local_path(weights)
         model_cls, config_cls = getattr(transformers, model_class), getattr(transformers, f"{model_class}Config")
-        folder = self.weights or _repository_folder(repo, revision, repo)
+        folder = self.weights or repository_folder(repo, revision)
         config = json.loads((folder / "config.json").read_text())
         if "vq_config" in config:
             self.model = model_cls(config_cls(**config["vq_config"]))
-            state = _vq_tensors(folder, None if self.weights else repo, revision)
+            state = submodel_tensors(folder, VQ_PREFIX_MARK, None if self.weights else repo, revision)
             missing, unexpected = self.model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise ValueError(f"{folder}: VQ tensors do not match {model_class}: missing {missing[:3]}, unexpected {unexpected[:3]}")
