@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 from vtbench.tokenizers.transformer_blocks import ResidualAttentionBlock
 
 
@@ -112,9 +111,7 @@ class BSQViT(NetworkTokenizer):
                  dtype: str = "float32") -> None:  # fmt: skip
         self.name, self.checkpoint, self.ema, self.heads, self.dtype_name = checkpoint, checkpoint, bool(ema), int(heads), dtype
         self.dtype = compute_dtype(dtype)
-        path = local_path(weights)
-        located = None if path else weights_store.locate(checkpoint)
-        self.weights_path = path or located.path
+        self.weights_path, self.weights_sha256 = find_checkpoint(weights, checkpoint)
         state = checkpoint_state_dict(self.weights_path, self.ema)
         width, patch_features = state["encoder.conv1.weight"].shape
         patch = math.isqrt(patch_features // 3)
@@ -123,10 +120,7 @@ class BSQViT(NetworkTokenizer):
         bits = state["quant_embed.weight"].shape[0]
         layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("encoder.transformer.resblocks."))
         self.model = BSQViTModel(self.image_size, patch, width, layers, self.heads, bits)
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the BSQ-ViT layout: {exc}") from None
+        load_exactly(self.model, state, self.weights_path, "BSQ-ViT")
         self.model.eval().requires_grad_(False).to(self.dtype)
         self.bits = bits
         grid = self.image_size // patch
@@ -136,7 +130,7 @@ class BSQViT(NetworkTokenizer):
             source=str(self.weights_path), paper="arXiv:2406.07548",
             extra={"patch": patch, "width": width, "layers": layers, "heads": self.heads, "bits_per_token": bits,
                    "bit_order": "channel 0 = MSB", "ema_weights": self.ema, "parameters": self.parameter_count(),
-                   "weights_sha256": weights_store.sha256_file(self.weights_path) if path else located.sha256},
+                   "weights_sha256": self.weights_sha256},
         )  # fmt: skip
 
     def options(self) -> dict[str, Any]:

@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.conv_blocks import TamingDecoder, TamingEncoder
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
 MULTIPLIERS = (1, 1, 2, 2, 4)
 MODEL_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
@@ -58,17 +57,12 @@ class ChameleonTokenizer(NetworkTokenizer):
                  dtype: str = "float32") -> None:  # fmt: skip
         self.name, self.checkpoint, self.dtype_name = "chameleon-vqgan", checkpoint, dtype
         self.dtype = compute_dtype(dtype)
-        path = local_path(weights)
-        located = None if path else weights_store.locate(checkpoint)
-        self.weights_path = path or located.path
+        self.weights_path, self.weights_sha256 = find_checkpoint(weights, checkpoint)
         state = checkpoint_state_dict(self.weights_path)
         codes, embed_dim = state["quantize.embedding.weight"].shape
         z_channels, ch = state["quant_conv.weight"].shape[1], state["encoder.conv_in.weight"].shape[0]
         self.model = ChameleonVQGAN(codes, embed_dim, z_channels, ch)
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the Chameleon VQGAN layout: {exc}") from None
+        load_exactly(self.model, state, self.weights_path, "Chameleon VQGAN")
         self.model.eval().requires_grad_(False).to(self.dtype)
         self.factor = 2 ** (len(MULTIPLIERS) - 1)
         grid = native_resolution // self.factor
@@ -77,7 +71,7 @@ class ChameleonTokenizer(NetworkTokenizer):
             native_resolution=native_resolution, input_range=(-1.0, 1.0), license="Chameleon Research License",
             source=str(self.weights_path), paper="arXiv:2405.09818",
             extra={"downsampling": self.factor, "codebook_dim": embed_dim, "parameters": self.parameter_count(),
-                   "weights_sha256": weights_store.sha256_file(self.weights_path) if path else located.sha256},
+                   "weights_sha256": self.weights_sha256},
         )  # fmt: skip
 
     def options(self) -> dict[str, Any]:

@@ -82,15 +82,17 @@ class FusedAttnBlock(nn.Module):
         return x + self.proj_out(out.transpose(1, 2).reshape(n, c, height, width))
 
 
-def _level(channels_in: int, channels_out: int, blocks: int, attention: type[nn.Module] | None) -> nn.Module:
+def residual_level(channels_in: int, channels_out: int, blocks: int, attention: type[nn.Module] | None, name: str = "block") -> nn.Module:
+    """One resolution level: ``blocks`` residual blocks under ``name`` (``block`` in taming,
+    ``res`` in LlamaGen), each followed by an attention block when ``attention`` is given."""
     level = nn.Module()
-    level.block = nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)])
+    level.add_module(name, nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)]))
     level.attn = nn.ModuleList([attention(channels_out) for _ in range(blocks)] if attention else [])
     return level
 
 
-def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    for j, block in enumerate(level.block):
+def run_level(level: nn.Module, h: torch.Tensor, name: str = "block") -> torch.Tensor:
+    for j, block in enumerate(getattr(level, name)):
         h = block(h)
         if len(level.attn):
             h = level.attn[j](h)
@@ -118,7 +120,7 @@ class TamingEncoder(nn.Module):
         self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
         self.down = nn.ModuleList()
         for i in range(len(multipliers)):
-            level = _level(widths[i], widths[i + 1], blocks, attention if i in attention_levels else None)
+            level = residual_level(widths[i], widths[i + 1], blocks, attention if i in attention_levels else None)
             if i != len(multipliers) - 1:
                 level.downsample = Downsample(widths[i + 1])
             self.down.append(level)
@@ -128,7 +130,7 @@ class TamingEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            h = _run_level(level, h)
+            h = run_level(level, h)
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         return self.conv_out(F.silu(self.norm_out(_run_middle(self.mid, h))))
@@ -147,7 +149,7 @@ class TamingDecoder(nn.Module):
         levels: list[nn.Module] = []
         channels = top
         for i in reversed(range(len(multipliers))):
-            level = _level(channels, ch * multipliers[i], blocks + 1, attention if i in attention_levels else None)
+            level = residual_level(channels, ch * multipliers[i], blocks + 1, attention if i in attention_levels else None)
             channels = ch * multipliers[i]
             if i != 0:
                 level.upsample = Upsample(channels)
@@ -158,7 +160,7 @@ class TamingDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = _run_middle(self.mid, self.conv_in(z))
         for level in reversed(self.up):
-            h = _run_level(level, h)
+            h = run_level(level, h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))

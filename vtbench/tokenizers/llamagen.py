@@ -21,28 +21,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path, repository_folder, submodel_tensors
+from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, residual_level, run_level
+from vtbench.tokenizers.neural import (
+    NetworkTokenizer,
+    compute_dtype,
+    find_checkpoint,
+    load_exactly,
+    local_path,
+    repository_folder,
+    submodel_tensors,
+)
 
 CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
 IGNORED_KEYS = ("quantize.codebook_used",)
-
-
-def _level(channels_in: int, channels_out: int, blocks: int, attention: bool) -> nn.Module:
-    level = nn.Module()
-    level.res = nn.ModuleList([ResnetBlock(channels_in if j == 0 else channels_out, channels_out) for j in range(blocks)])
-    level.attn = nn.ModuleList([AttnBlock(channels_out) for _ in range(blocks)] if attention else [])
-    return level
-
-
-def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    for j, block in enumerate(level.res):
-        h = block(h)
-        if len(level.attn):
-            h = level.attn[j](h)
-    return h
 
 
 def _middle(channels: int) -> nn.ModuleList:
@@ -56,7 +48,7 @@ class Encoder(nn.Module):
         widths = [ch * m for m in (1, *multipliers)]
         self.conv_blocks = nn.ModuleList()
         for i in range(len(multipliers)):
-            level = _level(widths[i], widths[i + 1], blocks, attention=i == len(multipliers) - 1)
+            level = residual_level(widths[i], widths[i + 1], blocks, AttnBlock if i == len(multipliers) - 1 else None, name="res")
             if i != len(multipliers) - 1:
                 level.downsample = Downsample(widths[i + 1])
             self.conv_blocks.append(level)
@@ -66,7 +58,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.conv_blocks:
-            h = _run_level(level, h)
+            h = run_level(level, h, name="res")
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         for block in self.mid:
@@ -85,7 +77,7 @@ class Decoder(nn.Module):
         self.conv_blocks = nn.ModuleList()
         channels = widths[0]
         for i, width in enumerate(widths):
-            level = _level(channels, width, blocks + 1, attention=i == 0)
+            level = residual_level(channels, width, blocks + 1, AttnBlock if i == 0 else None, name="res")
             if i != len(widths) - 1:
                 level.upsample = Upsample(width)
             self.conv_blocks.append(level)
@@ -97,7 +89,7 @@ class Decoder(nn.Module):
         for block in self.mid:
             h = block(h)
         for level in self.conv_blocks:
-            h = _run_level(level, h)
+            h = run_level(level, h, name="res")
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))
@@ -167,17 +159,12 @@ class LlamaGenVQ(NetworkTokenizer):
             state = {k: v.float() for k, v in submodel_tensors(folder, prefix, None if path else repo, revision).items()}
             state = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
         else:
-            located = None if path else weights_store.locate(checkpoint)
-            self.weights_path = path or located.path
-            self.weights_sha256 = weights_store.sha256_file(self.weights_path) if path else located.sha256
+            self.weights_path, self.weights_sha256 = find_checkpoint(weights, checkpoint)
             state = checkpoint_state_dict(self.weights_path)
         codebook_size, codebook_dim = state["quantize.embedding.weight"].shape
         ch, z_channels = state["encoder.conv_in.weight"].shape[0], state["encoder.conv_out.weight"].shape[0]  # 128, 256 published
         self.model = LlamaGenVQModel(variant, codebook_size, codebook_dim, ch, z_channels)
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the LlamaGen VQ-{variant[2:]} layout: {exc}") from None
+        load_exactly(self.model, state, self.weights_path, f"LlamaGen VQ-{variant[2:]}")
         self.model.eval().requires_grad_(False).to(self.dtype)
         self.factor = 2 ** (len(CHANNEL_MULTIPLIERS[variant]) - 1)
         grid = native_resolution // self.factor

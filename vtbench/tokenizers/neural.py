@@ -118,6 +118,25 @@ def submodel_tensors(folder: Path, mark: str, repo: str | None = None, revision:
     return state
 
 
+def find_checkpoint(weights: str | None, checkpoint: str) -> tuple[Path, str]:
+    """A user's ``--weights`` file, else the weights-store entry ``checkpoint``; with its SHA-256."""
+    from vtbench import weights as weights_store
+
+    path = local_path(weights)
+    if path is not None:
+        return path, weights_store.sha256_file(path)
+    located = weights_store.locate(checkpoint)
+    return located.path, located.sha256
+
+
+def load_exactly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, layout: str) -> None:
+    """Load every tensor, no more and no fewer; a mismatch names the file and the layout."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: does not match the {layout} layout: {exc}") from None
+
+
 def local_path(weights: str | None) -> Path | None:
     """A user's ``--weights`` path, checked to exist."""
     if weights is None:

@@ -24,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.conv_blocks import group_norm
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
 
 class ResBlock(nn.Module):
@@ -173,16 +172,11 @@ class OpenMagvit2(NetworkTokenizer):
                  ema: bool = True, dtype: str = "float32") -> None:  # fmt: skip
         self.name, self.checkpoint, self.ema, self.dtype_name = checkpoint, checkpoint, bool(ema), dtype
         self.dtype = compute_dtype(dtype)
-        path = local_path(weights)
-        located = None if path else weights_store.locate(checkpoint)
-        self.weights_path = path or located.path
+        self.weights_path, self.weights_sha256 = find_checkpoint(weights, checkpoint)
         state = checkpoint_state_dict(self.weights_path, self.ema)
         self.layout = layout(state)
         self.model = LFQAutoencoder(**self.layout)
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the Open-MAGVIT2 layout {self.layout}: {exc}") from None
+        load_exactly(self.model, state, self.weights_path, "Open-MAGVIT2")
         self.model.eval().requires_grad_(False).to(self.dtype)
         bits = self.layout["code_channels"]
         self.factor = 2 ** (len(self.layout["multipliers"]) - 1)
@@ -194,7 +188,7 @@ class OpenMagvit2(NetworkTokenizer):
             paper="arXiv:2409.04410",
             extra={**self.layout, "bits_per_token": bits, "bit_order": "channel 0 = LSB" if self.lsb_first else "channel 0 = MSB",
                    "ema_weights": self.ema, "parameters": self.parameter_count(),
-                   "weights_sha256": weights_store.sha256_file(self.weights_path) if path else located.sha256},
+                   "weights_sha256": self.weights_sha256},
         )  # fmt: skip
 
     def options(self) -> dict[str, Any]:

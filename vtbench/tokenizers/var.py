@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench import weights as weights_store
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.conv_blocks import FusedAttnBlock, TamingDecoder, TamingEncoder
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
 PATCH_NUMS = {256: (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), 512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)}
 IGNORED_KEYS = ("quantize.ema_vocab_hit_SV",)
@@ -100,16 +99,11 @@ class VarTokenizer(NetworkTokenizer):
             raise ValueError(f"VAR VQVAE resolution {resolution} is not one of {', '.join(map(str, PATCH_NUMS))}")
         self.name, self.resolution, self.checkpoint, self.dtype_name = f"var-vqvae-{resolution}", resolution, checkpoint, dtype
         self.dtype = compute_dtype(dtype)
-        path = local_path(weights)
-        located = None if path else weights_store.locate(checkpoint)
-        self.weights_path = path or located.path
+        self.weights_path, self.weights_sha256 = find_checkpoint(weights, checkpoint)
         state = checkpoint_state_dict(self.weights_path)
         vocab_size, z_channels = state["quantize.embedding.weight"].shape
         self.model = VarVQVAE(vocab_size, z_channels, ch=state["encoder.conv_in.weight"].shape[0])
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the VAR VQVAE layout: {exc}") from None
+        load_exactly(self.model, state, self.weights_path, "VAR VQVAE")
         self.model.eval().requires_grad_(False).to(self.dtype)
         self.patch_nums = PATCH_NUMS[resolution]
         self.phi = phi_for_scales(len(self.patch_nums), len(self.model.quantize.quant_resi.qresi_ls))
@@ -119,7 +113,7 @@ class VarTokenizer(NetworkTokenizer):
             tokens_per_image=tokens, native_resolution=resolution, accepts_any_size=False, input_range=(-1.0, 1.0), license="MIT",
             source=str(self.weights_path), paper="arXiv:2404.02905",
             extra={"scales": list(self.patch_nums), "phi_per_scale": self.phi, "parameters": self.parameter_count(),
-                   "weights_sha256": weights_store.sha256_file(self.weights_path) if path else located.sha256},
+                   "weights_sha256": self.weights_sha256},
         )  # fmt: skip
 
     def options(self) -> dict[str, Any]:
