@@ -26,10 +26,10 @@ DIFFUSERS_PRESETS = {
 }
 
 
-def install_in_hub_cache(preset: str) -> torch.nn.Module:
+def install_in_hub_cache(preset: str, variant: str | None = None) -> torch.nn.Module:
     """Save a tiny model of the preset's class where ``hf download`` would put the real one."""
     options = TOKENIZERS.get(preset).defaults
-    model = tiny_diffusers_model(options["model_class"]).eval()
+    model = tiny_diffusers_model(variant or options["model_class"]).eval()
     folder = hub_snapshot(options["repo"])
     model.save_pretrained(folder / options["subfolder"] if options.get("subfolder") else folder)
     return model
@@ -112,6 +112,15 @@ def test_hub_tokenizers_run_through_the_runner_deterministically(hub_models: dic
         assert first["tokenizer"]["info"]["extra"]["library"].startswith("diffusers")
         assert first["tokenizer"]["options"]["posterior"] == "mean" and first["samples"]["evaluated"] == 2
         assert first["metrics"]["tokens"]["value"] == 256
+        cost = first["cost"]
+        assert cost["tokens_per_image"] == 256 and cost["calls"] >= 1 and cost["encode_ms_per_call"] > 0
+        if preset == "sd-vae-ft-mse":  # 4 x 16 x 16 float32 latents for a 32 x 32 image
+            assert cost["latent"] == {"shape_per_image": [4, 16, 16], "dtype": "float32", "at_size": "32x32"}
+            assert cost["bits_per_token"] == 4 * 32 and cost["compression_vs_rgb24"] == pytest.approx(24 * 32 * 32 / (4 * 16 * 16 * 32))
+        else:  # 16 x 16 ids of a 64-entry codebook
+            assert (
+                cost["latent"] is None and cost["bits_per_token"] == 6 and cost["compression_vs_rgb24"] == pytest.approx(24 * 1024 / 1536)
+            )
 
 
 def test_own_checkpoint_folder_with_weights(tmp_path: Path) -> None:
@@ -633,3 +642,38 @@ def test_janus_vq_from_deepseeks_release_reads_only_the_gen_vision_model(sharded
     assert all(torch.equal(tokenizer.model.state_dict()[k], v) for k, v in expected.items())
     assert tokens.indices.shape == (1, 4, 4) and tokenizer.info.source.startswith("hf://deepseek-ai/")
     assert tokenizer.info.tokens_per_image == 576  # 24x24 at Janus's native 384
+
+
+@pytest.mark.parametrize(("preset", "variant"), [("flux2-vae", None), ("movq-kandinsky22", "VQModel-spatial"), ("rae-dinov2-b", None)])
+def test_more_diffusers_classes_match_the_library(preset: str, variant: str | None) -> None:
+    model = install_in_hub_cache(preset, variant)
+    tokenizer = create_tokenizer(preset)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        if preset == "rae-dinov2-b":  # [0, 1] in and out; the model normalises its latents itself
+            expected = model.decode(model.encode(images).latent).sample
+        elif variant == "VQModel-spatial":
+            expected = (model.decode(model.encode(images * 2 - 1).latents).sample + 1) / 2
+        else:
+            expected = (model.decode(model.encode(images * 2 - 1).latent_dist.mode()).sample + 1) / 2
+    torch.testing.assert_close(recon, expected, rtol=1e-4, atol=1e-4)
+    if preset == "rae-dinov2-b":
+        assert tokenizer.info.input_range == (0.0, 1.0) and tokenizer.info.extra["latent_normalisation"] == "inside the model"
+        assert tokens.counts.tolist() == [4, 4]  # 2x2 latent positions of 64 channels
+    if variant:
+        assert tokens.indices.shape == (2, 16, 16) and tokenizer.info.family == "discrete"
+
+
+def test_any_diffusers_class_by_name_from_a_local_folder(tmp_path: Path) -> None:
+    model = tiny_diffusers_model("AutoencoderKLCosmos").eval()
+    model.save_pretrained(tmp_path / "cosmos")
+    tokenizer = create_tokenizer("diffusers", model_class="AutoencoderKLCosmos", temporal=True, weights=str(tmp_path / "cosmos"))
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        expected = (model.decode(model.encode(images[:, :, None] * 2 - 1).latent_dist.mode()).sample[:, :, 0] + 1) / 2
+    torch.testing.assert_close(recon, expected, rtol=1e-4, atol=1e-4)
+    assert tokenizer.info.extra["latent_normalisation"] == "shift_factor/scaling_factor"  # its per-frame statistics are not per channel
+    with pytest.raises(ValueError, match="repo=ORG/NAME"):
+        create_tokenizer("diffusers")

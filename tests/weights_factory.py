@@ -171,6 +171,27 @@ def tiny_diffusers_model(model_class: str, seed: int = 0) -> torch.nn.Module:
             encoder_qkv_multiscales=((), ()), decoder_qkv_multiscales=((), ()), decoder_norm_types="rms_norm", decoder_act_fns="silu",
             scaling_factor=0.3,
         )  # fmt: skip
+    if model_class == "AutoencoderKLFlux2":
+        return diffusers.AutoencoderKLFlux2(
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, decoder_block_out_channels=(8, 16),
+            latent_channels=4, **blocks,
+        )  # fmt: skip
+    if model_class == "VQModel-spatial":  # MoVQ: the decoder's norms are conditioned on the codes
+        return diffusers.VQModel(
+            block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("AttnUpDecoderBlock2D",) * 2,
+            layers_per_block=1, latent_channels=4, num_vq_embeddings=64, vq_embed_dim=4, norm_num_groups=32, norm_type="spatial",
+        )  # fmt: skip
+    if model_class == "AutoencoderRAE":
+        return diffusers.AutoencoderRAE(
+            encoder_type="dinov2", encoder_hidden_size=64, encoder_patch_size=14, encoder_num_hidden_layers=1, decoder_hidden_size=64,
+            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=128, patch_size=16,
+            encoder_input_size=28, image_size=32,
+        )  # fmt: skip
+    if model_class == "AutoencoderKLCosmos":
+        return diffusers.AutoencoderKLCosmos(
+            latent_channels=4, encoder_block_out_channels=(8, 16), decode_block_out_channels=(8, 16), attention_resolutions=(),
+            resolution=32, num_layers=1, patch_size=1, spatial_compression_ratio=2, temporal_compression_ratio=1,
+        )  # fmt: skip
     if model_class in ("AutoencoderKLQwenImage", "AutoencoderKLWan"):
         return getattr(diffusers, model_class)(
             base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, attn_scales=[], temperal_downsample=[False],

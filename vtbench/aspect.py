@@ -66,8 +66,9 @@ class Fitted:
             indices = torch.cat([t.indices for t in tokens]).reshape(self.images, -1)
         data = tokens[0].data if len(tokens) == 1 else None
         _, _, height, width = self.box
-        levels = tokens[0].level_sizes if self.tiles_per_image == 1 else None
-        return Tokens(data, bits, counts, (height, width), indices, codebook_size=tokens[0].codebook_size, level_sizes=levels)
+        first = tokens[0]
+        levels = first.level_sizes if self.tiles_per_image == 1 else None
+        return Tokens(data, bits, counts, (height, width), indices, first.codebook_size, levels, first.latent_shape, first.latent_dtype)
 
 
 def fit(images: torch.Tensor, preprocessing: Preprocessing) -> Fitted:

@@ -245,6 +245,8 @@ class _State:
     n_evaluated: int = 0
     eval_sizes: dict[str, int] = field(default_factory=dict)
     identity_sha: str = ""
+    cost: dict[str, Any] = field(default_factory=lambda: {"bits": 0.0, "tokens": 0, "pixels": 0, "tokenizer_calls": 0})
+    latent: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -499,6 +501,11 @@ class Runner:
             metric_values = [("" if values[m] is None else float(values[m][row])) for m in self.metrics]
             rows.append([item["index"], item["id"], "ok", "", item["source_size"], size, item["sha256"], *metric_values])
         state.n_evaluated += len(items)
+        state.cost["bits"] += float(tokens.bits.sum())
+        state.cost["tokens"] += int(tokens.counts.sum())
+        state.cost["pixels"] += len(items) * height * width
+        if tokens.latent_shape and not state.latent:
+            state.latent = {"shape_per_image": list(tokens.latent_shape), "dtype": tokens.latent_dtype, "at_size": size}
         if self.config.save_reconstructions:
             self._save_reconstructions(items, recon)
 
@@ -521,6 +528,7 @@ class Runner:
                         f"float32 (first image {first_id}); decode must return float images of the input's shape"
                     )
                 decoded.append(recon)
+                state.cost["tokenizer_calls"] += 1
                 chunks.append(tokens)
         return fitted.restore(torch.cat(decoded)), fitted.merge(chunks)
 
@@ -655,6 +663,23 @@ class Runner:
             writer.commit(self.dataset.ids[: self.total])  # discarded when an image failed (rows missing)
         return self._finish(state)
 
+    def _cost(self, state: _State) -> dict[str, Any]:
+        """What the tokens cost, pooled over the run, and how long the tokenizer took per call."""
+        bits, tokens, pixels, calls = (state.cost[k] for k in ("bits", "tokens", "pixels", "tokenizer_calls"))
+        info = self.tokenizer.info
+        return {
+            "tokens_per_image": tokens / state.n_evaluated if state.n_evaluated else None,
+            "bits_per_token": bits / tokens if tokens else None,
+            "bits_per_pixel": bits / pixels if pixels else None,
+            "compression_vs_rgb24": 24.0 * pixels / bits if bits else None,
+            "codebook_size": info.codebook_size,
+            "latent": state.latent or None,
+            "parameters": info.extra.get("parameters"),
+            "encode_ms_per_call": 1000 * state.timings["encode_s"] / calls if calls else None,
+            "decode_ms_per_call": 1000 * state.timings["decode_s"] / calls if calls else None,
+            "calls": calls,
+        }
+
     def _finish(self, state: _State) -> dict[str, Any]:
         metrics = metric_entries(self.metrics, self.unavailable)
         for name, interval in self._bootstrap_intervals().items():
@@ -702,6 +727,7 @@ class Runner:
                 "failures": state.failures,
                 "failures_truncated": state.n_failed > len(state.failures),
             },
+            "cost": self._cost(state),
             "timings": timings,
             "memory": {"peak_rss_mb": round(peak_rss_mb, 1), "cuda_peak_mb": cuda_peak},
             "environment": environment(self.device),
@@ -756,7 +782,8 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0)
 def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
     """Keep the cost fields and ids of the images in ``index`` (data is not needed after decode)."""
     indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
-    return Tokens(None, tokens.bits[index], tokens.counts[index], tokens.image_size, indices, tokens.codebook_size, tokens.level_sizes)
+    kept = (tokens.bits[index], tokens.counts[index], tokens.image_size, indices, tokens.codebook_size, tokens.level_sizes)
+    return Tokens(None, *kept, tokens.latent_shape, tokens.latent_dtype)
 
 
 def evaluate(

@@ -57,6 +57,7 @@ class Tokens:
     codebook_size: how many distinct ids there are (None when unknown or continuous).
     level_sizes: for multi-scale / residual quantizers, how many of each image's ids (in
         order along dim 1 of ``indices``) belong to each level.
+    latent_shape, latent_dtype: for continuous latents, one image's latent shape and dtype.
     """
 
     data: Any
@@ -66,6 +67,8 @@ class Tokens:
     indices: torch.Tensor | None = None
     codebook_size: int | None = None
     level_sizes: tuple[int, ...] | None = None
+    latent_shape: tuple[int, ...] | None = None
+    latent_dtype: str | None = None
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])

@@ -7,7 +7,8 @@ supports ``from_single_file``). Images go in as [-1, 1]. Continuous latents are 
 posterior mean (``posterior="mean"``) or a seeded sample (``"sample"``); both are stored
 normalised as the source defines (per channel ``(z - latents_mean) / latents_std`` where the
 config has them, as Wan and Qwen-Image do, else ``(z - shift_factor) * scaling_factor``)
-and unnormalised before decoding. VQ models are decoded from their code ids, so the ids are the whole message.
+and unnormalised before decoding. Representation autoencoders (``AutoencoderRAE``) take
+[0, 1] images and normalise their latents themselves. VQ models are decoded from their code ids, so the ids are the whole message.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unava
 from vtbench.weights import offline
 
 POSTERIORS = ("mean", "sample")
+SELF_NORMALISING = ("AutoencoderRAE",)  # [0, 1] in and out; latent statistics applied inside the model
 
 
 class DiffusersAutoencoder(NetworkTokenizer):
@@ -29,7 +31,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
 
     def __init__(
         self,
-        repo: str,
+        repo: str | None = None,
         model_class: str = "AutoencoderKL",
         subfolder: str | None = None,
         revision: str | None = None,
@@ -46,7 +48,9 @@ class DiffusersAutoencoder(NetworkTokenizer):
             raise ValueError(f"posterior {posterior!r} is not one of {', '.join(POSTERIORS)}")
         if not hasattr(diffusers, model_class):
             raise ValueError(f"diffusers {diffusers.__version__} has no model class {model_class!r}")
-        self.name = repo
+        if repo is None and weights is None:
+            raise ValueError("give the model's hub repository (repo=ORG/NAME) or a local copy (--weights PATH)")
+        self.name = repo or str(weights)
         self.repo, self.model_class, self.subfolder, self.revision = repo, model_class, subfolder, revision
         self.posterior, self.seed, self.temporal, self.dtype_name = posterior, int(seed), bool(temporal), dtype
         self.dtype = compute_dtype(dtype)
@@ -55,8 +59,14 @@ class DiffusersAutoencoder(NetworkTokenizer):
         config = self.model.config
         self.scaling_factor = float(getattr(config, "scaling_factor", None) or 1.0)
         self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
+        self.self_normalising = model_class in SELF_NORMALISING
+        self.channel_stats = None
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-        self.channel_stats = None if mean is None or std is None else (torch.tensor(mean), torch.tensor(std))
+        channels = int(getattr(config, "latent_channels", 0) or getattr(config, "z_dim", 0) or 0)
+        if not self.self_normalising and mean is not None and std is not None and len(mean) == len(std) == channels:
+            self.channel_stats = (torch.tensor(mean), torch.tensor(std))
+        if self.self_normalising:
+            self.scaling_factor, self.shift_factor = 1.0, 0.0
         self.is_vq = hasattr(self.model, "quantize")
         codebook = int(config.num_vq_embeddings) if self.is_vq else None
         self.info = TokenizerInfo(
@@ -65,7 +75,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
             codebook_size=codebook,
             native_resolution=native_resolution,
             accepts_any_size=True,
-            input_range=(-1.0, 1.0),
+            input_range=(0.0, 1.0) if self.self_normalising else (-1.0, 1.0),
             source=str(self.weights) if self.weights else f"hf://{repo}" + (f"/{subfolder}" if subfolder else ""),
             extra={
                 "library": f"diffusers {diffusers.__version__}",
@@ -73,7 +83,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
                 "latent_channels": int(getattr(config, "latent_channels", 0) or 0),
                 "scaling_factor": self.scaling_factor,
                 "shift_factor": self.shift_factor,
-                "latent_normalisation": "per-channel latents_mean/std" if self.channel_stats else "shift_factor/scaling_factor",
+                "latent_normalisation": self._normalisation(),
                 "posterior": None if self.is_vq else posterior,
                 "parameters": self.parameter_count(),
             },
@@ -104,8 +114,13 @@ class DiffusersAutoencoder(NetworkTokenizer):
             "dtype": self.dtype_name,
         }
 
+    def _normalisation(self) -> str:
+        if self.self_normalising:
+            return "inside the model"
+        return "per-channel latents_mean/std" if self.channel_stats else "shift_factor/scaling_factor"
+
     def encode(self, images: torch.Tensor) -> Tokens:
-        x = self._input(images)
+        x = images.to(self.device, self.dtype) if self.self_normalising else self._input(images)
         if self.temporal:
             x = x.unsqueeze(2)  # (N, C, frames=1, H, W) for the video-family VAEs
         output = self.model.encode(x)
@@ -137,6 +152,8 @@ class DiffusersAutoencoder(NetworkTokenizer):
             bits=torch.full((n,), float(per_image * element_bits), dtype=torch.float64),
             counts=torch.full((n,), positions, dtype=torch.int64),
             image_size=(height, width),
+            latent_shape=tuple(latents.shape[1:]),
+            latent_dtype=str(latents.dtype).removeprefix("torch."),
         )
 
     def _normalise(self, latents: torch.Tensor, inverse: bool = False) -> torch.Tensor:
@@ -155,4 +172,4 @@ class DiffusersAutoencoder(NetworkTokenizer):
             images = self.model.decode(self._normalise(tokens.data, inverse=True)).sample
         if self.temporal:
             images = images[:, :, 0]
-        return self._output(images)
+        return images.float() if self.self_normalising else self._output(images)
