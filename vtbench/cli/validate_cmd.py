@@ -1,4 +1,4 @@
-"""``vtbench validate RECIPE``: check a recipe without running it."""
+"""``vtbench validate RECIPE...``: check recipes without running them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 
-def validate(recipe: Path = typer.Argument(..., help="Recipe YAML file.")) -> None:
-    """Check a recipe's keys, names and options; print the runs it would make."""
+def validate(recipes: list[Path] = typer.Argument(..., help="Recipe YAML file(s).")) -> None:
+    """Check each recipe's keys, names and options; print the runs it would make."""
     from vtbench.recipe import load_recipe, validate_recipe
 
-    runs = validate_recipe(load_recipe(recipe))
-    typer.echo(f"{recipe}: OK, {len(runs)} run(s): {', '.join(runs)}")
+    for recipe in recipes:
+        runs = validate_recipe(load_recipe(recipe))
+        typer.echo(f"{recipe}: OK, {len(runs)} run(s): {', '.join(runs)}")
