@@ -132,6 +132,10 @@ def test_own_checkpoint_folder_with_weights(tmp_path: Path) -> None:
     )  # fmt: skip
     record = load_json(next((tmp_path / "out").glob("*.json")))
     assert record["tokenizer"]["options"]["weights"] == str(tmp_path / "my-vae")
+    several = run_cli(
+        "run", "-t", "sd-vae-ft-mse", "-t", "taesd", "--weights", tmp_path / "my-vae", "-d", "samples", "--out", tmp_path, check=2
+    )  # fmt: skip
+    assert "-t NAME:weights=PATH" in several.stderr
     assert record["tokenizer"]["info"]["source"] == str(tmp_path / "my-vae")
 
 

@@ -144,8 +144,9 @@ def run(
     if tokenizer:
         plan.tokenizers = [Component.from_cli(name) for name in tokenizer]
     if weights is not None:
-        for component in plan.tokenizers:
-            component.options["weights"] = str(weights)
+        if len(plan.tokenizers) != 1:
+            raise RecipeError("--weights is for one tokenizer; for several, give each its own: -t NAME:weights=PATH")
+        plan.tokenizers[0].options["weights"] = str(weights)
     if dataset:
         plan.datasets = [Component.from_cli(name) for name in dataset]
     if metric:
