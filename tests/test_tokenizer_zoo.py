@@ -271,7 +271,11 @@ def test_llamagen_checkpoint_through_the_weights_store_and_the_runner(tmp_path: 
         cosine = torch.einsum("nchw,kc->nhwk", torch.nn.functional.normalize(codes, dim=1),
                               torch.nn.functional.normalize(model.quantize.embedding.weight, dim=1))  # fmt: skip
     assert torch.equal(tokens.indices, cosine.argmax(dim=-1))
-    assert recon.shape == images.shape and torch.equal(recon, tokenizer.reconstruct(images)[0])
+    with torch.no_grad():  # decoded from the ids through the normalised codebook
+        codes = torch.nn.functional.normalize(model.quantize.embedding.weight, dim=1)[tokens.indices].permute(0, 3, 1, 2)
+        expected = (model.decoder(model.post_quant_conv(codes)) + 1) / 2
+    torch.testing.assert_close(recon, expected)
+    assert torch.equal(recon, tokenizer.reconstruct(images)[0])
     record = evaluate(RunConfig("llamagen-vq-ds16-c2i", "samples", ["psnr", "codebook-usage"], limit=2, num_workers=0,
                                 preprocessing=Preprocessing(64)), tmp_path / "out")  # fmt: skip
     assert record["tokenizer"]["info"]["extra"]["weights_sha256"] == weights_sha(checkpoint)
@@ -559,6 +563,12 @@ def test_titok_from_the_hub_cache_two_stage_and_single_stage(preset: str, legacy
             ids = torch.cdist(z, codebook[None]).argmin(-1)
     assert torch.equal(encoded.indices, ids) and encoded.counts.tolist() == [tokens]
     assert encoded.bits.tolist() == [tokens * math.log2(codes)] and recon.shape == images.shape
+    with torch.no_grad():
+        entries = torch.nn.functional.normalize(codebook, dim=-1) if legacy else codebook
+        out = model.decoder(entries[ids].transpose(1, 2).unsqueeze(2))  # (1, size, 1, tokens)
+        if legacy:  # softmax over the 1024 MaskGIT codes weights their vectors, then the pixel decoder
+            out = model.pixel_decoder(torch.einsum("nchw,cd->ndhw", out.softmax(1), model.pixel_quantize.embedding.weight))
+    torch.testing.assert_close(recon, out)
     assert hasattr(tokenizer.model, "pixel_decoder") == legacy and torch.equal(recon, tokenizer.reconstruct(images)[0])
 
 
@@ -616,7 +626,11 @@ def test_chameleon_vqgan_encodes_like_transformers_and_decodes(tmp_path: Path) -
     with torch.no_grad():
         expected_ids = reference.encode(images * 2 - 1).image_tokens.reshape(2, 4, 4)
     assert torch.equal(tokens.indices, expected_ids) and tokens.bits.tolist() == [16 * 6.0] * 2
-    assert recon.shape == images.shape and float(recon.min()) >= 0 and float(recon.max()) <= 1
+    loaded = tokenizer.model
+    with torch.no_grad():  # the raw codebook (no normalisation), then post_quant_conv and the decoder, clamped
+        codes = loaded.quantize.embedding.weight[expected_ids].permute(0, 3, 1, 2)
+        expected = (loaded.decoder(loaded.post_quant_conv(codes)).clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(recon, expected)
 
 
 @pytest.mark.parametrize("sharded", [False, True])

@@ -73,6 +73,16 @@ class Tokens:
     def __len__(self) -> int:
         return int(self.bits.shape[0])
 
+    @classmethod
+    def from_ids(cls, ids: torch.Tensor, codebook_size: int, image_size: tuple[int, int], data: Any = None,
+                 level_sizes: tuple[int, ...] | None = None) -> Tokens:  # fmt: skip
+        """Discrete ids (N, ...) of a ``codebook_size``-entry codebook: each id costs
+        log2(codebook_size) bits (exact for the 2^k codebooks of LFQ/BSQ); ``data`` defaults to the ids."""
+        n, per_image = ids.shape[0], ids[0].numel()
+        bits = torch.full((n,), per_image * math.log2(codebook_size), dtype=torch.float64)
+        counts = torch.full((n,), per_image, dtype=torch.int64)
+        return cls(ids if data is None else data, bits, counts, image_size, ids, codebook_size, level_sizes)
+
 
 class Tokenizer(ABC):
     """Encode images to tokens and decode them back; see the module docstring for ranges."""
@@ -100,6 +110,13 @@ class Tokenizer(ABC):
     def options(self) -> dict[str, Any]:
         """The options that define this tokenizer (written into the record)."""
         return {}
+
+
+def nearest_codes(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """(M, C) vectors, (K, C) codebook -> (M,) index of each vector's nearest entry (squared
+    L2, ties to the lowest index); normalise both first for cosine-nearest codebooks."""
+    distances = vectors.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * vectors @ codebook.T
+    return distances.argmin(dim=1)
 
 
 def to_uint8_hwc(images: torch.Tensor) -> list[np.ndarray]:

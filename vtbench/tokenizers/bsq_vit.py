@@ -144,9 +144,7 @@ class BSQViT(NetworkTokenizer):
         model = self.model
         h = F.normalize(model.quant_embed(model.encoder(model.patchify(self._input(images)))), dim=-1)
         ids = ((h > 0).long() * model.quantize.basis).sum(dim=-1)  # (N, tokens)
-        bits = torch.full((n,), ids.shape[1] * float(self.bits), dtype=torch.float64)
-        counts = torch.full((n,), ids.shape[1], dtype=torch.int64)
-        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         model, (height, width) = self.model, tokens.image_size

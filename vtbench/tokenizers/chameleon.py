@@ -11,25 +11,18 @@ Images go in as [-1, 1]; reconstructions are clamped to it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import TamingDecoder, TamingEncoder
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
+from vtbench.tokenizers.neural import Codebook, NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
 MULTIPLIERS = (1, 1, 2, 2, 4)
 MODEL_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
-
-
-class Codebook(nn.Module):
-    def __init__(self, codes: int, dim: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(codes, dim)
 
 
 class ChameleonVQGAN(nn.Module):
@@ -84,12 +77,8 @@ class ChameleonTokenizer(NetworkTokenizer):
         z = self.model.quant_conv(self.model.encoder(self._input(images))).float()
         flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # distances in float32 whatever the compute dtype
         codebook = self.model.quantize.embedding.weight.float()
-        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
-        ids = distances.argmin(dim=1).reshape(n, z.shape[2], z.shape[3])
-        per_image = ids[0].numel()
-        bits = torch.full((n,), per_image * math.log2(self.info.codebook_size), dtype=torch.float64)
-        counts = torch.full((n,), per_image, dtype=torch.int64)
-        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+        ids = nearest_codes(flat, codebook).reshape(n, z.shape[2], z.shape[3])
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         codes = self.model.quantize.embedding(tokens.data).permute(0, 3, 1, 2)

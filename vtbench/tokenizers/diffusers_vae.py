@@ -13,7 +13,6 @@ and unnormalised before decoding. Representation autoencoders (``AutoencoderRAE`
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -128,10 +127,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
         if self.is_vq:
             quantized, _, (_, _, ids) = self.model.quantize(output.latents)
             ids = ids.reshape(n, *quantized.shape[-2:])
-            bits = torch.full((n,), ids[0].numel() * math.log2(self.info.codebook_size), dtype=torch.float64)
-            counts = torch.full((n,), ids[0].numel(), dtype=torch.int64)
-            size = self.info.codebook_size
-            return Tokens((ids, tuple(quantized.shape)), bits, counts, (height, width), indices=ids, codebook_size=size)
+            return Tokens.from_ids(ids, self.info.codebook_size, (height, width), data=(ids, tuple(quantized.shape)))
         if hasattr(output, "latent_dist"):
             if self.posterior == "mean":
                 latents = output.latent_dist.mode()

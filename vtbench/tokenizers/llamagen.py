@@ -13,7 +13,6 @@ buffer is ignored.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, residual_level, run_level
 from vtbench.tokenizers.neural import (
     NetworkTokenizer,
@@ -106,9 +105,7 @@ class VectorQuantizer(nn.Module):
     def ids(self, z: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) codes -> (N, h, w) ids of the nearest L2-normalised entries."""
         flat = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), p=2, dim=-1)
-        codebook = self.codebook()
-        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
-        return distances.argmin(dim=1).reshape(z.shape[0], z.shape[2], z.shape[3])
+        return nearest_codes(flat, self.codebook()).reshape(z.shape[0], z.shape[2], z.shape[3])
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, h, w) ids -> (N, C, h, w) normalised code vectors."""
@@ -186,10 +183,7 @@ class LlamaGenVQ(NetworkTokenizer):
         if height % self.factor or width % self.factor:
             raise ValueError(f"LlamaGen VQ-{self.variant[2:]} needs sides divisible by {self.factor}, got {width}x{height}")
         ids = self.model.quantize.ids(self.model.quant_conv(self.model.encoder(self._input(images))))
-        n, per_image = ids.shape[0], ids[0].numel()
-        bits = torch.full((n,), per_image * math.log2(self.info.codebook_size), dtype=torch.float64)
-        counts = torch.full((n,), per_image, dtype=torch.int64)
-        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         codes = self.model.quantize.lookup(tokens.data).to(self.dtype)

@@ -38,6 +38,14 @@ def hub_unavailable(tokenizer: str, repo: str, subfolder: str | None, exc: Excep
     )
 
 
+class Codebook(torch.nn.Module):
+    """A VQ codebook held as ``embedding`` (the key ``quantize.embedding.weight`` of the VQGAN lineage)."""
+
+    def __init__(self, codes: int, dim: int) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(codes, dim)
+
+
 class NetworkTokenizer(Tokenizer):
     """A tokenizer backed by ``self.model`` (a torch module) running in ``self.dtype``."""
 

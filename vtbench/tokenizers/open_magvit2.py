@@ -204,10 +204,7 @@ class OpenMagvit2(NetworkTokenizer):
             raise ValueError(f"Open-MAGVIT2 needs sides divisible by {self.factor}, got {width}x{height}")
         z = self.model.encoder(self._input(images))
         ids = ((z > 0).long() << self._weights(z.device).view(1, -1, 1, 1)).sum(dim=1)
-        n, per_image = ids.shape[0], ids[0].numel()
-        bits = torch.full((n,), per_image * float(self.layout["code_channels"]), dtype=torch.float64)
-        counts = torch.full((n,), per_image, dtype=torch.int64)
-        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         ids = tokens.data

@@ -18,7 +18,6 @@ Images go in as [0, 1]; reconstructions are clamped by the runner.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import group_norm
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, local_path
+from vtbench.tokenizers.neural import Codebook, NetworkTokenizer, compute_dtype, hub_unavailable, local_path
 from vtbench.tokenizers.transformer_blocks import ResidualAttentionBlock
 from vtbench.weights import offline
 
@@ -144,12 +143,6 @@ class MaskGitDecoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-class Codebook(nn.Module):
-    def __init__(self, codes: int, dim: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(codes, dim)
-
-
 class TiTokModel(nn.Module):
     def __init__(self, encoder_size: str, decoder_size: str, tokens: int, codebook_size: int, token_size: int, legacy: bool,
                  pixel_decoder: bool) -> None:  # fmt: skip
@@ -228,12 +221,8 @@ class TiTok(NetworkTokenizer):
         z = self.model.encoder(images.to(self.device, self.dtype), self.model.latent_tokens)
         flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # the quantizer runs in float32
         flat = F.normalize(flat, dim=-1) if self.l2_norm else flat
-        codebook = self._codebook()
-        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
-        ids = distances.argmin(dim=1).reshape(n, -1)
-        count = ids.shape[1]
-        bits = torch.full((n,), count * math.log2(self.info.codebook_size), dtype=torch.float64)
-        return Tokens(ids, bits, torch.full((n,), count, dtype=torch.int64), (height, width), ids, self.info.codebook_size)
+        ids = nearest_codes(flat, self._codebook()).reshape(n, -1)
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         ids = tokens.data

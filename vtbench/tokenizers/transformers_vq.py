@@ -13,7 +13,6 @@ reconstruct; asking for them is an error that says so.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import torch
@@ -88,10 +87,7 @@ class TransformersVQVAE(NetworkTokenizer):
         else:
             sizes = torch.tensor([[height, width]] * n, device=self.device)
             ids = torch.stack(list(self.model.encode(x, image_sizes=sizes).image_tokens))
-        per_image = ids[0].numel()
-        bits = torch.full((n,), per_image * math.log2(self.info.codebook_size), dtype=torch.float64)
-        counts = torch.full((n,), per_image, dtype=torch.int64)
-        return Tokens(ids, bits, counts, (height, width), indices=ids, codebook_size=self.info.codebook_size)
+        return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         ids = tokens.data

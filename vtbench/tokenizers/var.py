@@ -11,7 +11,6 @@ subtract it from the residual. Module names reproduce the checkpoint's keys
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import FusedAttnBlock, TamingDecoder, TamingEncoder
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
@@ -59,9 +58,7 @@ class MultiScaleQuantizer(nn.Module):
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """(N, C, p, p) -> (N, p*p) ids of the nearest codes (squared L2)."""
         flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        codebook = self.embedding.weight
-        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.T
-        return distances.argmin(dim=1).reshape(z.shape[0], -1)
+        return nearest_codes(flat, self.embedding.weight).reshape(z.shape[0], -1)
 
     def refine(self, ids: torch.Tensor, side: int, size: int, phi: int, last: bool) -> torch.Tensor:
         """One scale's ids (N, side*side) -> its contribution at the full latent size."""
@@ -132,12 +129,8 @@ class VarTokenizer(NetworkTokenizer):
             scale_ids = quantize.nearest(z)
             residual = residual - quantize.refine(scale_ids, side, size, self.phi[si], si == last)
             ids.append(scale_ids)
-        indices = torch.cat(ids, dim=1)
-        per_image = indices.shape[1]
-        bits = torch.full((n,), per_image * math.log2(self.info.codebook_size), dtype=torch.float64)
-        counts = torch.full((n,), per_image, dtype=torch.int64)
         levels = tuple(side * side for side in self.patch_nums)
-        return Tokens(indices, bits, counts, (height, width), indices=indices, codebook_size=self.info.codebook_size, level_sizes=levels)
+        return Tokens.from_ids(torch.cat(ids, dim=1), self.info.codebook_size, (height, width), level_sizes=levels)
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         quantize, last, size = self.model.quantize, len(self.patch_nums) - 1, self.patch_nums[-1]
