@@ -42,7 +42,7 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
     name = f"test-noisy__{photo_folder.name}"
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run_cli("run", *args, "--out", reference, env=plugin_env)
-    _kill_after_first_checkpoint(args, interrupted, interrupted / ".partial" / name / "state.pt", plugin_env)
+    _kill_after_first_checkpoint(args, interrupted, interrupted / ".partial" / name / "state.safetensors", plugin_env)
     assert not (interrupted / f"{name}.json").exists()
 
     run_cli("run", *args, "--out", interrupted, env=plugin_env)
@@ -56,7 +56,7 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
 def test_partial_state_from_other_settings_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
     args = ["-t", "test-slow", "-d", photo_folder, *CHECKPOINT_EVERY_BATCH]
     name = f"test-slow__{photo_folder.name}"
-    _kill_after_first_checkpoint([*args, "--resolution", "32"], tmp_path, tmp_path / ".partial" / name / "state.pt", plugin_env)
+    _kill_after_first_checkpoint([*args, "--resolution", "32"], tmp_path, tmp_path / ".partial" / name / "state.safetensors", plugin_env)
     result = run_cli("run", *args, "--resolution", "40", "--out", tmp_path, env=plugin_env, check=2)
     assert "different settings" in result.stderr and "--restart" in result.stderr
     run_cli("run", *args, "--resolution", "40", "--restart", "--out", tmp_path, env=plugin_env)

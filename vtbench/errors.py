@@ -46,3 +46,11 @@ class DatasetError(VtbenchError):
 
 class RunStateError(VtbenchError):
     """Partial state on disk that does not match the run being started."""
+
+
+class CheckpointFormatError(VtbenchError):
+    """A weights or state file that cannot be read without running code from it."""
+
+
+class ComponentOptionError(VtbenchError):
+    """A tokenizer, dataset, metric or other plugin refused its options (names the component)."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from vtbench.errors import PluginLoadError, UnknownNameError
+from vtbench.errors import ComponentOptionError, PluginLoadError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -153,7 +154,31 @@ class Registry(Generic[T]):
         entry = self.get(name)
         factory = entry.load()
         kwargs = {**entry.defaults, **overrides}
+        check_options(f"{self.kind.rstrip('s')} {name!r}", factory, overrides)
         try:
             return factory(**kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.kind} {name!r}: bad options {kwargs}: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # the component's own refusal of its options or files
+            raise ComponentOptionError(f"{self.kind.rstrip('s')} {name!r}: {exc}") from exc
+
+
+def accepted_options(factory: Any) -> list[str] | None:
+    """The keyword options ``factory`` accepts; None when it takes ``**kwargs`` (anything)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+def check_options(component: str, factory: Any, options: dict[str, Any]) -> None:
+    """Refuse option names ``factory`` does not accept, with "did you mean" suggestions."""
+    accepted = accepted_options(factory)
+    if accepted is None:
+        return
+    for option in options:
+        if option not in accepted:
+            close = difflib.get_close_matches(option, accepted, n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ComponentOptionError(f"{component}: unknown option {option!r}.{hint} It takes: {', '.join(accepted) or 'no options'}")

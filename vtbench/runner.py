@@ -43,6 +43,7 @@ from vtbench.metrics.text import NORMALISATION, size_bucket
 from vtbench.ocr import OCR_ENGINES
 from vtbench.ocr.base import OCREngine, OCRRequest, OCRUnavailableError
 from vtbench.ocr.cache import OCRCache, ocr_key
+from vtbench.partial_state import load_state, save_state
 from vtbench.record import SCHEMA_NAME, SCHEMA_VERSION, environment, per_image_path, record_path
 from vtbench.reference import CacheWriter, FeatureCache, cache_key
 from vtbench.tokenizers import TOKENIZERS, Tokenizer, Tokens
@@ -366,7 +367,7 @@ class Runner:
     # -- checkpoint files -------------------------------------------------------------
     @property
     def _state_path(self) -> Path:
-        return self.partial_dir / "state.pt"
+        return self.partial_dir / "state.safetensors"
 
     @property
     def _rows_path(self) -> Path:
@@ -385,8 +386,14 @@ class Runner:
         identity = self._identity_sha()
         if self.restart and self.partial_dir.exists():
             shutil.rmtree(self.partial_dir)
+        if (self.partial_dir / "state.pt").exists():
+            raise RunStateError(
+                f"{self.partial_dir} holds resume state in the old pickle format (state.pt), which vtbench no longer "
+                "unpickles; run again with --restart to discard it"
+            )
         if self._state_path.exists():
-            state = _State(**torch.load(self._state_path, weights_only=False))
+            plain, tensors = load_state(self._state_path)
+            state = _State(**plain, metric_states=tensors)
             if state.identity_sha != identity:
                 raise RunStateError(
                     f"{self.partial_dir} holds a partial run of {self.config.run_name} made with different settings; "
@@ -414,9 +421,8 @@ class Runner:
                 state.rows_bytes = handle.tell()
             rows.clear()
         state.metric_states = {name: metric.state_dict() for name, metric in self.metrics.items()}
-        buffer = io.BytesIO()
-        torch.save(asdict(state), buffer)
-        atomic_write_bytes(self._state_path, buffer.getvalue())
+        plain = {key: value for key, value in asdict(state).items() if key != "metric_states"}
+        save_state(self._state_path, plain, state.metric_states)
 
     # -- the pass ---------------------------------------------------------------------------
     def _timed(self, state: _State, key: str, fn: Callable[[], Any]) -> Any:

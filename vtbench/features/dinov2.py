@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from vtbench.errors import VtbenchError
 from vtbench.features.base import FeatureExtractor
+from vtbench.safe_load import load_checkpoint
 from vtbench.weights import Located
 
 INPUT_SIZE = 224
@@ -79,7 +80,7 @@ class DINOv2(FeatureExtractor):
     def __init__(self, located: dict[str, Located], device: torch.device) -> None:
         super().__init__(located, device)
         (weights,) = located.values()
-        checkpoint = torch.load(weights.path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(weights.path)
         self.model = build_dinov2(checkpoint, str(weights.path)).to(device)
         self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from vtbench.errors import VtbenchError
 from vtbench.features.base import FeatureExtractor
+from vtbench.safe_load import load_checkpoint
 from vtbench.weights import Located
 
 
@@ -44,7 +45,7 @@ class EfficientNetLite0(FeatureExtractor):
         import timm
 
         self.model = timm.create_model("efficientnet_lite0", pretrained=False)
-        checkpoint = torch.load(located["efficientnet-lite0"].path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(located["efficientnet-lite0"].path)
         load_lite0_state_dict(self.model, checkpoint)
         self.model.eval().to(device)
         config = self.model.pretrained_cfg

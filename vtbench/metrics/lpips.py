@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from vtbench.metrics.base import MeanMetric, MetricBatch
+from vtbench.safe_load import load_checkpoint
 
 _BACKBONE_WEIGHTS = {"alex": "alexnet", "vgg": "vgg16"}
 
@@ -21,7 +22,7 @@ def load_lpips(net: str, backbone_path: str, device: torch.device) -> torch.nn.M
     import lpips
 
     model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-    state = torch.load(backbone_path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(backbone_path)
     loaded = 0
     for index in range(1, model.net.N_slices + 1):
         for layer_index, layer in getattr(model.net, f"slice{index}").named_children():

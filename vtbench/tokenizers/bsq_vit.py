@@ -8,8 +8,8 @@ decoder ViT, a tanh MLP and a linear layer back to patches. Images go in as [-1,
 reconstructions are clamped to it. Token ids put channel 0 at the most significant bit.
 
 Checkpoints (from the authors' storage, not the hub) hold ``state_dict`` (keys prefixed
-``module.``) and ``ema_state_dict`` (``module.module.``) beside pickled training objects,
-so they are read with ``weights_only=False``: only open files you trust. ``ema=True``
+``module.``) and ``ema_state_dict`` (``module.module.``) beside pickled training objects;
+those are read as inert placeholders (:mod:`vtbench.safe_load`), never constructed. ``ema=True``
 (the default) uses the EMA weights, as the official loader does.
 """
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 from vtbench.tokenizers.transformer_blocks import ResidualAttentionBlock
@@ -90,7 +91,7 @@ class BSQViTModel(nn.Module):
 
 
 def checkpoint_state_dict(path: Path, ema: bool) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # pickled training objects beside the weights
+    checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: not a BSQ-ViT checkpoint (expected a dict with state_dict)")
     if ema and isinstance(checkpoint.get("ema_state_dict"), dict):

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import TamingDecoder, TamingEncoder
 from vtbench.tokenizers.neural import Codebook, NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
@@ -36,7 +37,7 @@ class ChameleonVQGAN(nn.Module):
 
 
 def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or "quantize.embedding.weight" not in state or "decoder.conv_out.weight" not in state:
         raise ValueError(f"{path}: not a Chameleon VQGAN checkpoint (no quantize.embedding.weight / decoder.conv_out.weight)")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, residual_level, run_level
 from vtbench.tokenizers.neural import (
@@ -126,7 +127,7 @@ class LlamaGenVQModel(nn.Module):
 
 def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The model weights of a LlamaGen ``.pt`` (under ``ema``, ``model`` or ``state_dict``)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     for key in ("ema", "model", "state_dict"):
         if isinstance(checkpoint, dict) and key in checkpoint:
             checkpoint = checkpoint[key]

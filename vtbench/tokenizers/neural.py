@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import Tokenizer
 from vtbench.weights import WeightsUnavailableError, offline
 
@@ -87,7 +88,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return load_checkpoint(path, mmap=True)
 
 
 def submodel_tensors(folder: Path, mark: str, repo: str | None = None, revision: str | None = None) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.conv_blocks import group_norm
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
@@ -145,7 +146,7 @@ class LFQAutoencoder(nn.Module):
 
 def checkpoint_state_dict(path: Path, ema: bool) -> dict[str, torch.Tensor]:
     """Encoder/decoder weights of an Open-MAGVIT2 checkpoint; with ``ema`` their EMA copies."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or "encoder.conv_in.weight" not in state or "decoder.conv_out.weight" not in state:
         raise ValueError(f"{path}: not an Open-MAGVIT2 checkpoint (no encoder.conv_in.weight / decoder.conv_out.weight in state_dict)")

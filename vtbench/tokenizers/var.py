@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import FusedAttnBlock, TamingDecoder, TamingEncoder
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
@@ -80,7 +81,7 @@ class VarVQVAE(nn.Module):
 
 
 def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     if isinstance(state, dict) and "quantize.embedding.weight" not in state:
         state = next((state[k] for k in ("model", "state_dict", "vae") if isinstance(state.get(k), dict)), state)
     if not isinstance(state, dict) or "quantize.quant_resi.qresi_ls.0.weight" not in state:
