@@ -87,6 +87,7 @@ def protocol_key(record: dict[str, Any]) -> dict[str, Any]:
         "preprocessing": preprocessing,
         "rounding": protocol.get("rounding"),
         "extractor_weights": sorted(w["sha256"] for w in protocol.get("weights", [])),
+        "extractor_versions": sorted(f"{e.get('name')} {e.get('version', '1')}" for e in protocol.get("feature_extractors", [])),
     }
 
 

@@ -48,6 +48,7 @@ def cache_key(manifest: str, preprocessing: Preprocessing, extractor: FeatureExt
         "manifest": manifest,
         "preprocessing": preprocessing.canonical(),
         "extractor": extractor.name,
+        "extractor_version": extractor.version,
         "weights": sorted(w.sha256 for w in extractor.located.values()),
         "schema": CACHE_SCHEMA_VERSION,
     }

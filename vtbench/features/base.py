@@ -21,6 +21,7 @@ class FeatureExtractor(ABC):
     provides: tuple[str, ...] = ()
     weights: tuple[str, ...] = ()  # weights-store names this extractor loads
     description: str = ""
+    version: str = "1"  # bumped when the architecture or preprocessing changes the features
 
     def __init__(self, located: dict[str, Located], device: torch.device) -> None:
         self.located, self.device = located, device
@@ -30,4 +31,4 @@ class FeatureExtractor(ABC):
         """(N, 3, H, W) uint8 on ``device`` -> features (float32, on ``device``)."""
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": [w.to_dict() for w in self.located.values()]}
+        return {"name": self.name, "version": self.version, "weights": [w.to_dict() for w in self.located.values()]}

