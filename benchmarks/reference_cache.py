@@ -29,7 +29,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["VTBENCH_HOME"] = str(Path(tmp) / "home")
         os.environ["VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT"] = str(make_inception_weights(Path(tmp) / "inception.pth"))
-        from vtbench.generation import GenerationConfig, evaluate_generation
+        from vtbench.engine import GenerationConfig, evaluate
 
         reference = photo_crops(Path(tmp) / "reference", args.images, size=128, seed=0)
         generated = photo_crops(Path(tmp) / "generated", args.images, size=128, seed=1)
@@ -37,7 +37,7 @@ def main() -> None:
         runs = []
         for i in range(2):
             config = GenerationConfig(str(Path(tmp) / "samples.npz"), str(reference), metrics=["fid", "kid"], batch_size=25)
-            record = evaluate_generation(config, Path(tmp) / f"out{i}")
+            record = evaluate(config, Path(tmp) / f"out{i}")
             runs.append(record["timings"])
     first, second = runs[0]["reference_s"], runs[1]["reference_s"]
     save(

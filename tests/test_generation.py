@@ -60,7 +60,8 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
     assert "ranked by fid" in first.stdout
     record = json.loads((root / "out1" / "samples__reference.json").read_text())
     assert record["task"] == "generation" and record["samples"]["evaluated"] == 12
-    assert record["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "miss"
+    assert record["protocol"]["reference_cache"]["inception-v3-compat"] == "miss"
+    assert record["samples"]["reference"] == {"evaluated": 12, "failed": 0}
     expected = torch_fidelity.calculate_metrics(
         input1=str(setup["samples_png"]), input2=str(setup["reference"]), fid=True, kid=True, isc=True, kid_subset_size=12,
         cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(setup["weights"]),
@@ -70,21 +71,21 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
     assert metrics["kid"]["value"] == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
     assert metrics["isc"]["value"] == pytest.approx(expected["inception_score_mean"], rel=1e-4)
 
-    from vtbench.generation import GenerationConfig, evaluate_generation
+    from vtbench.engine import GenerationConfig, evaluate
 
     with pytest.MonkeyPatch.context() as patch:  # the second run in-process: no interpreter start-up to pay
         for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
             patch.setenv(key, env[key])
         config = GenerationConfig(str(root / "samples.npz"), str(setup["reference"]), metrics=["fid", "kid", "isc"], expected_samples=12)
-        again = evaluate_generation(config, root / "out2")
-    assert again["dataset"]["reference"]["extractors"]["inception-v3-compat"]["cache"] == "hit"
+        again = evaluate(config, root / "out2")
+    assert again["protocol"]["reference_cache"]["inception-v3-compat"] == "hit"
     assert again["metrics"]["fid"]["value"] == metrics["fid"]["value"]
-    assert again["timings"]["reference_s"] < record["timings"]["reference_s"]
+    assert again["timings"]["features_s"] < record["timings"]["features_s"]
 
 
 def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtbench.engine import GenerationConfig, evaluate
     from vtbench.errors import VtbenchError
-    from vtbench.generation import GenerationConfig, evaluate_generation
 
     root, env = setup["root"], setup["env"]
     run_cli("reference-stats", setup["reference"], "--out", root / "stats.npz", env=env)
@@ -93,11 +94,11 @@ def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest
     for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
         monkeypatch.setenv(key, env[key])
     samples = str(setup["samples_png"])
-    from_stats = evaluate_generation(GenerationConfig(samples, str(root / "stats.npz"), metrics=["fid"]), root / "from-stats")
-    from_images = evaluate_generation(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
+    from_stats = evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["fid"]), root / "from-stats")
+    from_images = evaluate(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
     assert from_stats["metrics"]["fid"]["value"] == pytest.approx(from_images["metrics"]["fid"]["value"], rel=1e-6)
     with pytest.raises(VtbenchError, match="FID only"):
-        evaluate_generation(GenerationConfig(samples, str(root / "stats.npz"), metrics=["kid"]), root / "x")
+        evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["kid"]), root / "x")
 
 
 def test_generation_refuses_wrong_counts_and_paired_metrics(setup: dict) -> None:

@@ -31,7 +31,7 @@ def test_compiled_bfloat16_hub_tokenizer_on_cuda_matches_eager(tmp_path: Path) -
     tiny_diffusers_model("AutoencoderKL").save_pretrained(hub_snapshot("stabilityai/sd-vae-ft-mse"))
     values = {}
     for compiled in (False, True):
-        config = vtbench.RunConfig("sd-vae-ft-mse", "samples", ["psnr"], limit=4, preprocessing=Preprocessing(64), device="cuda",
+        config = vtbench.RunConfig("sd-vae-ft-mse", "samples", metrics=["psnr"], limit=4, preprocessing=Preprocessing(64), device="cuda",
                                    tokenizer_options={"dtype": "bfloat16"}, compile=compiled, label=f"vae-{compiled}")  # fmt: skip
         record = vtbench.evaluate(config, tmp_path)
         values[compiled] = record["metrics"]["psnr"]["value"]

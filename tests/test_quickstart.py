@@ -28,7 +28,7 @@ def _metric(out: Path, tokenizer: str, name: str) -> float:
 
 def test_quickstart_prints_a_ranked_table_and_writes_every_record(quickstart: tuple[Path, str]) -> None:
     out, stdout = quickstart
-    assert "ranked by psnr" in stdout and "8 record(s) written" in stdout
+    assert "ranked by psnr" in stdout and "8 record(s) in" in stdout
     assert len(list(out.glob("*__samples.json"))) == 8 and len(list(out.glob("*.images.csv"))) == 8
     assert not (out / ".partial").exists()
 
@@ -64,7 +64,7 @@ def test_quickstart_per_image_values_match_an_independent_computation(quickstart
 def test_record_documents_protocol_environment_and_timings(quickstart: tuple[Path, str]) -> None:
     out, _ = quickstart
     record = json.loads((out / "webp-q50__samples.json").read_text())
-    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 1
+    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 2 and record["task"] == "reconstruction"
     assert record["protocol"]["preprocessing"]["resolution"] == 256 and record["protocol"]["evaluation_sizes"] == {"256x256": 14}
     assert record["recipe"]["name"] == "quickstart"
     assert record["metrics"]["psnr"] == {**record["metrics"]["psnr"], "higher_is_better": True, "n": 14, "unit": "dB"}

@@ -17,11 +17,11 @@ from PIL import Image, ImageDraw
 
 import vtbench
 from conftest import run_cli
+from vtbench.engine import create_dataset
 from vtbench.errors import DatasetError
 from vtbench.images import Preprocessing
 from vtbench.metrics import MetricBatch, create_metric
 from vtbench.metrics.text import score_text, wer
-from vtbench.runner import create_dataset
 
 
 def test_text_formulas_on_hand_computed_cases() -> None:

@@ -12,8 +12,8 @@ import torch
 from weights_factory import hub_snapshot, tiny_diffusers_model
 
 from conftest import load_json, run_cli
+from vtbench.engine import RunConfig, evaluate
 from vtbench.images import Preprocessing
-from vtbench.runner import RunConfig, evaluate
 from vtbench.tokenizers import TOKENIZERS, create_tokenizer
 from vtbench.weights import WeightsUnavailableError
 
@@ -104,7 +104,9 @@ def test_kl_scaling_and_posterior_sampling_are_recorded_and_seeded(hub_models: d
 def test_hub_tokenizers_run_through_the_runner_deterministically(hub_models: dict[str, torch.nn.Module], tmp_path: Path) -> None:
     for preset in ("sd-vae-ft-mse", "amused-vqgan-256"):
         records = [
-            evaluate(RunConfig(preset, "samples", ["psnr"], limit=2, preprocessing=Preprocessing(32), num_workers=0), tmp_path / str(i))
+            evaluate(
+                RunConfig(preset, "samples", metrics=["psnr"], limit=2, preprocessing=Preprocessing(32), num_workers=0), tmp_path / str(i)
+            )
             for i in range(2)
         ]
         first, second = records
@@ -195,12 +197,12 @@ def test_codebook_usage_through_the_runner_and_continuous_tokenizers_say_why_not
 
     from vtbench.datasets import DATASETS
 
-    config = RunConfig("identity", "samples", ["codebook-usage"], limit=3, preprocessing=Preprocessing(32), num_workers=0)
+    config = RunConfig("identity", "samples", metrics=["codebook-usage"], limit=3, preprocessing=Preprocessing(32), num_workers=0)
     record = evaluate(config, tmp_path)
     samples = DATASETS.create("samples")
     pixels = np.concatenate([np.asarray(Preprocessing(32).apply(samples.load(i).image)).ravel() for i in range(3)])
     assert record["metrics"]["codebook-usage"]["value"] == pytest.approx(len(np.unique(pixels)) / 256)
-    continuous = evaluate(RunConfig("sd-vae-ft-mse", "samples", ["codebook-usage"], limit=1, num_workers=0,
+    continuous = evaluate(RunConfig("sd-vae-ft-mse", "samples", metrics=["codebook-usage"], limit=1, num_workers=0,
                                     preprocessing=Preprocessing(32)), tmp_path / "vae")  # fmt: skip
     entry = continuous["metrics"]["codebook-usage"]
     assert math.isnan(entry["value"]) and "no discrete codes" in entry["warnings"][0]
@@ -276,7 +278,7 @@ def test_llamagen_checkpoint_through_the_weights_store_and_the_runner(tmp_path: 
         expected = (model.decoder(model.post_quant_conv(codes)) + 1) / 2
     torch.testing.assert_close(recon, expected)
     assert torch.equal(recon, tokenizer.reconstruct(images)[0])
-    record = evaluate(RunConfig("llamagen-vq-ds16-c2i", "samples", ["psnr", "codebook-usage"], limit=2, num_workers=0,
+    record = evaluate(RunConfig("llamagen-vq-ds16-c2i", "samples", metrics=["psnr", "codebook-usage"], limit=2, num_workers=0,
                                 preprocessing=Preprocessing(64)), tmp_path / "out")  # fmt: skip
     assert record["tokenizer"]["info"]["extra"]["weights_sha256"] == weights_sha(checkpoint)
     assert record["metrics"]["tokens"]["value"] == 16 and 0 < record["metrics"]["codebook-usage"]["value"] <= 1
@@ -463,7 +465,7 @@ def test_open_magvit2_lfq_codes_ema_weights_and_bit_order(tmp_path: Path) -> Non
 
 def test_open_magvit2_per_bit_statistics_through_the_runner(tmp_path: Path) -> None:
     path, _ = make_open_magvit2_checkpoint(tmp_path / "imagenet_256_L.ckpt")
-    config = RunConfig("open-magvit2-256-l", "samples", ["codebook-entropy"], tokenizer_options={"weights": str(path)}, limit=2,
+    config = RunConfig("open-magvit2-256-l", "samples", metrics=["codebook-entropy"], tokenizer_options={"weights": str(path)}, limit=2,
                        num_workers=0, preprocessing=Preprocessing(32))  # fmt: skip
     record = evaluate(config, tmp_path / "out")
     per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]
@@ -576,7 +578,7 @@ def test_compile_is_recorded_and_refused_for_tokenizers_without_a_network(tmp_pa
     from vtbench.errors import VtbenchError
 
     with pytest.raises(VtbenchError, match="'jpeg-q50' has no network"):
-        evaluate(RunConfig("jpeg-q50", "samples", ["psnr"], limit=1, compile=True, num_workers=0), tmp_path)
+        evaluate(RunConfig("jpeg-q50", "samples", metrics=["psnr"], limit=1, compile=True, num_workers=0), tmp_path)
 
 
 def test_mixed_precision_is_recorded_and_close_to_float32(hub_models: dict[str, torch.nn.Module]) -> None:

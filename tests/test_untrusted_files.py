@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import run_cli
+from vtbench.engine.partial_state import load_state, save_state
 from vtbench.errors import CheckpointFormatError, RunStateError
-from vtbench.partial_state import load_state, save_state
 from vtbench.safe_load import Opaque, load_checkpoint
 
 

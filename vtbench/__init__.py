@@ -18,8 +18,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "evaluate": "vtbench.runner",
-    "RunConfig": "vtbench.runner",
+    "evaluate": "vtbench.engine",
+    "evaluate_all": "vtbench.engine",
+    "merge_shards": "vtbench.engine",
+    "RunConfig": "vtbench.engine",
+    "GenerationConfig": "vtbench.engine",
+    "Settings": "vtbench.engine",
     "Preprocessing": "vtbench.images",
     "load_recipe": "vtbench.recipe",
     "run_recipe": "vtbench.recipe",
@@ -51,6 +55,10 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'vtbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # tab completion sees the lazy names too
+    return sorted([*globals(), *_LAZY])
 
 
 def registries() -> dict[str, Any]:

@@ -52,5 +52,5 @@ class CheckpointFormatError(VtbenchError):
     """A weights or state file that cannot be read without running code from it."""
 
 
-class ComponentOptionError(VtbenchError):
+class ComponentOptionError(VtbenchError, ValueError):
     """A tokenizer, dataset, metric or other plugin refused its options (names the component)."""

@@ -69,6 +69,8 @@ class Preprocessing:
             raise ValueError(f"preprocessing mode {self.mode!r} is not one of {', '.join(RESIZE_MODES)}")
         if self.filter not in FILTERS:
             raise ValueError(f"resize filter {self.filter!r} is not one of {', '.join(FILTERS)}")
+        if self.resolution is not None and (not isinstance(self.resolution, int) or isinstance(self.resolution, bool)):
+            raise ValueError(f"resolution must be a whole number of pixels, got {self.resolution!r}")
         if self.resolution is not None and self.resolution < 1:
             raise ValueError(f"resolution must be a positive number of pixels, got {self.resolution}")
 

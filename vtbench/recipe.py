@@ -1,25 +1,26 @@
-"""Recipes: YAML files that describe a set of runs, parsed into dataclasses and checked.
+"""Recipes: YAML files that describe a set of runs, checked against the run settings' types.
 
-A recipe crosses tokenizers x datasets, with one metric list and one preprocessing
-policy; a dataset entry may override parts of the policy with its own ``preprocessing``
+A recipe crosses tokenizers x datasets (reconstruction runs) and generators x references
+(generation runs), with the :class:`~vtbench.engine.settings.Settings` every run shares; a
+dataset entry may override parts of the preprocessing with its own ``preprocessing``
 mapping (``{name: vtbench, task: task1-varying-resolution, preprocessing: {mode: pad}}``).
-``include: other.yaml`` (relative to the recipe) inherits keys, the including
-file winning. Unknown keys and names are errors with suggestions.
+``include: other.yaml`` (relative to the recipe) inherits keys, the including file winning.
+Unknown keys, names and options are errors with suggestions.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from vtbench.engine.settings import GenerationConfig, RunConfig, Settings, SettingsError
 from vtbench.errors import RecipeError, UnknownNameError, VtbenchError
 from vtbench.images import Preprocessing
-from vtbench.registry import Registry
+from vtbench.registry import Registry, check_options
 
 
 @dataclass
@@ -34,8 +35,9 @@ class Component:
 
     @classmethod
     def from_cli(cls, text: str) -> Component:
-        """``NAME`` or ``NAME:key=value,key=value`` (values read as YAML scalars), as given to
-        ``--tokenizer`` / ``--dataset``; a path without ``=`` after a colon stays a name."""
+        """``NAME`` or ``NAME:key=value,key=value`` (values read as YAML scalars; ``label=``
+        names the run), as given to ``--tokenizer`` / ``--dataset``; a path without ``=``
+        after a colon stays a name."""
         name, _, rest = text.partition(":")
         if not rest or "=" not in rest:
             return cls(text)
@@ -45,7 +47,8 @@ class Component:
             if not equals or not key.strip():
                 raise RecipeError(f"{text!r}: options are key=value pairs separated by commas, got {pair!r}")
             options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        return cls(name, options)
+        label = options.pop("label", None)
+        return cls(name, options, None if label is None else str(label))
 
     @classmethod
     def parse(cls, spec: Any, where: str) -> Component:
@@ -56,71 +59,53 @@ class Component:
             overrides = spec.get("preprocessing") or {}
             if not isinstance(overrides, dict):
                 raise RecipeError(f"{where}: 'preprocessing' must be a mapping")
-            return cls(spec["name"], options, spec.get("label"), overrides)
+            label = spec.get("label")
+            if label is not None and not isinstance(label, str):
+                raise RecipeError(f"{where}: 'label' must be a string, got {label!r}")
+            return cls(spec["name"], options, label, overrides)
         raise RecipeError(f"{where}: expected a name or a mapping with 'name', got {spec!r}")
 
 
 @dataclass
-class Recipe:
-    """A parsed recipe: every tokenizer x every dataset, with these metrics and settings."""
+class Recipe(Settings):
+    """A parsed recipe: every tokenizer x every dataset, and every generator x every
+    reference, with the shared :class:`Settings`."""
 
-    tokenizers: list[Component]
-    datasets: list[Component]
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "bpp", "tokens"])
+    tokenizers: list[Component] = field(default_factory=list)
+    datasets: list[Component] = field(default_factory=list)
+    generators: list[Component] = field(default_factory=list)
+    references: list[Component] = field(default_factory=list)
     name: str = "recipe"
     description: str = ""
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    batch_size: int = 8
-    num_workers: int | None = None
-    device: str = "auto"
-    limit: int | None = None
-    strict: bool = False
-    save_reconstructions: bool = False
-    skip_unavailable: bool = False
-    use_cache: bool = True
-    ocr_engine: str = "tesseract"
-    compile: bool = False
-    checkpoint_every: int = 10
-    checkpoint_seconds: float = 30.0
     source: str | None = None
 
-    def runs(self) -> list[Any]:
-        """One :class:`~vtbench.runner.RunConfig` per (tokenizer, dataset)."""
-        from vtbench.runner import RunConfig
-
-        return [
-            RunConfig(
-                tokenizer=tok.name,
-                tokenizer_options=tok.options,
-                label=tok.label,
-                dataset=data.name,
-                dataset_options=data.options,
-                dataset_label=data.label,
-                metrics=list(self.metrics),
-                preprocessing=replace(self.preprocessing, **data.preprocessing),
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
-                device=self.device,
-                limit=self.limit,
-                strict=self.strict,
-                save_reconstructions=self.save_reconstructions,
-                skip_unavailable=self.skip_unavailable,
-                use_cache=self.use_cache,
-                ocr_engine=self.ocr_engine,
-                compile=self.compile,
-                checkpoint_every=self.checkpoint_every,
-                checkpoint_seconds=self.checkpoint_seconds,
-            )
-            for tok in self.tokenizers
-            for data in self.datasets
-        ]
+    def runs(self) -> list[RunConfig | GenerationConfig]:
+        """One config per (tokenizer, dataset) and per (generator, reference)."""
+        settings = self.settings()
+        runs: list[RunConfig | GenerationConfig] = []
+        for tok in self.tokenizers:
+            for data in self.datasets:
+                runs.append(RunConfig(
+                    tokenizer=tok.name, tokenizer_options=dict(tok.options), label=tok.label, dataset=data.name,
+                    dataset_options=dict(data.options), dataset_label=data.label,
+                    **{**settings, "preprocessing": replace(self.preprocessing, **data.preprocessing)},
+                ))  # fmt: skip
+        for gen in self.generators:
+            options = dict(gen.options)
+            expected = options.pop("expected_samples", None)  # a setting of the run, given beside the generator's options
+            for reference in self.references:
+                runs.append(GenerationConfig(
+                    generator=gen.name, generator_options=options, label=gen.label, expected_samples=expected, reference=reference.name,
+                    reference_options=dict(reference.options), **{**settings, "preprocessing": replace(self.preprocessing, **reference.preprocessing)},
+                ))  # fmt: skip
+        return runs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 _KEYS = {f.name for f in fields(Recipe)} - {"source"} | {"include"}
-_PREPROCESSING_KEYS = {f.name for f in fields(Preprocessing)}
+_LISTS = ("tokenizers", "datasets", "generators", "references")
 
 
 def _suggest(word: str, choices: set[str]) -> str:
@@ -135,6 +120,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: a folder, not a recipe file") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -147,47 +136,45 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
-    """Check and convert a recipe mapping; raises :class:`RecipeError` naming ``source``."""
+    """Check and convert a recipe mapping; raises :class:`RecipeError` naming ``source`` and the key."""
     unknown = set(data) - _KEYS
     if unknown:
         key = sorted(unknown)[0]
         raise RecipeError(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
-    for required in ("tokenizers", "datasets"):
-        if not data.get(required):
-            raise RecipeError(f"{source}: '{required}' must list at least one name")
     values = dict(data)
-    for key in ("tokenizers", "datasets"):
-        if not isinstance(values[key], list):
-            values[key] = [values[key]]
-        values[key] = [Component.parse(spec, f"{source}: {key}[{i}]") for i, spec in enumerate(values[key])]
-    metrics = values.get("metrics", Recipe.__dataclass_fields__["metrics"].default_factory())
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise RecipeError(f"{source}: 'metrics' must be a list of metric names")
-    values["metrics"] = metrics
+    for key in _LISTS:
+        specs = values.get(key) or []
+        values[key] = [
+            Component.parse(spec, f"{source}: {key}[{i}]") for i, spec in enumerate(specs if isinstance(specs, list) else [specs])
+        ]
+    if not (values["tokenizers"] and values["datasets"]) and not (values["generators"] and values["references"]):
+        raise RecipeError(f"{source}: list at least one tokenizer and one dataset, or one generator and one reference")
+    if isinstance(values.get("metrics"), str):
+        values["metrics"] = [values["metrics"]]
+    if isinstance(values.get("shard"), str):
+        raise RecipeError(f"{source}: 'shard' is a command-line setting (--shard K/N), not a recipe key")
     values["preprocessing"] = _preprocessing(values.get("preprocessing") or {}, source)
-    for i, data in enumerate(values["datasets"]):
-        if data.preprocessing:
-            _preprocessing({**asdict(values["preprocessing"]), **data.preprocessing}, f"{source}: datasets[{i}]")
-    for key, kind in (("batch_size", int), ("checkpoint_every", int), ("limit", (int, type(None))), ("num_workers", (int, type(None)))):
-        if key in values and not isinstance(values[key], kind):
-            raise RecipeError(f"{source}: '{key}' must be an integer, got {values[key]!r}")
-    if values.get("batch_size", 1) < 1:
-        raise RecipeError(f"{source}: 'batch_size' must be at least 1")
-    return Recipe(**values, source=source)
+    for key in ("datasets", "references"):
+        for i, item in enumerate(values[key]):
+            if item.preprocessing:
+                _preprocessing({**asdict(values["preprocessing"]), **item.preprocessing}, f"{source}: {key}[{i}]")
+    try:
+        return Recipe(**values, source=source)
+    except SettingsError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
 
 
 def _preprocessing(prep: Any, where: str) -> Preprocessing:
     if not isinstance(prep, dict):
         raise RecipeError(f"{where}: 'preprocessing' must be a mapping")
-    bad = set(prep) - _PREPROCESSING_KEYS
+    known = {f.name for f in fields(Preprocessing)}
+    bad = set(prep) - known
     if bad:
         key = sorted(bad)[0]
-        raise RecipeError(f"{where}: unknown preprocessing key {key!r}{_suggest(key, _PREPROCESSING_KEYS)}")
+        raise RecipeError(f"{where}: unknown preprocessing key {key!r}{_suggest(key, known)}")
     try:
         return Preprocessing(**prep)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise RecipeError(f"{where}: preprocessing: {exc}") from None
 
 
@@ -197,56 +184,53 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(_read_yaml(path.resolve()), source=str(path))
 
 
-def _check_options(registry: Registry, component: Component, where: str) -> None:
-    from vtbench.runner import create_dataset
+def _check_component(registry: Registry, component: Component, where: str) -> None:
+    from vtbench.engine.components import create_dataset, create_generator
 
+    options = {k: v for k, v in component.options.items() if not (registry.kind == "generators" and k == "expected_samples")}
     if registry.kind == "datasets":  # opening a dataset lists its files: missing folders show now
-        create_dataset(component.name, component.options)
+        create_dataset(component.name, options)
+        return
+    if registry.kind == "generators" and component.name not in registry and Path(component.name).expanduser().exists():
+        create_generator(component.name, options)
         return
     entry = registry.get(component.name)
-    factory = entry.load()
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(**{**entry.defaults, **component.options})
-    except TypeError as exc:
-        accepted = [p for p in signature.parameters if p != "self"]
-        raise RecipeError(f"{where}: bad options for {component.name!r}: {exc} (accepted: {', '.join(accepted) or 'none'})") from None
+    check_options(f"{where}: {registry.kind.rstrip('s')} {component.name!r}", entry.load(), options)
 
 
 def validate_recipe(recipe: Recipe) -> list[str]:
     """Check every name and option without running; returns the run names it would make."""
     from vtbench.datasets import DATASETS
+    from vtbench.generators import GENERATORS
     from vtbench.metrics import METRICS
     from vtbench.tokenizers import TOKENIZERS
 
     source = recipe.source or "<recipe>"
     try:
-        for i, tok in enumerate(recipe.tokenizers):
-            _check_options(TOKENIZERS, tok, f"{source}: tokenizers[{i}]")
-        for i, data in enumerate(recipe.datasets):
-            _check_options(DATASETS, data, f"{source}: datasets[{i}]")
-        for metric in recipe.metrics:
+        for key, registry in (("tokenizers", TOKENIZERS), ("datasets", DATASETS), ("generators", GENERATORS), ("references", DATASETS)):
+            for i, component in enumerate(getattr(recipe, key)):
+                if key == "references" and Path(component.name).expanduser().is_file():
+                    continue  # an .npz of images or statistics
+                _check_component(registry, component, f"{source}: {key}[{i}]")
+        for metric in recipe.metrics or []:
             METRICS.get(metric)
+        names = [run.run_name for run in recipe.runs()]
     except UnknownNameError as exc:
         raise RecipeError(f"{source}: {exc}") from None
     except RecipeError:
         raise
     except VtbenchError as exc:
         raise RecipeError(f"{source}: {exc}") from None
-    names = [run.run_name for run in recipe.runs()]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise RecipeError(f"{source}: two runs would write the same record {duplicates[0]!r}; give one a 'label'")
     return names
 
 
-def run_recipe(recipe: Recipe, out_dir: str | Path, progress: Any = None, restart: bool = False) -> list[dict[str, Any]]:
-    """Validate, then run every (tokenizer, dataset) of the recipe; returns the records."""
-    from vtbench.runner import evaluate
+def run_recipe(recipe: Recipe, out_dir: str | Path, progress: Any = None, restart: bool = False, on_skip: Any = None) -> Any:
+    """Validate, then run every run of the recipe; returns the :class:`~vtbench.engine.Outcome`
+    (records written, runs skipped as already done, runs that failed)."""
+    from vtbench.engine import evaluate_all
 
     validate_recipe(recipe)
-    resolved = recipe.to_dict()
-    return [evaluate(config, out_dir, progress=progress, restart=restart, recipe=resolved) for config in recipe.runs()]
+    return evaluate_all(recipe.runs(), out_dir, progress=progress, restart=restart, recipe=recipe.to_dict(), on_skip=on_skip)

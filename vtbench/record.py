@@ -1,7 +1,8 @@
-"""Run records: one versioned JSON per (tokenizer, dataset) run, per-image CSV beside it.
+"""Run records: one versioned JSON per run (a tokenizer over a dataset, or a generator
+against a reference), the per-image CSV beside it.
 
-The schema is documented in ``results/README.md``; bump ``SCHEMA_VERSION`` on any change
-that renames or re-means a field.
+The schema is :class:`RunRecord`, documented in ``results/README.md``; bump
+``SCHEMA_VERSION`` on any change that renames or re-means a field.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -19,8 +22,54 @@ import torch
 from vtbench.errors import VtbenchError
 
 SCHEMA_NAME = "vtbench.run-record"
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 2  # 2: "task" in every record, "identity_sha", extractor versions, one schema for both tasks
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+
+
+@dataclass
+class RunRecord:
+    """One run's record. ``task`` is ``reconstruction`` (``subject`` is written as the
+    ``tokenizer`` block) or ``generation`` (written as the ``generator`` block)."""
+
+    task: str
+    run_name: str
+    identity_sha: str  # what a rerun with the same settings reproduces (finished runs are skipped on it)
+    config: dict[str, Any]
+    recipe: dict[str, Any] | None
+    subject: dict[str, Any]
+    dataset: dict[str, Any]
+    protocol: dict[str, Any]
+    metrics: dict[str, Any]
+    samples: dict[str, Any]
+    cost: dict[str, Any] | None
+    timings: dict[str, Any]
+    memory: dict[str, Any]
+    environment: dict[str, Any]
+    per_image_file: str | None
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_dict(self) -> dict[str, Any]:
+        subject_key = "tokenizer" if self.task == "reconstruction" else "generator"
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "task": self.task,
+            "run_name": self.run_name,
+            "identity_sha": self.identity_sha,
+            "created": self.created,
+            "config": self.config,
+            "recipe": self.recipe,
+            subject_key: self.subject,
+            "dataset": self.dataset,
+            "protocol": self.protocol,
+            "metrics": self.metrics,
+            "samples": self.samples,
+            "cost": self.cost,
+            "timings": self.timings,
+            "memory": self.memory,
+            "environment": self.environment,
+            "per_image_file": self.per_image_file,
+        }
 
 
 def record_path(out_dir: str | Path, run_name: str) -> Path:

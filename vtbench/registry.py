@@ -172,13 +172,41 @@ def accepted_options(factory: Any) -> list[str] | None:
     return [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
 
 
+SIMPLE_TYPES = (bool, int, float, str, type(None))
+
+
+def _is_simple(hint: Any) -> bool:
+    """A hint made only of bool/int/float/str/None (and unions of them): checkable on YAML values."""
+    import types
+    import typing
+
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_is_simple(arg) for arg in typing.get_args(hint))
+    return hint in SIMPLE_TYPES
+
+
 def check_options(component: str, factory: Any, options: dict[str, Any]) -> None:
-    """Refuse option names ``factory`` does not accept, with "did you mean" suggestions."""
+    """Refuse option names ``factory`` does not accept (with "did you mean" suggestions) and
+    values that do not fit a simple annotated type (``quality: int`` given ``"high"``)."""
     accepted = accepted_options(factory)
-    if accepted is None:
+    if accepted is not None:
+        for option in options:
+            if option not in accepted:
+                close = difflib.get_close_matches(option, accepted, n=3, cutoff=0.5)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                raise ComponentOptionError(f"{component}: unknown option {option!r}.{hint} (accepted: {', '.join(accepted) or 'none'})")
+    import typing
+
+    from vtbench.engine.settings import conform, describe_type
+
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # annotations a plugin cannot resolve: nothing to check against
         return
-    for option in options:
-        if option not in accepted:
-            close = difflib.get_close_matches(option, accepted, n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise ComponentOptionError(f"{component}: unknown option {option!r}.{hint} It takes: {', '.join(accepted) or 'no options'}")
+    for option, value in options.items():
+        expected = hints.get(option)
+        if expected is None or not _is_simple(expected) or conform(value, expected)[0]:
+            continue
+        if isinstance(value, (int, float)) and conform("", expected)[0]:
+            continue  # a YAML number where text is expected (revision=2024): passed on as given
+        raise ComponentOptionError(f"{component}: option {option!r} must be {describe_type(expected)}, got {value!r}")

@@ -9,7 +9,18 @@ import sys
 
 import typer
 
-from vtbench.cli import compare_cmd, data_cmd, leaderboard_cmd, list_cmd, reference_cmd, run_cmd, show_cmd, validate_cmd, weights_cmd
+from vtbench.cli import (
+    compare_cmd,
+    data_cmd,
+    leaderboard_cmd,
+    list_cmd,
+    merge_cmd,
+    reference_cmd,
+    run_cmd,
+    show_cmd,
+    validate_cmd,
+    weights_cmd,
+)  # fmt: skip
 
 app = typer.Typer(
     name="vtbench",
@@ -24,6 +35,7 @@ app.command("show")(show_cmd.show)
 app.command("leaderboard")(leaderboard_cmd.leaderboard)
 app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)
+app.command("merge")(merge_cmd.merge)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")

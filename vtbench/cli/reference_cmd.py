@@ -15,10 +15,10 @@ def reference_stats(
 ) -> None:
     """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache."""
     from vtbench import weights
+    from vtbench.engine import create_dataset, resolve_device
     from vtbench.features import EXTRACTORS
     from vtbench.images import Preprocessing
     from vtbench.reference import export_statistics, reference_features
-    from vtbench.runner import create_dataset, resolve_device
 
     located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
     extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(device))

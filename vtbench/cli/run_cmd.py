@@ -58,7 +58,7 @@ def run(
         [],
         "--tokenizer",
         "-t",
-        help="Tokenizer name, NAME:key=value,... for options (repeatable). `vtbench list tokenizers`.",
+        help="Tokenizer name, NAME:key=value,... for options, label=NAME to name the run (repeatable). `vtbench list tokenizers`.",
         rich_help_panel=_RUN,
     ),
     weights: Path | None = typer.Option(
@@ -78,18 +78,23 @@ def run(
         None, "--expected-samples", help="Fail unless the generator yields exactly this many samples.", rich_help_panel=_GEN
     ),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N images of each dataset.", rich_help_panel=_RUN),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, rich_help_panel=_RUN),
-    workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes.", rich_help_panel=_RUN),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Images per batch (default 8).", rich_help_panel=_RUN),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader worker processes.", rich_help_panel=_RUN),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:1 ...", rich_help_panel=_RUN),
     strict: bool | None = typer.Option(
         None, "--strict/--no-strict", help="Fail on the first bad image instead of recording it.", rich_help_panel=_RUN
     ),
-    save_reconstructions: bool | None = typer.Option(None, "--save-reconstructions/--no-save-reconstructions", rich_help_panel=_RUN),
+    save_reconstructions: bool | None = typer.Option(
+        None,
+        "--save-reconstructions/--no-save-reconstructions",
+        help="Write each reconstruction as OUT/RUN.recon/ID.png.",
+        rich_help_panel=_RUN,
+    ),  # fmt: skip
     checkpoint_seconds: float | None = typer.Option(
-        None, "--checkpoint-seconds", min=0, help="Least time between checkpoints (default 30).", rich_help_panel=_RUN
+        None, "--checkpoint-seconds", help="Least time between checkpoints (default 30).", rich_help_panel=_RUN
     ),
     checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", min=1, help="Batches between checkpoints.", rich_help_panel=_RUN
+        None, "--checkpoint-every", help="Least batches between checkpoints.", rich_help_panel=_RUN
     ),
     skip_unavailable: bool | None = typer.Option(
         None,
@@ -104,8 +109,14 @@ def run(
     compile_tokenizer: bool | None = typer.Option(
         None, "--compile/--no-compile", help="torch.compile network tokenizers (recorded in the record).", rich_help_panel=_RUN
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: evaluate only the K-th (0-based) of N slices, for job arrays; `vtbench merge` joins them.",
+        rich_help_panel=_RUN,
+    ),  # fmt: skip
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also: VTBENCH_OFFLINE=1).", rich_help_panel=_RUN),
-    restart: bool = typer.Option(False, "--restart", help="Discard partial progress instead of resuming it.", rich_help_panel=_RUN),
+    restart: bool = typer.Option(False, "--restart", help="Discard partial progress and redo finished runs.", rich_help_panel=_RUN),
     resolution: int | None = typer.Option(
         None, "--resolution", help="Evaluation side in pixels (default: tokenizer native, else image size).", rich_help_panel=_PREP
     ),
@@ -119,28 +130,32 @@ def run(
     resize_filter: str | None = typer.Option(None, "--filter", help="bicubic, lanczos, bilinear, box or nearest.", rich_help_panel=_PREP),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Metric to rank the final table by."),
 ) -> None:
-    """Evaluate tokenizers over datasets; writes one record per (tokenizer, dataset) into --out."""
+    """Evaluate tokenizers over datasets (or generators against a reference); writes one record per run into --out.
+
+    Examples:
+
+      vtbench run recipes/quickstart.yaml --out results/quickstart
+
+      vtbench run -t jpeg-q50 -t jpeg:quality=75,label=jpeg-q75 -d samples --out results/jpeg
+
+      torchrun --nproc-per-node 2 -m vtbench run -t jpeg-q50 -d samples --out results/ddp
+    """
     from dataclasses import asdict, replace
 
-    from rich.console import Console
-
-    from vtbench.errors import RecipeError, VtbenchError
-    from vtbench.images import Preprocessing
-    from vtbench.leaderboard import build_leaderboard, print_rich_table
-    from vtbench.recipe import Component, Recipe, load_recipe, run_recipe
+    from vtbench.engine.settings import SettingsError, parse_shard
+    from vtbench.errors import RecipeError
+    from vtbench.recipe import Component, Recipe, load_recipe
 
     if offline:
         os.environ["VTBENCH_OFFLINE"] = "1"
-    if generator:
-        _run_generation(generator, reference, metric, out, resolution, resize_mode, resize_filter, batch_size, device,
-                        expected_samples, bool(skip_unavailable), rank_by)  # fmt: skip
-        return
     if recipe is not None:
         plan = load_recipe(recipe)
-    elif tokenizer and dataset:
-        plan = Recipe(tokenizers=[], datasets=[], name="command-line", source="command line")
+    elif (tokenizer and dataset) or generator:
+        plan = Recipe(name="command-line", source="command line")
     else:
-        raise RecipeError("give a recipe file, or both --tokenizer and --dataset (see `vtbench run --help`)")
+        raise RecipeError(
+            "give a recipe file, or both --tokenizer and --dataset, or --generator and --reference (see `vtbench run --help`)"
+        )
     if tokenizer:
         plan.tokenizers = [Component.from_cli(name) for name in tokenizer]
     if weights is not None:
@@ -149,9 +164,18 @@ def run(
         plan.tokenizers[0].options["weights"] = str(weights)
     if dataset:
         plan.datasets = [Component.from_cli(name) for name in dataset]
-    if metric:
-        plan.metrics = list(metric)
+    if generator:
+        if reference is None:
+            raise RecipeError("a generation run (--generator) needs --reference: a folder, an .npz, a dataset name or mu/sigma statistics")
+        plan.generators = [Component.from_cli(name) for name in generator]
+        plan.references = [Component(reference)]
+        if expected_samples is not None:
+            for component in plan.generators:
+                component.options["expected_samples"] = expected_samples
+        if not tokenizer and recipe is None:
+            plan.tokenizers, plan.datasets = [], []
     overrides = {
+        "metrics": list(metric) or None,
         "limit": limit,
         "batch_size": batch_size,
         "num_workers": workers,
@@ -164,78 +188,66 @@ def run(
         "use_cache": False if no_cache else None,
         "ocr_engine": ocr_engine,
         "compile": compile_tokenizer,
+        "shard": parse_shard(shard) if shard else None,
     }
-    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
-    if prep:
-        try:
-            plan.preprocessing = Preprocessing(**{**asdict(plan.preprocessing), **prep})
-        except ValueError as exc:
-            raise RecipeError(str(exc)) from None
+    if generator and recipe is None and "mode" not in prep:
+        prep["mode"] = "center-crop" if resolution else "none"
+    try:
+        if prep:
+            overrides["preprocessing"] = type(plan.preprocessing)(**{**asdict(plan.preprocessing), **prep})
+        plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    except (SettingsError, ValueError) as exc:
+        raise RecipeError(f"command line: {exc}") from None
+    _run_plan(plan, out, restart, rank_by)
 
-    console = Console()
+
+def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
+    from rich.console import Console
+
+    from vtbench.engine.distributed import Ranks
+    from vtbench.errors import VtbenchError
+    from vtbench.leaderboard import build_leaderboard, print_rich_table
+    from vtbench.recipe import run_recipe
+
+    console = Console(stderr=False)
+    main_rank = Ranks.from_environment(plan.device).is_main
+    say = console.print if main_rank else (lambda *a, **k: None)
     try:
         with RichProgress() as progress:
-            records = run_recipe(plan, out, progress=progress, restart=restart)
+            outcome = run_recipe(plan, out, progress=progress if main_rank else None, restart=restart,
+                                 on_skip=lambda name: say(f"{name}: already done (same settings); --restart to redo it"))  # fmt: skip
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: progress is kept; run the same command again to resume")
+        say("[yellow]interrupted[/yellow]: progress up to the last complete batch is kept; run the same command again to resume")
         raise typer.Exit(130) from None
+    if not main_rank:
+        return
+    records = outcome.records
     for record in records:
         for note in record["dataset"].get("warnings", []):
-            console.print(f"[yellow]{record['run_name']}: {note}[/yellow]")
+            say(f"[yellow]{record['run_name']}: {note}[/yellow]")
         samples = record["samples"]
         if samples["failed"]:
-            console.print(
-                f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow]"
-                f" (see {record['per_image_file']})"
-            )
+            say(f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow]"
+                f" (see {record['per_image_file']})")  # fmt: skip
             for failure in samples["failures"][:5]:
-                console.print(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
-    try:
-        board = build_leaderboard(records, rank_by=rank_by)
-    except VtbenchError as exc:  # these runs were asked for together: show them, but say why they may not compare
-        console.print(f"[yellow]warning:[/yellow] {exc}")
-        board = build_leaderboard(records, rank_by=rank_by, allow_protocol_mismatch=True)
-    print_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}")
-    console.print(f"{len(records)} record(s) written to {out}/")
+                say(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
+    if plan.shard is not None:
+        say(
+            f"shard {plan.shard[0]}/{plan.shard[1]} of {len(plan.runs())} run(s) written to {out}/; join the shards with `vtbench merge {out} --out DIR`"
+        )
+    elif records:
+        try:
+            board = build_leaderboard(records, rank_by=rank_by)
+        except VtbenchError as exc:  # these runs were asked for together: show them, but say why they may not compare
+            say(f"[yellow]warning:[/yellow] {exc}")
+            board = build_leaderboard(records, rank_by=rank_by, allow_protocol_mismatch=True)
+        print_rich_table(board, title=f"{plan.name}: ranked by {board.rank_by}")
+        say(f"{len(records)} record(s) in {out}/")
+    for name, error in outcome.failed.items():
+        typer.secho(f"error: run {name} failed: {error}", fg=typer.colors.RED, err=True)
     empty = [r["run_name"] for r in records if r["samples"]["evaluated"] == 0]
     if empty:
-        console.print(f"[red]no image could be evaluated in: {', '.join(empty)}[/red]")
+        say(f"[red]no image could be evaluated in: {', '.join(empty)}[/red]")
+    if outcome.failed or empty:
         raise typer.Exit(1)
-
-
-def _run_generation(
-    generators: list[str],
-    reference: str | None,
-    metrics: list[str],
-    out: Path,
-    resolution: int | None,
-    resize_mode: str | None,
-    resize_filter: str | None,
-    batch_size: int | None,
-    device: str | None,
-    expected_samples: int | None,
-    skip_unavailable: bool,
-    rank_by: str | None,
-) -> None:
-    from vtbench.errors import RecipeError
-    from vtbench.generation import GENERATION_METRICS, GenerationConfig, evaluate_generation
-    from vtbench.images import Preprocessing
-    from vtbench.leaderboard import build_leaderboard, print_rich_table
-
-    if reference is None:
-        raise RecipeError("a generation run (--generator) needs --reference: a folder, an .npz, a dataset name or mu/sigma statistics")
-    try:
-        preprocessing = Preprocessing(resolution, resize_mode or ("center-crop" if resolution else "none"), resize_filter or "bicubic")
-    except ValueError as exc:
-        raise RecipeError(str(exc)) from None
-    records = []
-    for name in generators:
-        config = GenerationConfig(
-            generator=name, reference=reference, metrics=list(metrics) or list(GENERATION_METRICS), preprocessing=preprocessing,
-            batch_size=batch_size or 32, device=device or "auto", expected_samples=expected_samples, skip_unavailable=skip_unavailable,
-        )  # fmt: skip
-        records.append(evaluate_generation(config, out))
-    board = build_leaderboard(records, rank_by=rank_by)
-    print_rich_table(board, title=f"generation vs {Path(reference).name}: ranked by {board.rank_by}")
-    typer.echo(f"{len(records)} record(s) written to {out}/")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from vtbench.datasets.base import Dataset
 from vtbench.datasets.folder import ImageFolder
+from vtbench.datasets.npz import NpzImages
 from vtbench.errors import DatasetError
 from vtbench.generators.base import Generator
 from vtbench.images import pil_to_uint8_chw
@@ -35,7 +37,7 @@ class SampleReader(Generator):
             with np.load(self.path, mmap_mode="r") as archive:
                 if "arr_0" not in archive.files:
                     raise DatasetError(f"{self.path}: no arr_0 in the .npz (found {', '.join(archive.files)})")
-            array = np.load(self.path)["arr_0"]
+            array = np.load(self.path, mmap_mode="r")["arr_0"]
             if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
                 raise DatasetError(f"{self.path}: arr_0 must be uint8 (N, H, W, 3), got {array.dtype} {array.shape}")
             self._array = array
@@ -49,17 +51,13 @@ class SampleReader(Generator):
     def options(self) -> dict[str, Any]:
         return {"path": str(self.path)}
 
-    def _uint8_batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        if self._array is not None:
-            for start in range(0, self.num_samples, batch_size):
-                yield self._array[start : start + batch_size].transpose(0, 3, 1, 2)
-            return
-        for start in range(0, self.num_samples, batch_size):
-            end = min(start + batch_size, self.num_samples)
-            yield np.stack([pil_to_uint8_chw(self._folder.load(i).image) for i in range(start, end)])
+    def as_dataset(self) -> Dataset:
+        """The samples as a dataset (the engine loads them in DataLoader workers)."""
+        return self._folder if self._folder is not None else NpzImages(self.path)
 
-    def generate(
-        self, conditions: Sequence[Any] | None = None, seeds: Sequence[int] | None = None, batch_size: int = 32
-    ) -> Iterator[torch.Tensor]:
-        for batch in self._uint8_batches(batch_size):
-            yield torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32) / 255.0
+    def samples(self, indices: Sequence[int]) -> torch.Tensor:
+        if self._array is not None:
+            batch = self._array[list(indices)].transpose(0, 3, 1, 2)
+        else:
+            batch = np.stack([pil_to_uint8_chw(self._folder.load(i).image) for i in indices])
+        return torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32) / 255.0

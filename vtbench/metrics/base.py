@@ -5,6 +5,7 @@ resumed and merged across processes.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,7 +14,26 @@ import torch
 
 from vtbench.tokenizers.base import Tokens
 
-Reduction = Literal["sum", "cat", "max", "min"]
+Reduction = Literal["sum", "cat", "max", "min", "exact-sum"]
+
+
+def add_exactly(partials: list[float], values: list[float]) -> list[float]:
+    """Shewchuk's non-overlapping partials (the algorithm behind ``math.fsum``): after adding
+    ``values``, ``math.fsum(partials)`` is their exact sum, whatever the order or grouping.
+    Finite values only; the list stays short (a few dozen floats at most)."""
+    for x in values:
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)
+            if low:
+                partials[i] = low
+                i += 1
+            x = high
+        partials[i:] = [x]
+    return partials
 
 
 @dataclass
@@ -116,6 +136,8 @@ class Metric(ABC):
                 setattr(self, name, mine + theirs.to(mine.device))
             elif reduction == "cat":
                 setattr(self, name, list(mine) + list(theirs))
+            elif reduction == "exact-sum":
+                setattr(self, name, torch.tensor(add_exactly(mine.tolist(), theirs.tolist()), dtype=torch.float64))
             elif reduction == "max":
                 setattr(self, name, torch.maximum(mine, theirs.to(mine.device)))
             else:
@@ -137,11 +159,14 @@ class Metric(ABC):
 
 
 class MeanMetric(Metric):
-    """A per-image score averaged over images, summed in float64."""
+    """A per-image score averaged over images. The sum is exact (kept as non-overlapping
+    float64 partials), so the mean does not depend on batch size, image order or how the
+    images were split across processes; non-finite values are summed apart."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("partials", torch.zeros(0, dtype=torch.float64), "exact-sum")
+        self.add_state("non_finite", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("n", torch.zeros((), dtype=torch.int64), "sum")
 
     @abstractmethod
@@ -150,9 +175,14 @@ class MeanMetric(Metric):
 
     def update(self, batch: MetricBatch) -> torch.Tensor:
         values = self.score(batch).detach().to(torch.float64).cpu()
-        self.total = self.total + values.sum()
+        finite = torch.isfinite(values)
+        self.partials = torch.tensor(add_exactly(self.partials.tolist(), values[finite].tolist()), dtype=torch.float64)
+        if not finite.all():
+            self.non_finite = self.non_finite + values[~finite].sum()
         self.n = self.n + values.numel()
         return values
 
     def compute(self) -> float:
-        return float(self.total / self.n) if int(self.n) else float("nan")
+        if not int(self.n):
+            return float("nan")
+        return (math.fsum(self.partials.tolist()) + float(self.non_finite)) / int(self.n)

@@ -1,0 +1,117 @@
+"""The evaluation engine: one streaming pass for reconstruction and generation runs.
+
+Where things are:
+
+- :mod:`~vtbench.engine.settings`: the run settings, declared once (CLI, recipes, API);
+- :mod:`~vtbench.engine.components`: building tokenizers, datasets, generators and metrics;
+- :mod:`~vtbench.engine.loop`: the pass itself;
+- :mod:`~vtbench.engine.loading`: image loading in DataLoader workers;
+- :mod:`~vtbench.engine.features`: the shared feature pass and its content-keyed cache;
+- :mod:`~vtbench.engine.text_reading`: OCR of text regions;
+- :mod:`~vtbench.engine.partial`: checkpoint and resume state;
+- :mod:`~vtbench.engine.distributed`: torch.distributed ranks and slices;
+- :mod:`~vtbench.engine.finish`: merging slices and shards into the record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vtbench.engine.components import create_dataset, create_generator, resolve_device
+from vtbench.engine.finish import merge_shards
+from vtbench.engine.loop import Engine, Progress
+from vtbench.engine.settings import GENERATION_METRICS, RECONSTRUCTION_METRICS, GenerationConfig, RunConfig, Settings, SettingsError
+from vtbench.errors import VtbenchError
+from vtbench.record import record_path
+
+__all__ = [
+    "GENERATION_METRICS", "RECONSTRUCTION_METRICS", "Engine", "GenerationConfig", "Progress", "RunConfig", "Settings",
+    "SettingsError", "create_dataset", "create_generator", "evaluate", "evaluate_all", "merge_shards", "resolve_device",
+]  # fmt: skip
+
+
+def evaluate(
+    config: RunConfig | GenerationConfig,
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    restart: bool = False,
+    recipe: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Score one run and write its record into ``out_dir``; returns the record (None on
+    ranks other than 0, and for a ``shard`` run, which writes its slice for ``vtbench merge``).
+
+    >>> record = evaluate(RunConfig("jpeg-q50", "samples", limit=2), "results/demo")  # doctest: +SKIP
+    >>> record["metrics"]["psnr"]["value"]  # doctest: +SKIP
+    """
+    from vtbench.engine.distributed import Ranks
+
+    ranks = Ranks.from_environment(config.device)
+    return Engine(config, out_dir, progress=progress, restart=restart, recipe=recipe, ranks=ranks).run()
+
+
+@dataclass
+class Outcome:
+    """What happened to each run of a multi-run command."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # finished earlier with the same settings
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> error
+
+
+def settings_sha(config: RunConfig | GenerationConfig) -> str:
+    """A hash of the settings that define a run's numbers (the shard split left out)."""
+    from vtbench.engine.partial import identity_sha
+
+    return identity_sha({**config.identity(), "shard": None})
+
+
+def finished_record(config: RunConfig | GenerationConfig, out_dir: Path) -> dict[str, Any] | None:
+    """The record a finished earlier run with the same settings left in ``out_dir``, if any."""
+    path = record_path(out_dir, config.run_name)
+    if config.shard is not None or not path.is_file() or (out_dir / ".partial" / config.run_name).exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("identity_sha") == settings_sha(config) else None
+
+
+def evaluate_all(
+    configs: Sequence[RunConfig | GenerationConfig],
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    restart: bool = False,
+    recipe: dict[str, Any] | None = None,
+    on_skip: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Run several configs into ``out_dir``. A run whose record is already there with the same
+    settings is skipped (``restart`` redoes it); a run that fails (a metric raising, a bad
+    tokenizer output) is reported by name while the other runs still write their records."""
+    out_dir = Path(out_dir)
+    outcome = Outcome()
+    for config in configs:
+        if not restart:
+            done = finished_record(config, out_dir)
+            if done is not None:
+                outcome.skipped.append(config.run_name)
+                outcome.records.append(done)
+                if on_skip:
+                    on_skip(config.run_name)
+                continue
+        try:
+            record = evaluate(config, out_dir, progress=progress, restart=restart, recipe=recipe)
+        except KeyboardInterrupt:
+            raise
+        except VtbenchError as exc:
+            if len(configs) == 1:
+                raise
+            outcome.failed[config.run_name] = str(exc)
+            continue
+        if record is not None:
+            outcome.records.append(record)
+    return outcome

@@ -1,0 +1,119 @@
+"""Building a run's parts from names: device, dataset, generator, metrics with their weights
+and shared feature extractors, and the optional ``torch.compile`` of a tokenizer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vtbench import weights as weights_store
+from vtbench.datasets import DATASETS, Dataset
+from vtbench.errors import DatasetError, VtbenchError
+from vtbench.features import EXTRACTORS
+from vtbench.features.base import FeatureExtractor
+from vtbench.generators import GENERATORS, Generator
+from vtbench.metrics import METRICS, Metric
+from vtbench.tokenizers import Tokenizer
+from vtbench.weights import Located, WeightsUnavailableError
+
+COST_METRICS = ("bpp", "tokens")  # recorded in every reconstruction run
+COMPILED_PARTS = ("encoder", "decoder", "pixel_decoder")
+
+
+def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` is CUDA when torch sees it (the process's own GPU under torchrun), else CPU."""
+    if device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", local_rank) if local_rank is not None else torch.device("cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VtbenchError(f"device {device!r} asked for, but torch sees no CUDA device (torch {torch.__version__})")
+    if device == "cuda" and local_rank is not None:
+        return torch.device("cuda", local_rank)
+    return torch.device(device)
+
+
+def default_num_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def create_dataset(name: str, options: dict[str, Any]) -> Dataset:
+    """A registered dataset by name; an existing folder path also works as a name."""
+    if name not in DATASETS and Path(name).expanduser().is_dir():
+        kind = "annotated" if (Path(name).expanduser() / "annotations.jsonl").is_file() else "folder"
+        return DATASETS.create(kind, root=name, **options)
+    if name not in DATASETS and name.endswith(".npz") and Path(name).expanduser().is_file():
+        return DATASETS.create("npz", path=name, **options)
+    if name not in DATASETS and ("/" in name or Path(name).suffix):
+        raise DatasetError(f"dataset {name!r}: no such folder, and not a registered dataset name")
+    return DATASETS.create(name, **options)
+
+
+def create_generator(name: str, options: dict[str, Any]) -> Generator:
+    """A registered generator, or a sample folder / ``.npz`` path read by ``samples-reader``."""
+    if name not in GENERATORS and Path(name).expanduser().exists():
+        return GENERATORS.create("samples-reader", path=name, **options)
+    return GENERATORS.create(name, **options)
+
+
+@dataclass
+class PreparedMetrics:
+    """The metrics a run computes, those it records as not computed (with the reason), the
+    weights files found for them, and one shared extractor per feature space."""
+
+    active: dict[str, Metric]
+    unavailable: dict[str, tuple[Metric, str]]
+    located: dict[str, Located]
+    extractors: dict[str, FeatureExtractor]
+
+
+def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bool, load: bool = True) -> PreparedMetrics:
+    """Create the metrics and find every weights file they need before any work starts; with
+    ``load``, build each shared feature extractor once and let each metric load its network."""
+    metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
+    located: dict[str, Located] = {}
+    unavailable: dict[str, tuple[Metric, str]] = {}
+    for name, metric in metrics.items():
+        needed = list(metric.required_weights)
+        if metric.extractor:
+            needed += list(EXTRACTORS.get(metric.extractor).load().weights)
+        for weights_name in needed:
+            if weights_name in located:
+                continue
+            try:
+                located[weights_name] = weights_store.locate(weights_name)
+            except WeightsUnavailableError as exc:
+                unavailable[name] = (metric, str(exc))
+                break
+    if unavailable and not skip_unavailable:
+        problems = "\n".join(f"  {name}: {reason}" for name, (_, reason) in unavailable.items())
+        raise WeightsUnavailableError(
+            f"cannot compute {', '.join(unavailable)}:\n{problems}\n"
+            "Fix that, or pass --skip-unavailable to record these metrics as not computed."
+        )
+    active = {name: metric for name, metric in metrics.items() if name not in unavailable}
+    extractors: dict[str, FeatureExtractor] = {}
+    if load:
+        for metric in active.values():
+            if metric.extractor and metric.extractor not in extractors:
+                factory = EXTRACTORS.get(metric.extractor).load()
+                extractors[metric.extractor] = EXTRACTORS.create(
+                    metric.extractor, located={w: located[w] for w in factory.weights}, device=device
+                )
+            metric.prepare(located, device)
+    return PreparedMetrics(active, unavailable, located, extractors)
+
+
+def compile_tokenizer(tokenizer: Tokenizer, name: str) -> None:
+    """Wrap a network tokenizer's encoder and decoder modules in ``torch.compile`` (compiled
+    on first use); a tokenizer without a network is refused by name."""
+    model = getattr(tokenizer, "model", None)
+    parts = [part for part in COMPILED_PARTS if isinstance(getattr(model, part, None), torch.nn.Module)]
+    if not parts:
+        raise VtbenchError(f"--compile: tokenizer {name!r} has no network encoder/decoder to compile")
+    for part in parts:
+        setattr(model, part, torch.compile(getattr(model, part)))

@@ -1,0 +1,582 @@
+"""The evaluation pass: one run (reconstruction or generation) of one slice, in one stream.
+
+A run is a list of phases over index-addressable image sources. Reconstruction has one,
+``images`` (originals through the tokenizer, both sides scored); generation has two,
+``reference`` (the reference set's side, skipped when the feature cache or a statistics file
+holds it) and ``samples`` (the generator's side). Each phase streams batches from a
+DataLoader; metric states, counts and per-image rows are checkpointed under
+``OUT/.partial/`` so a killed run resumes exactly; the finished slices become one record.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vtbench import aspect
+from vtbench.datasets.base import Dataset
+from vtbench.engine.components import (
+    COST_METRICS,
+    compile_tokenizer,
+    create_dataset,
+    create_generator,
+    default_num_workers,
+    prepare_metrics,
+    resolve_device,
+)  # fmt: skip
+from vtbench.engine.distributed import Ranks, slice_bounds
+from vtbench.engine.features import SharedFeatures
+from vtbench.engine.finish import SliceResult, merge_slices, shard_folder, write_record
+from vtbench.engine.loading import ImageLoading, IndexOnly, as_list, group_by_shape
+from vtbench.engine.partial import PartialRun, RunState, identity_sha, remove_empty, remove_stale_temporaries, tensors_to_cpu
+from vtbench.engine.settings import GenerationConfig, RunConfig
+from vtbench.engine.text_reading import TextReader
+from vtbench.errors import TokenizerOutputError, VtbenchError
+from vtbench.images import CONVERSION_POLICY
+from vtbench.io import atomic_write_bytes
+from vtbench.metrics.base import MetricBatch
+from vtbench.metrics.frechet import FrechetDistance
+from vtbench.record import environment
+from vtbench.reference import load_statistics
+from vtbench.tokenizers import TOKENIZERS, Tokens
+
+ROUNDING = "reconstructions clamped to [0, 1] and rounded to 8-bit levels before every metric"
+SAMPLE_ROUNDING = "samples clamped to [0, 1] and rounded to 8-bit before feature extraction"
+
+
+class Progress(Protocol):
+    """What the engine reports to a progress display (the CLI draws a rich bar)."""
+
+    def start(self, run_name: str, total: int, done: int) -> None: ...
+    def advance(self, images: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class StrictStop(VtbenchError):
+    """A bad image under ``--strict``: the run stops, its progress kept for a resume."""
+
+
+class MetricFailure(VtbenchError):
+    """A metric raised while scoring; the run fails with the metric's name."""
+
+
+@dataclass
+class Phase:
+    """One stream of a run: ``source`` images at ``positions``, scored by ``score``."""
+
+    name: str
+    positions: range
+    score: Callable[[RunState, list[list[Any]], list[dict[str, Any]]], None]
+    source: Dataset | None = None  # None: the generator makes each sample from its index
+
+
+class Engine:
+    """Scores one :class:`RunConfig` or :class:`GenerationConfig` slice into ``out_dir``."""
+
+    def __init__(self, config: RunConfig | GenerationConfig, out_dir: str | Path, progress: Progress | None = None,
+                 restart: bool = False, recipe: dict[str, Any] | None = None, ranks: Ranks | None = None) -> None:  # fmt: skip
+        self.config, self.out_dir, self.progress, self.restart, self.recipe = config, Path(out_dir), progress, restart, recipe
+        self.ranks = ranks or Ranks()
+        self.device = resolve_device(config.device, self.ranks.local_rank if self.ranks.world > 1 else None)
+        names = list(dict.fromkeys([*config.metrics, *(COST_METRICS if config.task == "reconstruction" else ())]))
+        prepared = prepare_metrics(names, self.device, config.skip_unavailable)
+        self.metrics, self.unavailable, self.located = prepared.active, prepared.unavailable, prepared.located
+        self.features = SharedFeatures(prepared.extractors)
+        shard_index, shard_count = config.shard or (0, 1)
+        self.slice = (shard_index * self.ranks.world + self.ranks.rank, shard_count * self.ranks.world)
+        self.text: TextReader | None = None
+        self.statistics_file: str | None = None
+        if isinstance(config, RunConfig):
+            self._set_up_reconstruction(config)
+        else:
+            self._set_up_generation(config)
+        self.columns = ["index", "id", "status", "error", "source_size", "eval_size", "content_sha256", *self.metrics]
+        folder = self.out_dir / ".partial" / config.run_name
+        if self.slice[1] > 1:
+            folder = folder / f"slice-{self.slice[0]}-of-{self.slice[1]}"
+        self.partial = PartialRun(folder, self.columns)
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _set_up_reconstruction(self, config: RunConfig) -> None:
+        self.tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(self.device)
+        if config.compile:
+            compile_tokenizer(self.tokenizer, config.tokenizer)
+        self.dataset = create_dataset(config.dataset, config.dataset_options)
+        self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
+        languages = list(getattr(self.dataset, "languages", None) or ["en"])
+        self.text = TextReader.for_metrics(self.metrics, self.unavailable, config.ocr_engine, languages, self.preprocessing,
+                                           config.skip_unavailable, config.use_cache)  # fmt: skip
+        self.total = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
+        self.phases = [Phase("images", range(*slice_bounds(self.total, *self.slice)), self._score_pairs, self.dataset)]
+
+    def _set_up_generation(self, config: GenerationConfig) -> None:
+        paired = [name for name, metric in self.metrics.items() if metric.kind != "distribution"]
+        if paired:
+            raise VtbenchError(f"{', '.join(paired)} compare image pairs; a generation run takes distributional metrics")
+        self.generator = create_generator(config.generator, config.generator_options)
+        known = self.generator.num_samples
+        if config.expected_samples is not None and known is not None and known != config.expected_samples:
+            raise VtbenchError(
+                f"generator {config.subject_name!r} holds {known} samples, {config.expected_samples} were expected: "
+                "refusing to score a different sample count"
+            )
+        if known is None and config.expected_samples is None and config.limit is None:
+            raise VtbenchError(f"generator {config.subject_name!r} makes any number of samples: give --expected-samples")
+        count = known if known is not None else config.expected_samples
+        self.total = count if config.limit is None else min(config.limit, count)
+        self.preprocessing = config.preprocessing
+        self.dataset = self.generator.as_dataset() if hasattr(self.generator, "as_dataset") else None
+        phases = []
+        if _is_statistics_file(config.reference):
+            not_fid = [name for name, metric in self.metrics.items() if not isinstance(metric, FrechetDistance)]
+            if not_fid:
+                raise VtbenchError(f"{config.reference} holds mu/sigma statistics: it can score FID only, not {', '.join(not_fid)}")
+            self.statistics_file, self.reference = config.reference, None
+        else:
+            self.reference = create_dataset(config.reference, config.reference_options)
+            reference_total = len(self.reference) if config.limit is None else min(config.limit, len(self.reference))
+            self.reference_total = reference_total
+            phases.append(Phase("reference", range(*slice_bounds(reference_total, *self.slice)), self._score_reference, self.reference))
+        phases.append(Phase("samples", range(*slice_bounds(self.total, *self.slice)), self._score_samples, self.dataset))
+        self.phases = phases
+
+    def _identity(self) -> dict[str, Any]:
+        subject = self.tokenizer.options() if hasattr(self, "tokenizer") else self.generator.options()
+        source = self.dataset.describe() if self.config.task == "reconstruction" else (
+            self.reference.describe() if self.reference is not None else {"statistics_file": self.statistics_file})  # fmt: skip
+        return {**self.config.identity(), "active_metrics": sorted(self.metrics), "subject": subject, "source": source}
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any] | None:
+        """Score this slice; rank 0 writes (and returns) the record, or the shard result."""
+        error: BaseException | None = None
+        result: SliceResult | None = None
+        try:
+            result = self._run_slice()
+        except BaseException as exc:  # every rank must reach the gather, failed or not
+            error = exc
+            if self.ranks.world == 1:
+                raise
+        payloads = self.ranks.gather(b"ok:" + result.to_bytes() if result is not None else b"error:" + str(error).encode())
+        if error is not None:
+            raise error
+        if payloads is None:
+            return None
+        failed = [rank for rank, payload in enumerate(payloads) if payload.startswith(b"error:")]
+        if failed:
+            raise VtbenchError(f"rank {failed[0]} failed: {payloads[failed[0]][6:].decode(errors='replace')}")
+        slices = [SliceResult.from_bytes(payload[3:]) for payload in payloads] if self.ranks.world > 1 else [result]
+        merged = merge_slices(slices)
+        merged.state.context["slices"] = self.ranks.world
+        if self.config.shard is not None:
+            folder = shard_folder(self.out_dir, self.config.run_name, *self.config.shard)
+            merged.save(folder)
+            record = None
+        else:
+            record = write_record(merged, self.out_dir)
+        return record
+
+    def _run_slice(self) -> SliceResult:
+        self.partial.lock()
+        try:
+            remove_stale_temporaries(self.out_dir, self.config.run_name)
+            state = self._load_or_start()
+            if not state.complete:
+                self._stream(state)
+            result = SliceResult(state, tensors_to_cpu({n: m.state_dict() for n, m in self.metrics.items()}), self.partial.rows_text())
+            self.partial.discard()
+        finally:
+            self.partial.release()
+        remove_empty(self.partial.folder.parent)
+        return result
+
+    def _load_or_start(self) -> RunState:
+        identity = identity_sha(self._identity())
+        ids = self._slice_ids()
+        if self.restart:
+            self.partial.discard()
+        loaded = self.partial.load(identity, ids)
+        if loaded is not None:
+            state, metric_states = loaded
+            for name, metric in self.metrics.items():
+                metric.load_state_dict(metric_states[name])
+            if self.config.task == "reconstruction":
+                self.partial.check_contents(self.dataset.content_sha256)
+            self.features.open_cache(self.dataset, self.total, self.preprocessing, False, False, "off (resumed run)")
+            return state
+        state = self.partial.start(identity, ids)
+        self._open_cache(state)
+        return state
+
+    def _slice_ids(self) -> list[str]:
+        ids: list[str] = []
+        for phase in self.phases:
+            ids += [phase.source.ids[i] for i in phase.positions] if phase.source is not None else [f"sample-{i}" for i in phase.positions]
+        return ids
+
+    def _open_cache(self, state: RunState) -> None:
+        """The originals'/reference side from the content-keyed cache (single-slice runs)."""
+        why_not = "off (a sharded or multi-process run)" if self.slice[1] > 1 else ""
+        if self.config.task == "reconstruction":
+            self.features.open_cache(self.dataset, self.total, self.preprocessing, self.config.use_cache, True, why_not)
+            return
+        if self.statistics_file is not None:
+            if self.slice[0] == 0:  # the reference side enters the metric states once, in the first slice
+                mu, sigma = load_statistics(self.statistics_file)
+                for metric in self.metrics.values():
+                    metric.set_reference_statistics(mu, sigma)
+            return
+        self.features.open_cache(self.reference, self.reference_total, self.preprocessing, self.config.use_cache, True, why_not)
+        if self.features.all_cached():  # fed in the loader's batches, so the sums add up as in the run that filled the cache
+            for name in self.features.extractors:
+                cached = self.features.cached_features(name)
+                for start in range(0, self.reference_total, self.config.batch_size):
+                    chunk = {feature: values[start : start + self.config.batch_size] for feature, values in cached.items()}
+                    self._update_metrics(MetricBatch([], torch.zeros(0), torch.zeros(0), features={name: {"originals": chunk}}), name)
+            state.reference["evaluated"] = self.reference_total
+            state.progress["reference"] = len(self.phases[0].positions)
+
+    def _stream(self, state: RunState) -> None:
+        rows: list[list[Any]] = []
+        total = sum(len(phase.positions) for phase in self.phases)
+        if self.progress and self.ranks.is_main:
+            self.progress.start(self.config.run_name, total, sum(state.progress.values()))
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        started = last_save = time.perf_counter()
+        batches_since_save = 0
+        try:
+            with _deferred_interrupt() as interrupted:
+                for phase in self.phases:
+                    for batch in self._batches(phase, state):
+                        skip = set(state.scored_in_next_batch)
+                        items = [item for item in batch if item["index"] not in skip]
+                        first_row = len(rows)
+                        try:
+                            phase.score(state, rows, items)
+                        except StrictStop:
+                            state.scored_in_next_batch = sorted(skip | {int(row[0]) for row in rows[first_row:]})
+                            self._save(state, rows, started)
+                            raise
+                        state.progress[phase.name] = state.progress.get(phase.name, 0) + len(batch)
+                        state.scored_in_next_batch = []
+                        batches_since_save += 1
+                        due = time.perf_counter() - last_save >= self.config.checkpoint_seconds
+                        if (batches_since_save >= self.config.checkpoint_every and due) or interrupted.is_set():
+                            started = self._save(state, rows, started)
+                            last_save, batches_since_save = time.perf_counter(), 0
+                        if interrupted.is_set():
+                            raise KeyboardInterrupt
+                        if self.progress and self.ranks.is_main:
+                            self.progress.advance(len(batch))
+        except RuntimeError:
+            if _INTERRUPTED.is_set():  # a DataLoader worker died of the same Ctrl-C
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            if self.progress and self.ranks.is_main:
+                self.progress.finish()
+        state.complete = True
+        state.context = self._context()
+        self._save(state, rows, started)
+        self.features.commit(self._committed_ids())
+
+    def _batches(self, phase: Phase, state: RunState) -> Iterator[list[dict[str, Any]]]:
+        start = phase.positions.start + state.progress.get(phase.name, 0)
+        positions = range(start, phase.positions.stop)
+        if not positions:
+            return iter(())
+        source = ImageLoading(phase.source, self.preprocessing, positions) if phase.source is not None else IndexOnly(positions)
+        workers = default_num_workers() if self.config.num_workers is None else self.config.num_workers
+        loader = DataLoader(source, batch_size=self.config.batch_size, num_workers=workers if phase.source is not None else 0,
+                            collate_fn=as_list, shuffle=False, pin_memory=self.device.type == "cuda")  # fmt: skip
+        return _timed_iteration(loader, state)
+
+    def _save(self, state: RunState, rows: list[list[Any]], started: float) -> float:
+        now = time.perf_counter()
+        state.timings["total_s"] += now - started
+        if self.text is not None:
+            for key, value in self.text.counts.items():
+                state.ocr_counts[key] = state.ocr_counts.get(key, 0) + value
+            self.text.counts = dict.fromkeys(self.text.counts, 0)
+        self.partial.save(state, rows, tensors_to_cpu({name: metric.state_dict() for name, metric in self.metrics.items()}))
+        return now
+
+    def _committed_ids(self) -> list[str]:
+        source = self.dataset if self.config.task == "reconstruction" else self.reference
+        count = self.total if self.config.task == "reconstruction" else getattr(self, "reference_total", 0)
+        return list(source.ids[:count]) if source is not None else []
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _timed(self, state: RunState, key: str, fn: Callable[[], Any]) -> Any:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        result = fn()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        state.timings[key] = state.timings.get(key, 0.0) + time.perf_counter() - start
+        return result
+
+    def _fail(self, state: RunState, rows: list[list[Any]], item: dict[str, Any], stage: str, error: str) -> None:
+        if self.config.strict:
+            raise StrictStop(f"{item['id']}: {stage}: {error} (--strict; progress kept in {self.partial.folder})")
+        state.n_failed += 1
+        state.failures.append({"id": item["id"], "stage": stage, "error": error})
+        del state.failures[1000:]
+        rows.append([item["index"], item["id"], "failed", f"{stage}: {error}", item.get("source_size", ""), "", item.get("sha256", ""),
+                     *[""] * len(self.metrics)])  # fmt: skip
+
+    def _update_metrics(self, batch: MetricBatch, extractor: str | None = None) -> dict[str, torch.Tensor | None]:
+        values: dict[str, torch.Tensor | None] = {}
+        with torch.inference_mode():
+            for name, metric in self.metrics.items():
+                if extractor is not None and metric.extractor != extractor:
+                    continue
+                try:
+                    values[name] = metric.update(batch)
+                except VtbenchError:
+                    raise
+                except Exception as exc:
+                    first = batch.ids[0] if batch.ids else "the reference"
+                    raise MetricFailure(f"metric {name!r} failed on the batch starting at {first}: {type(exc).__name__}: {exc}") from exc
+        return values
+
+    def _score_pairs(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item["error"] is not None:
+                self._fail(state, rows, item, "load", item["error"])
+        for group in group_by_shape(items):
+            self._score_group(state, rows, group)
+
+    def _score_group(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        height, width = items[0]["pixels"].shape[-2:]
+        too_small = [(name, metric.min_size) for name, metric in self.metrics.items() if min(height, width) < metric.min_size]
+        if too_small:
+            needs = ", ".join(f"{name} needs at least {size}x{size}" for name, size in too_small)
+            for item in items:
+                self._fail(state, rows, item, "size", f"image is {width}x{height} at evaluation; {needs} (set --resolution)")
+            return
+        originals = torch.stack([item["pixels"] for item in items]).to(self.device, non_blocking=True).float().div_(255.0)
+        try:
+            recon, tokens = self._tokenize(state, originals, items[0]["id"])
+        except TokenizerOutputError:
+            raise
+        except Exception as exc:
+            if len(items) > 1:  # find the image that breaks the tokenizer; the others go on
+                for item in items:
+                    self._score_group(state, rows, [item])
+                return
+            self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
+            return
+        finite = torch.isfinite(recon.flatten(1)).all(dim=1).tolist()
+        for i, ok in enumerate(finite):
+            if not ok:
+                self._fail(state, rows, items[i], "tokenizer", "reconstruction contains NaN or inf")
+        keep = [i for i, ok in enumerate(finite) if ok]
+        if not keep:
+            return
+        if len(keep) < len(items):
+            index = torch.tensor(keep)
+            originals, recon = originals[index.to(self.device)], recon[index.to(self.device)]
+            tokens, items = _select_tokens(tokens, index), [items[i] for i in keep]
+        recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
+        features = self._timed(state, "features_s", lambda: self.features(items, originals, recon))
+        text = self._timed(state, "ocr_s", lambda: self.text.read(items, originals, recon)) if self.text else None
+        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features, text=text)
+        values = self._timed(state, "metrics_s", lambda: self._update_metrics(batch))
+        size = f"{width}x{height}"
+        state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(items)
+        columns = {name: (None if values[name] is None else values[name].tolist()) for name in self.metrics}
+        for row, item in enumerate(items):
+            metric_values = ["" if columns[m] is None else columns[m][row] for m in self.metrics]
+            rows.append([item["index"], item["id"], "ok", "", item["source_size"], size, item["sha256"], *metric_values])
+        state.n_evaluated += len(items)
+        state.cost["bits"] += float(tokens.bits.sum())
+        state.cost["tokens"] += int(tokens.counts.sum())
+        state.cost["pixels"] += len(items) * height * width
+        state.cost["tokenizer_calls"] = state.cost.get("tokenizer_calls", 0)
+        if tokens.latent_shape and not state.latent:
+            state.latent = {"shape_per_image": list(tokens.latent_shape), "dtype": tokens.latent_dtype, "at_size": size}
+        if self.config.save_reconstructions:
+            self._save_reconstructions(items, recon)
+
+    def _tokenize(self, state: RunState, originals: torch.Tensor, first_id: str) -> tuple[torch.Tensor, Tokens]:
+        """Encode and decode a batch of evaluation images through the aspect policy (pad,
+        tile or as they are), at most ``batch_size`` tokenizer inputs at a time."""
+        fitted = aspect.fit(originals, self.preprocessing)
+        chunk = len(originals) if fitted.tiles_per_image == 1 else self.config.batch_size
+        decoded, chunks = [], []
+        with torch.inference_mode():
+            for inputs in fitted.inputs.split(chunk):
+                tokens = self._timed(state, "encode_s", lambda inputs=inputs: self.tokenizer.encode(inputs))
+                recon = self._timed(state, "decode_s", lambda tokens=tokens: self.tokenizer.decode(tokens))
+                if not isinstance(recon, torch.Tensor) or recon.shape != inputs.shape or not recon.is_floating_point():
+                    got = type(recon).__name__ + (f" {tuple(recon.shape)} {recon.dtype}" if isinstance(recon, torch.Tensor) else "")
+                    raise TokenizerOutputError(
+                        f"tokenizer {self.config.subject_name!r} returned {got} for input {tuple(inputs.shape)} "
+                        f"float32 (first image {first_id}); decode must return float images of the input's shape"
+                    )
+                decoded.append(recon)
+                state.cost["tokenizer_calls"] += 1
+                chunks.append(tokens)
+        return fitted.restore(torch.cat(decoded)), fitted.merge(chunks)
+
+    def _score_reference(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item["error"] is not None:
+                state.reference["failed"] += 1
+                state.failures.append({"id": item["id"], "stage": "reference", "error": item["error"]})
+        groups = group_by_shape(items)
+        if len(groups) > 1:
+            sizes = sorted({f"{g[0]['pixels'].shape[-1]}x{g[0]['pixels'].shape[-2]}" for g in groups})
+            raise VtbenchError(f"reference {self.config.reference}: images differ in size ({', '.join(sizes)}); set a --resolution")
+        for group in groups:
+            originals = torch.stack([item["pixels"] for item in group]).to(self.device, non_blocking=True).float().div_(255.0)
+            features = self._timed(state, "features_s", lambda g=group, o=originals: self.features(g, o, None))
+            batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
+            self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))
+            state.reference["evaluated"] += len(group)
+
+    def _score_samples(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
+        if self.dataset is None:  # the generator makes each sample from its index, on the device
+            images = self._timed(state, "generate_s", lambda: self.generator.samples([item["index"] for item in items]))
+            for item, image in zip(items, images, strict=True):
+                item["pixels"] = image.clamp(0, 1).mul(255).round().to(torch.uint8)
+                if not torch.isfinite(image).all():
+                    item["pixels"], item["error"] = None, "sample contains NaN or inf"
+        for item in items:
+            if item["error"] is not None:
+                self._fail(state, rows, item, "sample", item["error"])
+        for group in group_by_shape(items):
+            samples = torch.stack([item["pixels"] for item in group]).to(self.device, non_blocking=True).float().div_(255.0)
+            features = self._timed(state, "features_s", lambda g=group, s=samples: self.features(g, None, s))
+            batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
+            self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))
+            height, width = samples.shape[-2:]
+            size = f"{width}x{height}"
+            state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(group)
+            for item in group:
+                rows.append(
+                    [item["index"], item["id"], "ok", "", item["source_size"] or size, size, item["sha256"], *[""] * len(self.metrics)]
+                )
+            state.n_evaluated += len(group)
+
+    def _save_reconstructions(self, items: list[dict[str, Any]], recon: torch.Tensor) -> None:
+        from vtbench.engine.outputs import png_bytes, reconstruction_path
+
+        arrays = (recon * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for item, array in zip(items, arrays, strict=True):
+            atomic_write_bytes(reconstruction_path(self.out_dir, self.config.run_name, item["id"]), png_bytes(array))
+
+    # -- what the record says about the run --------------------------------------------------------
+    def _context(self) -> dict[str, Any]:
+        config = self.config
+        protocol: dict[str, Any] = {
+            "preprocessing": self.preprocessing.to_dict(),
+            "conversion": CONVERSION_POLICY,
+            "value_range": "[0, 1] float32 RGB, NCHW",
+            "feature_extractors": [extractor.describe() for extractor in self.features.extractors.values()],
+            "reference_cache": self.features.status,
+            "weights": [located.to_dict() for located in self.located.values()],
+        }
+        unavailable = {name: {"value": None, "n": 0, "status": "unavailable", "reason": reason, **metric.describe()}
+                       for name, (metric, reason) in self.unavailable.items()}  # fmt: skip
+        context: dict[str, Any] = {
+            "task": config.task,
+            "run_name": config.run_name,
+            "run_identity": identity_sha({**self._identity(), "shard": None}),
+            "settings_sha": identity_sha({**config.identity(), "shard": None}),
+            "config": config.to_dict(),
+            "recipe": self.recipe,
+            "metric_names": list(self.metrics),
+            "unavailable": unavailable,
+            "requested": self.total,
+            "environment": environment(self.device),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "cuda_peak_mb": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+        }
+        if isinstance(config, RunConfig):
+            info = self.tokenizer.info
+            context["subject"] = {
+                "name": config.subject_name,
+                "preset": config.tokenizer,
+                "options": self.tokenizer.options(),
+                "info": info.to_dict(),
+                "preset_metadata": TOKENIZERS.get(config.tokenizer).tags,  # source, license, paper, as the preset states them
+            }
+            context["dataset"] = {**self.dataset.describe(), "name": config.dataset_name}
+            context["cost_info"] = {"codebook_size": info.codebook_size, "parameters": info.extra.get("parameters")}
+            protocol.update({"tokenizer_input": aspect.describe(self.preprocessing), "rounding": ROUNDING})
+            if self.text is not None:
+                protocol["ocr"] = self.text.protocol()
+        else:
+            context["subject"] = {"name": config.subject_name, "preset": config.generator, "options": self.generator.options()}
+            reference = (
+                {"statistics_file": str(Path(self.statistics_file).resolve())} if self.statistics_file else self.reference.describe()
+            )
+            context["dataset"] = {"name": config.dataset_name, "reference": reference}
+            protocol["rounding"] = SAMPLE_ROUNDING
+        context["protocol"] = protocol
+        return context
+
+
+def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
+    """Keep the cost fields and ids of the images in ``index`` (data is not needed after decode)."""
+    indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
+    kept = (tokens.bits[index], tokens.counts[index], tokens.image_size, indices, tokens.codebook_size, tokens.level_sizes)
+    return Tokens(None, *kept, tokens.latent_shape, tokens.latent_dtype)
+
+
+def _timed_iteration(loader: DataLoader, state: RunState) -> Iterator[list[dict[str, Any]]]:
+    """The loader's batches, with the time spent waiting for each added to the timings."""
+    iterator = iter(loader)
+    while True:
+        start = time.perf_counter()
+        batch = next(iterator, None)
+        state.timings["load_wait_s"] += time.perf_counter() - start
+        if batch is None:
+            return
+        yield batch
+
+
+def _is_statistics_file(reference: str) -> bool:
+    if not reference.endswith(".npz") or not Path(reference).is_file():
+        return False
+    with np.load(reference, mmap_mode="r") as archive:
+        return "arr_0" not in archive.files and "mu" in archive.files
+
+
+_INTERRUPTED = threading.Event()
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C sets a flag the pass checks between batches (it checkpoints, then stops), so an
+    interrupt never lands in the middle of a metric update. Main thread only."""
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield _INTERRUPTED
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if _INTERRUPTED.is_set():  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        _INTERRUPTED.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield _INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)

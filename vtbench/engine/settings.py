@@ -1,0 +1,289 @@
+"""Run settings, declared once: the CLI, recipes and the Python API all build these.
+
+:class:`Settings` holds how runs are made (metrics, preprocessing, batching, device,
+checkpointing, ...). A reconstruction run (:class:`RunConfig`) adds a tokenizer and a
+dataset; a generation run (:class:`GenerationConfig`) a generator and a reference; a
+recipe (:class:`vtbench.recipe.Recipe`) adds lists of those. Every field is checked
+against its type when the object is made, so a recipe value of the wrong type fails in
+``vtbench validate`` with the setting's name, never later in ``vtbench run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vtbench.errors import VtbenchError
+from vtbench.images import Preprocessing
+
+RECONSTRUCTION_METRICS = ("psnr", "ssim", "bpp", "tokens")
+GENERATION_METRICS = ("fid", "sfid", "kid", "isc", "precision", "recall")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|(cuda|xpu)(:\d+)?)$")
+
+
+class SettingsError(VtbenchError):
+    """A setting of the wrong type or out of range; names the setting."""
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """How runs are made; shared by every run of a recipe or command.
+
+    metrics: metric names; ``None`` is the task's default (reconstruction: psnr, ssim, bpp,
+        tokens; generation: fid, sfid, kid, isc, precision, recall).
+    checkpoint_every / checkpoint_seconds: partial state is saved when both this many
+        batches and this many seconds have passed since the last save (and on Ctrl-C).
+    shard: ``(K, N)``: evaluate only the K-th of N deterministic slices (0-based), for job
+        arrays; ``vtbench merge`` combines the slices into one record.
+    """
+
+    metrics: list[str] | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    batch_size: int = 8
+    num_workers: int | None = None
+    device: str = "auto"
+    limit: int | None = None
+    strict: bool = False
+    save_reconstructions: bool = False
+    skip_unavailable: bool = False
+    ocr_engine: str = "tesseract"  # reads text regions for text metrics (cer, wer, t-ned, t-acc, ...)
+    compile: bool = False  # torch.compile a network tokenizer's encoder and decoder
+    use_cache: bool = True  # originals'/reference features from / into the content-keyed cache
+    checkpoint_every: int = 1
+    checkpoint_seconds: float = 30.0
+    shard: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_ranges(self)
+
+    def settings(self) -> dict[str, Any]:
+        """The :class:`Settings` fields of this object (what a recipe passes on to each run)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)}
+
+
+@dataclass
+class RunConfig(Settings):
+    """One reconstruction run: a tokenizer over a dataset, with the :class:`Settings`."""
+
+    tokenizer: str
+    dataset: str
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    dataset_label: str | None = None
+
+    task = "reconstruction"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.metrics is None:
+            self.metrics = list(RECONSTRUCTION_METRICS)
+
+    @property
+    def subject_name(self) -> str:
+        return self.label or self.tokenizer
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's short name: its label, or a folder's own name rather than its path."""
+        if self.dataset_label:
+            return self.dataset_label
+        if self.dataset in ("folder", "annotated") and self.dataset_options.get("root"):
+            return Path(self.dataset_options["root"]).name
+        return Path(self.dataset).name if ("/" in self.dataset or os.sep in self.dataset) else self.dataset
+
+    @property
+    def run_name(self) -> str:
+        """File-name-safe ``TOKENIZER__DATASET``, the stem of the record files."""
+        return safe_name(f"{self.subject_name}__{self.dataset_name}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for partial state or a finished record to be reused."""
+        return {
+            "task": self.task,
+            "tokenizer": self.tokenizer,
+            "tokenizer_options": self.tokenizer_options,
+            "dataset": self.dataset,
+            "dataset_options": self.dataset_options,
+            "dataset_label": self.dataset_label,
+            "metrics": self.metrics,
+            "preprocessing": asdict(self.preprocessing),
+            "limit": self.limit,
+            "ocr_engine": self.ocr_engine,
+            "shard": list(self.shard) if self.shard else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "preprocessing": asdict(self.preprocessing), "task": self.task}
+
+
+@dataclass
+class GenerationConfig(Settings):
+    """One generation run: a generator's samples against a reference (a dataset, an
+    ``.npz`` of images, or a ``mu``/``sigma`` statistics file), with the :class:`Settings`."""
+
+    generator: str
+    reference: str
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    reference_options: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    expected_samples: int | None = None
+
+    task = "generation"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.metrics is None:
+            self.metrics = list(GENERATION_METRICS)
+        if self.expected_samples is not None and self.expected_samples < 1:
+            raise SettingsError(f"setting 'expected_samples' must be at least 1, got {self.expected_samples}")
+
+    @property
+    def subject_name(self) -> str:
+        from vtbench.generators import GENERATORS
+
+        return self.label or (Path(self.generator).stem if self.generator not in GENERATORS else self.generator)
+
+    @property
+    def dataset_name(self) -> str:
+        return Path(self.reference).stem if ("/" in self.reference or self.reference.endswith(".npz")) else self.reference
+
+    @property
+    def run_name(self) -> str:
+        return safe_name(f"{self.subject_name}__{self.dataset_name}")
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "generator": self.generator,
+            "generator_options": self.generator_options,
+            "reference": self.reference,
+            "reference_options": self.reference_options,
+            "metrics": self.metrics,
+            "preprocessing": asdict(self.preprocessing),
+            "limit": self.limit,
+            "expected_samples": self.expected_samples,
+            "shard": list(self.shard) if self.shard else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "preprocessing": asdict(self.preprocessing), "task": self.task}
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of ``text`` (letters, digits and ``._=+-``; no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", text).lstrip(".") or "_"
+
+
+# -- type checks --------------------------------------------------------------------------
+def describe_type(expected: Any) -> str:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(arg) for arg in typing.get_args(expected))
+    if origin is not None:
+        args = ", ".join(describe_type(arg) for arg in typing.get_args(expected))
+        return f"{origin.__name__}[{args}]"
+    if expected is type(None):
+        return "null"
+    if expected is Any:
+        return "anything"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        expected, getattr(expected, "__name__", str(expected))
+    )
+
+
+def conform(value: Any, expected: Any) -> tuple[bool, Any]:
+    """Whether ``value`` fits the type ``expected``; returns (ok, value converted where lossless:
+    an int for a float, a mapping for a dataclass, a list for a tuple)."""
+    origin = typing.get_origin(expected)
+    if expected is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(expected):
+            ok, converted = conform(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if expected is type(None):
+        return value is None, value
+    if expected is bool:
+        return isinstance(value, bool), value
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if expected is str:
+        return isinstance(value, str), value
+    if origin is list:
+        (item,) = typing.get_args(expected) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        results = [conform(v, item) for v in value]
+        return all(ok for ok, _ in results), [v for _, v in results]
+    if origin is tuple:
+        items = typing.get_args(expected)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            return False, value
+        results = [conform(v, t) for v, t in zip(value, items, strict=True)]
+        return all(ok for ok, _ in results), tuple(v for _, v in results)
+    if origin is dict:
+        return isinstance(value, dict), value
+    if dataclasses.is_dataclass(expected) and isinstance(expected, type):
+        if isinstance(value, expected):
+            return True, value
+        if isinstance(value, dict):
+            names = {f.name for f in dataclasses.fields(expected)}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise SettingsError(f"unknown {expected.__name__.lower()} key {unknown[0]!r} (known: {', '.join(sorted(names))})")
+            try:
+                return True, expected(**value)
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"{expected.__name__.lower()}: {exc}") from None
+        return False, value
+    return isinstance(value, expected) if isinstance(expected, type) else True, value
+
+
+def check_types(settings: Any) -> None:
+    """Check (and losslessly convert) every dataclass field of ``settings`` against its type hint."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        ok, converted = conform(value, hints[f.name])
+        if not ok:
+            raise SettingsError(f"setting {f.name!r} must be {describe_type(hints[f.name])}, got {value!r}")
+        if converted is not value:
+            object.__setattr__(settings, f.name, converted)
+
+
+def check_ranges(settings: Settings) -> None:
+    minimums = {"batch_size": 1, "num_workers": 0, "limit": 1, "checkpoint_every": 1, "checkpoint_seconds": 0}
+    for name, minimum in minimums.items():
+        value = getattr(settings, name)
+        if value is not None and value < minimum:
+            raise SettingsError(f"setting {name!r} must be at least {minimum}, got {value}")
+    if not DEVICE_PATTERN.match(settings.device):
+        raise SettingsError(f"setting 'device' must be auto, cpu, cuda, cuda:N, mps or xpu, got {settings.device!r}")
+    if settings.shard is not None:
+        index, count = settings.shard
+        if count < 1 or not 0 <= index < count:
+            raise SettingsError(f"setting 'shard' must be K/N with 0 <= K < N, got {index}/{count}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise SettingsError(f"--shard takes K/N (e.g. 0/4 for the first of four slices), got {text!r}")
+    shard = (int(match.group(1)), int(match.group(2)))
+    if not 0 <= shard[0] < shard[1]:
+        raise SettingsError(f"--shard {text}: K must be in 0..N-1")
+    return shard
