@@ -36,6 +36,9 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py
+	$(BIN)/python benchmarks/vtbench_flow.py
+	$(BIN)/python benchmarks/finish_step.py
+	$(BIN)/python benchmarks/distributed_ocr.py
 	$(BIN)/python benchmarks/memory_scaling.py
 	$(BIN)/python benchmarks/quickstart_time.py
 	$(BIN)/python benchmarks/reference_cache.py

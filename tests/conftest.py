@@ -36,6 +36,10 @@ test-broken = vtbench_testplugins_broken:Tokenizer
 
 [vtbench.metrics]
 test-mae = vtbench_testplugins:MeanAbsoluteError
+test-fails = vtbench_testplugins:FailingMetric
+
+[vtbench.generators]
+test-noise = vtbench_testplugins:NoiseGenerator
 """
 
 

@@ -102,7 +102,9 @@ def test_fd_clip_equals_torch_fidelity_and_fd_dinov2_equals_numpy(tmp_path: Path
         feature_extractor_weights_path=str(clip), cuda=False, cache=False, verbose=False,
     )  # fmt: skip
     assert reference["frechet_inception_distance"] > 0
-    assert metrics["fd-clip-vit-b-32"]["value"] == pytest.approx(reference["frechet_inception_distance"], rel=1e-3)
+    # 8 images in 512 dimensions: S1 S2 is singular and torch-fidelity's sqrtm of it carries rounding noise of a
+    # few 1e-3 here; vtbench drops the eigenvalues that are zero by rank (exactness: test_metrics_reference.py)
+    assert metrics["fd-clip-vit-b-32"]["value"] == pytest.approx(reference["frechet_inception_distance"], rel=5e-3)
     assert {w["name"] for w in record["protocol"]["weights"]} >= {"clip-vit-b-32", "dinov2-vit-s-14"}
 
     state = torch.load(dinov2, weights_only=True)
@@ -110,6 +112,6 @@ def test_fd_clip_equals_torch_fidelity_and_fd_dinov2_equals_numpy(tmp_path: Path
     recon_features = reference_dinov2(state, load(recon).permute(0, 3, 1, 2)).numpy()
     original_features = reference_dinov2(state, load(crops).permute(0, 3, 1, 2)).numpy()
     stats = lambda f: (f.mean(0), np.cov(f, rowvar=False))  # noqa: E731
-    expected = frechet_distance(*stats(recon_features), *stats(original_features))
+    expected = frechet_distance(*stats(recon_features), *stats(original_features), len(recon_features), len(original_features))
     assert metrics["fd-dinov2-vit-s-14"]["value"] == pytest.approx(expected, rel=1e-3)
     assert "8 images < feature dimension 384" in metrics["fd-dinov2-vit-s-14"]["warnings"][0]

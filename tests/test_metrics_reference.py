@@ -124,3 +124,29 @@ def test_ms_ssim_matches_torchmetrics(name: str) -> None:
         expected = reference(_tensor(distorted).double(), original.double(), data_range=1.0, normalize="relu")
         got = ms_ssim(_tensor(distorted), original)
         assert abs(float(got) - float(expected)) < 1e-4, (name, label, float(got), float(expected))
+
+
+def test_frechet_distance_is_exact_with_many_and_with_few_samples() -> None:
+    """Against scipy's sqrtm of S1 S2 (torch-fidelity's formula) with more samples than
+    dimensions, and against the exact small-Gram-matrix form with fewer (where S1 S2 is
+    singular and sqrtm carries ~1e-6 relative rounding noise); identical sets give 0."""
+    from scipy import linalg
+
+    from vtbench.metrics.frechet import frechet_distance
+
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([skimage_rgb(name)[:64, :64].reshape(-1, 48) for name in PHOTOS]).astype(np.float64) / 255
+    for rows in (800, 30):  # 30 samples in 48 dimensions: rank-deficient, as with few images
+        a = pixels[rng.choice(len(pixels), rows, replace=False)]
+        b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+        mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+        if rows > 48:
+            tr_covmean = np.trace(linalg.sqrtm(s1 @ s2).real)
+        else:  # the nonzero eigenvalues of S1 S2 are those of the rows x rows matrix A Bt B At
+            ca, cb = a - mu1, b - mu2
+            tr_covmean = np.sqrt(np.clip(np.linalg.eigvals((ca @ cb.T) @ (cb @ ca.T)).real, 0, None)).sum() / (rows - 1)
+        expected = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+        assert frechet_distance(mu1, s1, mu2, s2, rows, rows) == pytest.approx(expected, rel=1e-6)
+        assert 0 <= frechet_distance(mu1, s1, mu1, s1, rows, rows) < 1e-9 * np.trace(s1)  # was -8e-5 with a general eig
+    with pytest.raises(ValueError, match="negative beyond rounding"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), -np.eye(2) * 4)

@@ -94,9 +94,10 @@ class Recipe(Settings):
             options = dict(gen.options)
             expected = options.pop("expected_samples", None)  # a setting of the run, given beside the generator's options
             for reference in self.references:
+                preprocessing = replace(self.preprocessing, **reference.preprocessing)
                 runs.append(GenerationConfig(
                     generator=gen.name, generator_options=options, label=gen.label, expected_samples=expected, reference=reference.name,
-                    reference_options=dict(reference.options), **{**settings, "preprocessing": replace(self.preprocessing, **reference.preprocessing)},
+                    reference_options=dict(reference.options), **{**settings, "preprocessing": preprocessing},
                 ))  # fmt: skip
         return runs
 

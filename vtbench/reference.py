@@ -16,17 +16,16 @@ import io
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from vtbench.datasets.base import Dataset, manifest_sha256
 from vtbench.errors import VtbenchError
 from vtbench.features.base import FeatureExtractor
-from vtbench.images import Preprocessing, pil_to_uint8_chw
+from vtbench.images import Preprocessing
 from vtbench.io import atomic_write_bytes
 
 CACHE_SCHEMA_VERSION = 1
@@ -36,11 +35,6 @@ def cache_dir() -> Path:
     from vtbench.weights import home
 
     return home() / "cache" / "reference-features"
-
-
-def dataset_manifest(dataset: Dataset) -> str:
-    """SHA-256 over (id, content hash) of every image; reads bytes, decodes nothing when it can."""
-    return manifest_sha256([(dataset.ids[i], dataset.content_sha256(i)) for i in range(len(dataset))])
 
 
 def cache_key(manifest: str, preprocessing: Preprocessing, extractor: FeatureExtractor) -> str:
@@ -67,6 +61,7 @@ class FeatureCache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_dir()
+        sweep_abandoned(self.root)
 
     def load(self, key: str) -> tuple[list[str], dict[str, np.ndarray]] | None:
         folder = self.root / key
@@ -81,6 +76,29 @@ class FeatureCache:
         return CacheWriter(self.root, key, n, dims)
 
 
+def sweep_abandoned(root: Path) -> None:
+    """Remove half-written entries whose writer (a process of this host) is gone, e.g. killed."""
+    if not root.is_dir():
+        return
+    for folder in root.glob(".*"):
+        try:
+            writer = json.loads((folder / "writer.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if writer.get("host") == socket.gethostname() and not _alive(int(writer.get("pid", 0))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class CacheWriter:
     """Fills (N, D) arrays row by row on disk (bounded memory), then commits them atomically."""
 
@@ -88,6 +106,7 @@ class CacheWriter:
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.key, self.dims = root, key, dims
         self.tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key[:12]}."))
+        (self.tmp / "writer.json").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
         self.arrays = {
             name: np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(n, dim))
             for name, dim in dims.items()
@@ -118,38 +137,6 @@ class CacheWriter:
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def reference_features(
-    dataset: Dataset, preprocessing: Preprocessing, extractor: FeatureExtractor, batch_size: int = 32, use_cache: bool = True
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Every feature the extractor provides, for every image of ``dataset`` (N, D) float32,
-    from the cache when the same content was seen before. Returns (features, provenance)."""
-    manifest = dataset_manifest(dataset)
-    key = cache_key(manifest, preprocessing, extractor)
-    provenance = {"dataset": dataset.name, "n_images": len(dataset), "manifest_sha256": manifest, "cache_key": key}
-    cache = FeatureCache()
-    cached = cache.load(key) if use_cache else None
-    if cached is not None:
-        return {name: torch.from_numpy(np.array(array)) for name, array in cached[1].items()}, {**provenance, "cache": "hit"}
-    writer: CacheWriter | None = None
-    for start in range(0, len(dataset), batch_size):
-        rows = list(range(start, min(start + batch_size, len(dataset))))
-        images = [pil_to_uint8_chw(preprocessing.apply(dataset.load(i).image)) for i in rows]
-        shapes = {image.shape for image in images}
-        if len(shapes) > 1:
-            raise VtbenchError(f"reference {dataset.name}: images differ in size {sorted(shapes)}; set a --resolution")
-        features = extractor(torch.from_numpy(np.stack(images)).to(extractor.device))
-        if writer is None:
-            writer = cache.writer(key, len(dataset), {name: value.shape[1] for name, value in features.items()})
-        writer.put(rows, features)
-    assert writer is not None
-    result = {name: torch.from_numpy(np.array(array)) for name, array in writer.arrays.items()}
-    if use_cache:
-        writer.commit(list(dataset.ids))
-    else:
-        writer.discard()
-    return result, {**provenance, "cache": "miss" if use_cache else "off"}
 
 
 def export_statistics(features: torch.Tensor, path: str | Path) -> None:

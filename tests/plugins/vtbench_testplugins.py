@@ -10,6 +10,7 @@ import time
 
 import torch
 
+from vtbench.generators.base import Generator
 from vtbench.metrics.base import MeanMetric, MetricBatch
 from vtbench.tokenizers.base import Tokenizer, TokenizerInfo, Tokens
 
@@ -68,3 +69,39 @@ class MeanAbsoluteError(MeanMetric):
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         return (batch.reconstructions - batch.originals).abs().flatten(1).mean(dim=1).double()
+
+
+class FailingMetric(MeanMetric):
+    """Raises on the second batch it sees: a metric with a bug."""
+
+    name = "test-fails"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def score(self, batch: MetricBatch) -> torch.Tensor:
+        self.batches += 1
+        if self.batches == 2:
+            raise ZeroDivisionError("a bug in the metric")
+        return torch.zeros(len(batch.ids), dtype=torch.float64)
+
+
+class NoiseGenerator(Generator):
+    """Sample i is smooth noise seeded by i (48x48), sleeping VTBENCH_TEST_SLEEP per batch."""
+
+    description = "deterministic test samples"
+
+    def __init__(self, size: int = 48) -> None:
+        self.size = size
+
+    def samples(self, indices) -> torch.Tensor:
+        time.sleep(float(os.environ.get("VTBENCH_TEST_SLEEP", "0")))
+        images = []
+        for index in indices:
+            coarse = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(int(index)))
+            images.append(torch.nn.functional.interpolate(coarse, size=(self.size, self.size), mode="bilinear", align_corners=False)[0])
+        return torch.stack(images)
+
+    def options(self) -> dict:
+        return {"size": self.size}

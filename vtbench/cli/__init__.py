@@ -41,14 +41,18 @@ app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    context: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     if version:
         from vtbench import __version__
 
         typer.echo(f"vtbench {__version__}")
+        raise typer.Exit()
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
         raise typer.Exit()
 
 

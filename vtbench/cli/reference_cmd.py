@@ -16,13 +16,14 @@ def reference_stats(
     """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache."""
     from vtbench import weights
     from vtbench.engine import create_dataset, resolve_device
+    from vtbench.engine.features import dataset_features
     from vtbench.features import EXTRACTORS
     from vtbench.images import Preprocessing
-    from vtbench.reference import export_statistics, reference_features
+    from vtbench.reference import export_statistics
 
     located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
     extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(device))
     preprocessing = Preprocessing(resolution, "center-crop" if resolution else "none")
-    features, provenance = reference_features(create_dataset(dataset, {}), preprocessing, extractor)
+    features, provenance = dataset_features(create_dataset(dataset, {}), preprocessing, extractor)
     export_statistics(features["2048"], out)
     typer.echo(f"wrote {out} ({provenance['n_images']} images, feature cache {provenance['cache']})")

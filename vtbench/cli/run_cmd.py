@@ -233,9 +233,8 @@ def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
             for failure in samples["failures"][:5]:
                 say(f"  {failure['id']}: {failure['stage']}: {failure['error']}")
     if plan.shard is not None:
-        say(
-            f"shard {plan.shard[0]}/{plan.shard[1]} of {len(plan.runs())} run(s) written to {out}/; join the shards with `vtbench merge {out} --out DIR`"
-        )
+        shard = f"{plan.shard[0]}/{plan.shard[1]}"
+        say(f"shard {shard} of {len(plan.runs())} run(s) written to {out}/; join the shards with `vtbench merge {out} --out DIR`")
     elif records:
         try:
             board = build_leaderboard(records, rank_by=rank_by)

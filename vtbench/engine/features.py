@@ -109,3 +109,36 @@ class SharedFeatures:
         for writer in self.writers.values():
             writer.discard()
         self.writers.clear()
+
+
+def dataset_features(
+    dataset: Dataset, preprocessing: Preprocessing, extractor: FeatureExtractor, batch_size: int = 32, use_cache: bool = True,
+    num_workers: int = 0,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # fmt: skip
+    """Every feature ``extractor`` gives for every image of ``dataset``, (N, D) float32 in
+    dataset order, from the content-keyed cache when it holds them (else computed through the
+    engine's loader and stored). Returns (features, provenance). Images must share one size."""
+    from torch.utils.data import DataLoader
+
+    from vtbench.engine.loading import ImageLoading, collate
+    from vtbench.errors import VtbenchError
+
+    shared = SharedFeatures({extractor.name: extractor})
+    shared.open_cache(dataset, len(dataset), preprocessing, use_cache, writable=True)
+    provenance = {"dataset": dataset.name, "n_images": len(dataset), "cache": shared.status.get(extractor.name, "off")}
+    if shared.all_cached():
+        return shared.cached_features(extractor.name), provenance
+    loader = DataLoader(ImageLoading(dataset, preprocessing, range(len(dataset))), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate)  # fmt: skip
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in loader:
+        broken = [item for item in batch.items if item["error"] is not None]
+        if broken or len(batch.groups) != 1:
+            shared.discard()
+            problem = f"{broken[0]['id']}: {broken[0]['error']}" if broken else "images differ in size; set a --resolution"
+            raise VtbenchError(f"reference {dataset.name}: {problem}")
+        pixels = batch.groups[0][1].to(extractor.device).float().div_(255.0)
+        for feature, values in shared(batch.items, pixels, None)[extractor.name]["originals"].items():
+            parts.setdefault(feature, []).append(values.float().cpu())
+    shared.commit(list(dataset.ids))
+    return {feature: torch.cat(values) for feature, values in parts.items()}, provenance

@@ -3,6 +3,7 @@ row with its error, never a crash."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -58,14 +59,38 @@ class IndexOnly(TorchDataset):
         return {"index": index, "id": f"sample-{index:06d}", "pixels": None, "sha256": "", "source_size": "", "meta": {}, "error": None}
 
 
-def as_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return items
+@dataclass
+class LoadedBatch:
+    """A batch as the workers hand it over: per-image records (no pixels) and, per image size,
+    the positions of those images in ``items`` with their pixels stacked (B, 3, H, W) uint8,
+    so one tensor per size crosses the process boundary (and is pinned, for the GPU)."""
+
+    items: list[dict[str, Any]]
+    groups: list[tuple[list[int], torch.Tensor]] = field(default_factory=list)
+
+    def pin_memory(self) -> LoadedBatch:
+        return LoadedBatch(self.items, [(positions, pixels.pin_memory()) for positions, pixels in self.groups])
+
+    def without(self, indices: set[int]) -> LoadedBatch:
+        """The batch less the images whose dataset index is in ``indices``."""
+        if not indices:
+            return self
+        keep = [p for p, item in enumerate(self.items) if item["index"] not in indices]
+        new_position = {old: new for new, old in enumerate(keep)}
+        groups = []
+        for positions, pixels in self.groups:
+            kept = [i for i, p in enumerate(positions) if p in new_position]
+            if kept:
+                groups.append(([new_position[positions[i]] for i in kept], pixels[kept]))
+        return LoadedBatch([self.items[p] for p in keep], groups)
 
 
-def group_by_shape(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Loaded items in same-size groups (images of one size are scored together)."""
-    groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
-    for item in items:
-        if item["pixels"] is not None:
-            groups.setdefault(tuple(item["pixels"].shape), []).append(item)
-    return list(groups.values())
+def collate(samples: list[dict[str, Any]]) -> LoadedBatch:
+    """Worker-side: group the loaded images by size and stack each group."""
+    shapes: dict[tuple[int, ...], list[int]] = {}
+    for position, sample in enumerate(samples):
+        if sample["pixels"] is not None:
+            shapes.setdefault(tuple(sample["pixels"].shape), []).append(position)
+    groups = [(positions, torch.stack([samples[p]["pixels"] for p in positions])) for positions in shapes.values()]
+    items = [{key: value for key, value in sample.items() if key != "pixels"} for sample in samples]
+    return LoadedBatch(items, groups)

@@ -38,7 +38,7 @@ from vtbench.engine.components import (
 from vtbench.engine.distributed import Ranks, slice_bounds
 from vtbench.engine.features import SharedFeatures
 from vtbench.engine.finish import SliceResult, merge_slices, shard_folder, write_record
-from vtbench.engine.loading import ImageLoading, IndexOnly, as_list, group_by_shape
+from vtbench.engine.loading import ImageLoading, IndexOnly, LoadedBatch, collate
 from vtbench.engine.partial import PartialRun, RunState, identity_sha, remove_empty, remove_stale_temporaries, tensors_to_cpu
 from vtbench.engine.settings import GenerationConfig, RunConfig
 from vtbench.engine.text_reading import TextReader
@@ -77,7 +77,7 @@ class Phase:
 
     name: str
     positions: range
-    score: Callable[[RunState, list[list[Any]], list[dict[str, Any]]], None]
+    score: Callable[[RunState, list[list[Any]], LoadedBatch], None]
     source: Dataset | None = None  # None: the generator makes each sample from its index
 
 
@@ -196,6 +196,11 @@ class Engine:
                 self._stream(state)
             result = SliceResult(state, tensors_to_cpu({n: m.state_dict() for n, m in self.metrics.items()}), self.partial.rows_text())
             self.partial.discard()
+        except BaseException:
+            if not self.partial.state_path.exists():  # nothing was checkpointed: nothing to resume
+                self.partial.discard()
+                self.features.discard()
+            raise
         finally:
             self.partial.release()
         remove_empty(self.partial.folder.parent)
@@ -261,15 +266,14 @@ class Engine:
                 for phase in self.phases:
                     for batch in self._batches(phase, state):
                         skip = set(state.scored_in_next_batch)
-                        items = [item for item in batch if item["index"] not in skip]
                         first_row = len(rows)
                         try:
-                            phase.score(state, rows, items)
+                            phase.score(state, rows, batch.without(skip))
                         except StrictStop:
                             state.scored_in_next_batch = sorted(skip | {int(row[0]) for row in rows[first_row:]})
                             self._save(state, rows, started)
                             raise
-                        state.progress[phase.name] = state.progress.get(phase.name, 0) + len(batch)
+                        state.progress[phase.name] = state.progress.get(phase.name, 0) + len(batch.items)
                         state.scored_in_next_batch = []
                         batches_since_save += 1
                         due = time.perf_counter() - last_save >= self.config.checkpoint_seconds
@@ -279,7 +283,7 @@ class Engine:
                         if interrupted.is_set():
                             raise KeyboardInterrupt
                         if self.progress and self.ranks.is_main:
-                            self.progress.advance(len(batch))
+                            self.progress.advance(len(batch.items))
         except RuntimeError:
             if _INTERRUPTED.is_set():  # a DataLoader worker died of the same Ctrl-C
                 raise KeyboardInterrupt from None
@@ -292,7 +296,7 @@ class Engine:
         self._save(state, rows, started)
         self.features.commit(self._committed_ids())
 
-    def _batches(self, phase: Phase, state: RunState) -> Iterator[list[dict[str, Any]]]:
+    def _batches(self, phase: Phase, state: RunState) -> Iterator[LoadedBatch]:
         start = phase.positions.start + state.progress.get(phase.name, 0)
         positions = range(start, phase.positions.stop)
         if not positions:
@@ -300,7 +304,7 @@ class Engine:
         source = ImageLoading(phase.source, self.preprocessing, positions) if phase.source is not None else IndexOnly(positions)
         workers = default_num_workers() if self.config.num_workers is None else self.config.num_workers
         loader = DataLoader(source, batch_size=self.config.batch_size, num_workers=workers if phase.source is not None else 0,
-                            collate_fn=as_list, shuffle=False, pin_memory=self.device.type == "cuda")  # fmt: skip
+                            collate_fn=collate, shuffle=False, pin_memory=self.device.type == "cuda")  # fmt: skip
         return _timed_iteration(loader, state)
 
     def _save(self, state: RunState, rows: list[list[Any]], started: float) -> float:
@@ -353,30 +357,31 @@ class Engine:
                     raise MetricFailure(f"metric {name!r} failed on the batch starting at {first}: {type(exc).__name__}: {exc}") from exc
         return values
 
-    def _score_pairs(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
-        for item in items:
+    def _score_pairs(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
+        for item in batch.items:
             if item["error"] is not None:
                 self._fail(state, rows, item, "load", item["error"])
-        for group in group_by_shape(items):
-            self._score_group(state, rows, group)
+        for positions, pixels in batch.groups:
+            self._score_group(state, rows, [batch.items[p] for p in positions], pixels)
 
-    def _score_group(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
-        height, width = items[0]["pixels"].shape[-2:]
+    def _score_group(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]], pixels: torch.Tensor) -> None:
+        """Score same-sized images: ``pixels`` (B, 3, H, W) uint8 on the host."""
+        height, width = pixels.shape[-2:]
         too_small = [(name, metric.min_size) for name, metric in self.metrics.items() if min(height, width) < metric.min_size]
         if too_small:
             needs = ", ".join(f"{name} needs at least {size}x{size}" for name, size in too_small)
             for item in items:
                 self._fail(state, rows, item, "size", f"image is {width}x{height} at evaluation; {needs} (set --resolution)")
             return
-        originals = torch.stack([item["pixels"] for item in items]).to(self.device, non_blocking=True).float().div_(255.0)
+        originals = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         try:
             recon, tokens = self._tokenize(state, originals, items[0]["id"])
         except TokenizerOutputError:
             raise
         except Exception as exc:
             if len(items) > 1:  # find the image that breaks the tokenizer; the others go on
-                for item in items:
-                    self._score_group(state, rows, [item])
+                for i, item in enumerate(items):
+                    self._score_group(state, rows, [item], pixels[i : i + 1])
                 return
             self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
             return
@@ -433,34 +438,37 @@ class Engine:
                 chunks.append(tokens)
         return fitted.restore(torch.cat(decoded)), fitted.merge(chunks)
 
-    def _score_reference(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
-        for item in items:
+    def _score_reference(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
+        for item in batch.items:
             if item["error"] is not None:
                 state.reference["failed"] += 1
                 state.failures.append({"id": item["id"], "stage": "reference", "error": item["error"]})
-        groups = group_by_shape(items)
-        if len(groups) > 1:
-            sizes = sorted({f"{g[0]['pixels'].shape[-1]}x{g[0]['pixels'].shape[-2]}" for g in groups})
+        if len(batch.groups) > 1:
+            sizes = sorted(f"{pixels.shape[-1]}x{pixels.shape[-2]}" for _, pixels in batch.groups)
             raise VtbenchError(f"reference {self.config.reference}: images differ in size ({', '.join(sizes)}); set a --resolution")
-        for group in groups:
-            originals = torch.stack([item["pixels"] for item in group]).to(self.device, non_blocking=True).float().div_(255.0)
+        for positions, pixels in batch.groups:
+            group = [batch.items[p] for p in positions]
+            originals = pixels.to(self.device, non_blocking=True).float().div_(255.0)
             features = self._timed(state, "features_s", lambda g=group, o=originals: self.features(g, o, None))
             batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
             self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))
             state.reference["evaluated"] += len(group)
 
-    def _score_samples(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]]) -> None:
-        if self.dataset is None:  # the generator makes each sample from its index, on the device
-            images = self._timed(state, "generate_s", lambda: self.generator.samples([item["index"] for item in items]))
-            for item, image in zip(items, images, strict=True):
-                item["pixels"] = image.clamp(0, 1).mul(255).round().to(torch.uint8)
-                if not torch.isfinite(image).all():
-                    item["pixels"], item["error"] = None, "sample contains NaN or inf"
-        for item in items:
+    def _score_samples(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
+        if self.dataset is None and batch.items:  # the generator makes each sample from its index, on the device
+            images = self._timed(state, "generate_s", lambda: self.generator.samples([item["index"] for item in batch.items]))
+            finite = torch.isfinite(images.flatten(1)).all(dim=1).tolist()
+            for item, ok in zip(batch.items, finite, strict=True):
+                item["error"] = None if ok else "sample contains NaN or inf"
+            keep = [i for i, ok in enumerate(finite) if ok]
+            pixels = images[keep].clamp(0, 1).mul(255).round().to(torch.uint8)
+            batch = LoadedBatch(batch.items, [(keep, pixels)] if keep else [])
+        for item in batch.items:
             if item["error"] is not None:
                 self._fail(state, rows, item, "sample", item["error"])
-        for group in group_by_shape(items):
-            samples = torch.stack([item["pixels"] for item in group]).to(self.device, non_blocking=True).float().div_(255.0)
+        for positions, pixels in batch.groups:
+            group = [batch.items[p] for p in positions]
+            samples = pixels.to(self.device, non_blocking=True).float().div_(255.0)
             features = self._timed(state, "features_s", lambda g=group, s=samples: self.features(g, None, s))
             batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
             self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))

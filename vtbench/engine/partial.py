@@ -121,9 +121,9 @@ class PartialRun:
             return None
         plain, tensors = load_state(self.state_path)
         state = RunState(**plain)
+        self._check_ids(ids)  # first: a changed dataset also changes the identity, and this names the files
         if state.identity_sha != identity:
             raise RunStateError(f"{self.folder} holds a partial run made with different settings; run again with --restart to discard it")
-        self._check_ids(ids)
         with open(self.rows_path, "r+b") as handle:  # rows written after the last checkpoint are dropped
             handle.truncate(state.rows_bytes)
         return state, tensors

@@ -15,12 +15,55 @@ from vtbench.metrics.base import Metric, MetricBatch
 SIDES = ("originals", "reconstructions")
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``, with the trace of the
-    matrix square root taken from the eigenvalues of S1 S2 (as torch-fidelity does)."""
+NOISE = 1e-6  # relative to tr(S1) + tr(S2): a negative distance smaller than this is rounding
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, n1: int | None = None, n2: int | None = None
+) -> float:
+    """``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
+
+    ``tr((S1 S2)^(1/2))`` is taken as the sum of the square roots of the eigenvalues of the
+    symmetric ``S2^(1/2) S1 S2^(1/2)`` (similar to ``S1 S2``, so the same eigenvalues): two
+    symmetric eigendecompositions instead of a general one, and ``S2^(1/2)`` (the
+    reference's side) is reused across runs that share it. With the sample counts ``n1``,
+    ``n2`` known, a covariance of n samples has rank at most n - 1: eigenvalues beyond that
+    rank are exactly zero and only rounding noise in floating point, so they are dropped
+    (with few images, their square roots would otherwise add up to a visible, run-to-run
+    varying amount). The result is clamped at 0 when it is negative by rounding only; a
+    larger negative value means broken statistics and raises.
+    """
     diff = mu1 - mu2
-    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(sigma1.dot(sigma2)).astype("complex128")).real)
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    rank = min(n1 - 1 if n1 else len(mu1), n2 - 1 if n2 else len(mu2), len(mu1))
+    root = _symmetric_sqrt(sigma2, min(n2 - 1, len(mu2)) if n2 else len(mu2))
+    eigenvalues = np.linalg.eigvalsh(root @ sigma1 @ root)[len(mu1) - rank :]
+    tr_covmean = float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
+    scale = float(np.trace(sigma1) + np.trace(sigma2))
+    distance = float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    if distance < 0:
+        if distance < -NOISE * max(scale, 1e-300):
+            raise ValueError(f"Fréchet distance {distance:.3g} is negative beyond rounding (scale {scale:.3g}): the statistics are broken")
+        return 0.0
+    return distance
+
+
+_ROOTS: dict[bytes, np.ndarray] = {}
+
+
+def _symmetric_sqrt(sigma: np.ndarray, rank: int) -> np.ndarray:
+    """The PSD square root of a covariance of rank at most ``rank`` (smaller eigenvalues and
+    negative rounding set to 0), cached by content for the runs of one process that share a
+    reference."""
+    import hashlib
+
+    key = hashlib.sha256(np.ascontiguousarray(sigma).tobytes() + rank.to_bytes(8, "little")).digest()
+    if key not in _ROOTS:
+        values, vectors = np.linalg.eigh(sigma)
+        values[: len(values) - rank] = 0
+        if len(_ROOTS) >= 8:
+            _ROOTS.pop(next(iter(_ROOTS)))
+        _ROOTS[key] = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return _ROOTS[key]
 
 
 def gaussian_statistics(n: torch.Tensor, total: torch.Tensor, outer: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +124,8 @@ class FrechetDistance(Metric):
     def compute(self) -> float:
         if self.count < 2:
             return float("nan")
-        return frechet_distance(*self.statistics("reconstructions"), *self.statistics("originals"))
+        n1, n2 = int(self.reconstructions_n), int(self.originals_n)
+        return frechet_distance(*self.statistics("reconstructions"), *self.statistics("originals"), n1, n2)
 
     def warnings(self) -> list[str]:
         if self.count < self.dim:

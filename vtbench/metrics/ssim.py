@@ -69,12 +69,31 @@ def ssim_and_contrast(
 _MAX_PIXELS_AT_ONCE = 2**20  # bounds the ~6 float32 buffers of this size that SSIM needs
 
 
+def gaussian_filter_valid(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable filtering of the last two axes, where the whole window fits: (..., H, W) ->
+    (..., H - k + 1, W - k + 1). On CPU as k shifted multiply-adds per axis (depthwise
+    convolutions are slow there); elsewhere as two depthwise convolutions."""
+    size = taps.numel()
+    if images.device.type != "cpu":
+        channels = images.shape[1]
+        filtered = F.conv2d(images, taps.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
+        return F.conv2d(filtered, taps.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
+    weights = taps.tolist()
+    width = images.shape[-1] - size + 1
+    rows = images[..., :width] * weights[0]
+    for shift in range(1, size):
+        rows.add_(images[..., shift : shift + width], alpha=weights[shift])
+    height = images.shape[-2] - size + 1
+    out = rows[..., :height, :] * weights[0]
+    for shift in range(1, size):
+        out.add_(rows[..., shift : shift + height, :], alpha=weights[shift])
+    return out
+
+
 def _ssim_map_sums(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
     """Sums of the valid SSIM map and contrast map of each plane: (P, 1, H, W) twice -> float64 (2, P)."""
-    size = taps.numel()
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
-    filtered = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
-    filtered = F.conv2d(filtered, taps.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
+    filtered = gaussian_filter_valid(stack, taps)
     del stack
     mu_x, mu_y, xx, yy, xy = filtered.unbind(dim=1)
     mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y

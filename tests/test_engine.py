@@ -1,0 +1,245 @@
+"""The evaluation engine: processes, shards and resumes all end in the record one plain run writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+METRICS = ["-m", "psnr", "-m", "ssim", "-m", "fd-efficientnet-lite0", "-m", "codebook-usage"]
+
+
+def _record(out: Path, run: str) -> dict:
+    return json.loads((out / f"{run}.json").read_text())
+
+
+def _assert_same_record(single: dict, other: dict, out_a: Path, out_b: Path) -> None:
+    """Pixel metrics and rows exactly equal; Fréchet distances within 1e-6 relative."""
+    for name, entry in single["metrics"].items():
+        value = other["metrics"][name]["value"]
+        if entry.get("extractor"):
+            assert value == pytest.approx(entry["value"], rel=1e-6), name
+        else:
+            assert value == entry["value"] or (value != value and entry["value"] != entry["value"]), name
+            assert other["metrics"][name].get("ci95") == entry.get("ci95"), name
+    assert other["samples"] == single["samples"]
+    assert other["dataset"]["manifest_sha256"] == single["dataset"]["manifest_sha256"]
+    run = single["run_name"]
+    assert (out_b / f"{run}.images.csv").read_text() == (out_a / f"{run}.images.csv").read_text()
+
+
+def test_two_processes_write_the_record_of_one(photo_folder: Path, tmp_path: Path) -> None:
+    args = ["-t", "jpeg-q50", "-d", photo_folder, "--resolution", "64", *METRICS, "--workers", "0", "-b", "3"]
+    run_cli("run", *args, "--out", tmp_path / "one")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run(
+        [str(torchrun), "--nproc-per-node", "2", "-m", "vtbench", "run", *map(str, args), "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = f"jpeg-q50__{photo_folder.name}"
+    single, double = _record(tmp_path / "one", run), _record(tmp_path / "two", run)
+    _assert_same_record(single, double, tmp_path / "one", tmp_path / "two")
+    assert double["memory"]["processes"] == 2 and single["memory"]["processes"] == 1
+    assert not (tmp_path / "two" / ".partial").exists()
+
+
+def test_shards_merge_into_the_record_of_one_run(photo_folder: Path, tmp_path: Path) -> None:
+    args = ["-t", "webp-q50", "-d", photo_folder, "--resolution", "64", *METRICS, "--workers", "0"]
+    run_cli("run", *args, "--out", tmp_path / "one")
+    for k in (2, 0, 1):  # any order, as a job array runs them
+        result = run_cli("run", *args, "--shard", f"{k}/3", "--out", tmp_path / "shards")
+        assert "vtbench merge" in result.stdout
+    run = f"webp-q50__{photo_folder.name}"
+    assert not (tmp_path / "shards" / f"{run}.json").exists()
+    run_cli("merge", tmp_path / "shards", "--out", tmp_path / "merged")
+    _assert_same_record(_record(tmp_path / "one", run), _record(tmp_path / "merged", run), tmp_path / "one", tmp_path / "merged")
+
+    other = tmp_path / "other-settings"
+    for k in (0, 1, 2):
+        run_cli("run", *args, "--shard", f"{k}/3", "--out", other, *(["--filter", "lanczos"] if k == 1 else []))
+    assert "shard-1-of-3 were made with other settings" in run_cli("merge", other, "--out", tmp_path / "x", check=2).stderr
+    (other / f"{run}.shards" / "shard-1-of-3" / "state.safetensors").unlink()
+    (other / f"{run}.shards" / "shard-1-of-3" / "rows.csv").unlink()
+    (other / f"{run}.shards" / "shard-1-of-3").rmdir()
+    assert "missing shard(s) 1 of 3" in run_cli("merge", other, "--out", tmp_path / "x", check=2).stderr
+
+
+def _start(args: list, out: Path, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)]
+    slowed = {**env, "VTBENCH_TEST_SLEEP": "0.3"}
+    return subprocess.Popen(command, env=slowed, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and not path.exists():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    assert path.exists()
+
+
+GENERATION = ["-g", "test-noise", "--expected-samples", "20", "-m", "fd-efficientnet-lite0", "-m", "kid", "-b", "4"]
+
+
+def test_a_generation_run_resumes_after_a_kill(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
+    args = [*GENERATION, "--reference", photo_folder, "--resolution", "48", "--checkpoint-seconds", "0", "--skip-unavailable"]
+    run_cli("run", *args, "--out", tmp_path / "whole", env=plugin_env)
+    run = f"test-noise__{photo_folder.name}"
+    process = _start(args, tmp_path / "killed", plugin_env)
+    _wait_for(tmp_path / "killed" / ".partial" / run / "state.safetensors", process)
+    time.sleep(0.8)
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed" / f"{run}.json").exists()
+    run_cli("run", *args, "--out", tmp_path / "killed", env=plugin_env)
+    whole, resumed = _record(tmp_path / "whole", run), _record(tmp_path / "killed", run)
+    assert whole["task"] == "generation" and whole["samples"]["evaluated"] == 20 and whole["samples"]["reference"]["evaluated"] == 12
+    assert resumed["metrics"]["fd-efficientnet-lite0"]["value"] == pytest.approx(
+        whole["metrics"]["fd-efficientnet-lite0"]["value"], rel=1e-9
+    )
+    assert resumed["samples"] == whole["samples"]
+
+
+def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
+    args = ["-t", "test-noisy", "-d", photo_folder, "--resolution", "40", "-b", "2", "--workers", "0", "-m", "psnr", "-m", "ssim"]
+    run_cli("run", *args, "--out", tmp_path / "whole", env=plugin_env)
+    run = f"test-noisy__{photo_folder.name}"
+    process = _start(args, tmp_path / "stopped", plugin_env)  # default checkpointing: nothing saved in the first 30 s
+    _wait_for(tmp_path / "stopped" / ".partial" / run / "rows.csv", process)  # the pass has started
+    time.sleep(1.5)
+    assert not (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "progress up to the last complete batch is kept" in out
+    assert (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
+    result = run_cli("run", *args, "--out", tmp_path / "stopped", env=plugin_env)
+    assert "already done" not in result.stdout
+    assert _record(tmp_path / "stopped", run)["metrics"]["psnr"]["value"] == _record(tmp_path / "whole", run)["metrics"]["psnr"]["value"]
+    assert (tmp_path / "stopped" / f"{run}.images.csv").read_text() == (tmp_path / "whole" / f"{run}.images.csv").read_text()
+
+
+def test_strict_stop_then_resume_counts_each_image_once(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "3b.png").write_bytes(b"broken")  # sorts between 3.png and 4.png, inside the first batch of 4
+    args = ["-t", "jpeg-q50", "-d", folder, "-b", "4", "--workers", "0", "-m", "psnr", "--checkpoint-seconds", "0"]
+    stopped = run_cli("run", *args, "--strict", "--out", tmp_path / "out", check=2)
+    assert "3b.png" in stopped.stderr and "--strict" in stopped.stderr
+    run_cli("run", *args, "--no-strict", "--out", tmp_path / "out")
+    record = _record(tmp_path / "out", "jpeg-q50__images")
+    assert record["samples"]["requested"] == 7 and record["samples"]["evaluated"] == 6 and record["samples"]["failed"] == 1
+    run_cli("run", *args, "--out", tmp_path / "plain")
+    assert record["metrics"]["psnr"]["value"] == _record(tmp_path / "plain", "jpeg-q50__images")["metrics"]["psnr"]["value"]
+    ids = [row["id"] for row in csv.DictReader((tmp_path / "out" / "jpeg-q50__images.images.csv").open())]
+    assert ids == ["0.png", "1.png", "2.png", "3.png", "3b.png", "4.png", "5.png"]
+
+
+def test_a_second_concurrent_run_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
+    args = ["-t", "test-slow", "-d", photo_folder, "--resolution", "32", "-b", "1", "--workers", "0"]
+    first = _start(args, tmp_path, plugin_env)
+    _wait_for(tmp_path / ".partial" / f"test-slow__{photo_folder.name}.lock", first)
+    second = run_cli("run", *args, "--out", tmp_path, env=plugin_env, check=2)
+    assert "in use by another vtbench run" in second.stderr and "pid" in second.stderr
+    first.kill()
+    first.wait()
+
+
+def test_resume_names_files_that_changed(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_folder, folder)
+    args = ["-t", "test-slow", "-d", folder, "--resolution", "32", "-b", "2", "--workers", "0", "--checkpoint-seconds", "0"]
+    process = _start(args, tmp_path / "out", plugin_env)
+    _wait_for(tmp_path / "out" / ".partial" / "test-slow__photos" / "state.safetensors", process)
+    time.sleep(0.5)
+    process.kill()
+    process.wait()
+    (folder / "coins_small.jpg").unlink()
+    result = run_cli("run", *args, "--out", tmp_path / "out", env=plugin_env, check=2)
+    assert "dataset changed" in result.stderr and "removed: coins_small.jpg" in result.stderr
+
+
+def test_a_failing_metric_fails_its_run_by_name_and_other_runs_finish(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    args = ["-t", "jpeg-q50", "-t", "webp-q50", "-d", "samples", "--resolution", "32", "-b", "4", "--workers", "0"]
+    ok = run_cli("run", *args, "--limit", "4", "--out", tmp_path, env=plugin_env)  # one batch: the metric never fails
+    assert ok.returncode == 0
+    again = run_cli("run", *args, "--limit", "4", "--out", tmp_path, env=plugin_env)
+    assert again.stdout.count("already done") == 2
+    result = run_cli("run", *args, "-m", "psnr", "-m", "test-fails", "--limit", "8", "--out", tmp_path / "b", env=plugin_env, check=1)
+    assert "run jpeg-q50__samples failed" in result.stderr and "metric 'test-fails'" in result.stderr
+    assert "ZeroDivisionError" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_settings_are_checked_by_type_in_recipes_and_on_the_command_line(tmp_path: Path) -> None:
+    cases = {
+        "checkpoint_seconds: soon": "setting 'checkpoint_seconds' must be a number, got 'soon'",
+        'strict: "no"': "setting 'strict' must be true or false, got 'no'",
+        'preprocessing: {resolution: "256"}': "resolution must be a whole number of pixels, got '256'",
+        "batch_size: 0": "setting 'batch_size' must be at least 1",
+        "device: tpu": "setting 'device' must be auto, cpu, cuda",
+    }
+    for i, (line, message) in enumerate(cases.items()):
+        recipe = tmp_path / f"r{i}.yaml"
+        recipe.write_text(f"tokenizers: [jpeg-q50]\ndatasets: [samples]\n{line}\n")
+        result = run_cli("validate", recipe, check=2)
+        assert message in result.stderr and str(recipe) in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    for args, message in (
+        (["--limit", "-1"], "setting 'limit' must be at least 1"),
+        (["--device", "tpu"], "setting 'device' must be auto, cpu, cuda"),
+        (["-t", "jpeg:quality=high"], "option 'quality' must be an integer, got 'high'"),
+        (["-t", "jpeg:qualty=5"], "unknown option 'qualty'. Did you mean: quality?"),
+        (["--shard", "3/2"], "K must be in 0..N-1"),
+    ):
+        tokenizer = [] if "-t" in args else ["-t", "jpeg-q50"]
+        result = run_cli("run", *tokenizer, "-d", "samples", *args, "--out", tmp_path / "x", check=2)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_two_option_variants_of_one_tokenizer_in_one_command(tmp_path: Path) -> None:
+    run_cli("run", "-t", "jpeg:quality=30,label=jpeg-low", "-t", "jpeg:quality=90,label=jpeg-high", "-d", "samples", "--limit", "2",
+            "--resolution", "32", "-m", "psnr", "--out", tmp_path)  # fmt: skip
+    low, high = _record(tmp_path, "jpeg-low__samples"), _record(tmp_path, "jpeg-high__samples")
+    assert low["tokenizer"]["options"]["quality"] == 30 and high["tokenizer"]["options"]["quality"] == 90
+    assert high["metrics"]["psnr"]["value"] > low["metrics"]["psnr"]["value"]
+
+
+def test_python_api_settings_are_checked_too() -> None:
+    import vtbench
+    from vtbench.engine import SettingsError
+
+    with pytest.raises(SettingsError, match="'batch_size' must be an integer, got '8'"):
+        vtbench.RunConfig("jpeg-q50", "samples", batch_size="8")
+    config = vtbench.RunConfig("jpeg-q50", "samples", preprocessing={"resolution": 64}, checkpoint_seconds=1)
+    assert config.preprocessing.resolution == 64 and config.checkpoint_seconds == 1.0
+    assert config.metrics == ["psnr", "ssim", "bpp", "tokens"]
+    assert "evaluate" in dir(vtbench) and "GenerationConfig" in dir(vtbench)
+
+
+def test_saved_reconstructions_stay_inside_the_output_folder(tmp_path: Path) -> None:
+    from vtbench.engine.outputs import reconstruction_path
+
+    out = tmp_path / "out"
+    for image_id in ("../../evil.png", "/etc/passwd", "a/../../b.jpg", "..", "=1+2;cmd.png", "sub/dir/ok.png"):
+        path = reconstruction_path(out, "run", image_id).resolve()
+        assert path.is_relative_to((out / "run.recon").resolve()) and path.suffix == ".png", image_id
+    assert reconstruction_path(out, "run", "sub/dir/ok.png") == out / "run.recon" / "sub" / "dir" / "ok.png"
