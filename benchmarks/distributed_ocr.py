@@ -1,5 +1,6 @@
-"""Two ranks (torchrun, gloo, CPU) against one process on the same OCR-heavy run: the English
-images of the built-in text suite, jpeg-q50, CER against the transcripts with Tesseract.
+"""Two ranks (torchrun, gloo, CPU) against one process on the same OCR-heavy run: the built-in
+text suite (five scripts, six font sizes, two backgrounds), jpeg-q50, CER against the
+transcripts with Tesseract.
 
 Reports the wall time of each, the speed-up, and whether the two records are equal (CER
 and the per-image rows exactly). Each process reads its own images; Tesseract runs on one
@@ -18,7 +19,6 @@ import time
 from pathlib import Path
 
 from common import save
-from ocr_speed import english_subset
 
 
 def run(command: list[str], env: dict[str, str]) -> float:
@@ -30,7 +30,9 @@ def run(command: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="vtbench-ddp-bench-"))
     env = {**os.environ, "VTBENCH_HOME": str(root / "home"), "VTBENCH_OFFLINE": "1", "OMP_THREAD_LIMIT": "1", "OMP_NUM_THREADS": "1"}
-    dataset = english_subset(root)
+    from vtbench.suites import make_suite
+
+    dataset = make_suite("text", root / "text")
     args = ["run", "-t", "jpeg-q50", "-d", str(dataset), "-m", "cer", "--resize-mode", "none", "-b", "2", "--workers", "0", "--no-cache"]
     bin_dir = Path(sys.executable).parent
     one = run([str(bin_dir / "vtbench"), *args, "--out", str(root / "one")], env)

@@ -104,9 +104,33 @@ def test_nan_reconstructions_are_per_image_failures(plugin_env: dict[str, str], 
     failed = {f["id"] for f in record["samples"]["failures"]}
     assert failed and record["samples"]["evaluated"] == 14 - len(failed)
     assert all("NaN" in f["error"] and f["stage"] == "tokenizer" for f in record["samples"]["failures"])
-    assert record["metrics"]["psnr"]["value"] == float("inf") or record["metrics"]["psnr"]["value"] == "inf"
+    assert record["metrics"]["psnr"]["value"] == 100.0 and record["metrics"]["psnr"]["details"]["images_at_ceiling"] > 0
 
 
 def test_wrong_shape_is_a_contract_error_naming_the_tokenizer(plugin_env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli("run", "-t", "test-wrong-shape", "-d", "samples", "--resolution", "32", "--out", tmp_path, env=plugin_env, check=2)
     assert "test-wrong-shape" in result.stderr and "(8, 3, 16, 16)" in result.stderr and "(8, 3, 32, 32)" in result.stderr
+
+
+def test_multi_frame_files_dangling_links_and_formula_names(tmp_path: Path) -> None:
+    """An animated GIF is scored on its first frame and the record says so; a dangling
+    symlink is a failed image, not a silently smaller dataset; an id a spreadsheet would
+    run as a formula is neutralised in the CSV; an undefined number is null with a reason."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    photo = Image.fromarray(skimage_rgb("coffee")).resize((48, 48))
+    photo.save(folder / "plain.png")
+    photo.save(folder / "=1+2;cmd.png")
+    frames = [photo, photo.rotate(90), photo.rotate(180)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    run_cli("run", "-t", "jpeg-q50", "-d", folder, "-m", "psnr", "-m", "codebook-usage", "--out", tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "jpeg-q50__images.json").read_text())
+    assert record["samples"]["requested"] == 4 and record["samples"]["failed"] == 1
+    assert record["samples"]["failures"][0]["id"] == "gone.png" and "cannot read file" in record["samples"]["failures"][0]["error"]
+    assert record["samples"]["notes"] == {"multi-frame files: the first frame was used": ["animated.gif (3 frames)"]}
+    ids = [row["id"] for row in csv.DictReader((tmp_path / "out" / "jpeg-q50__images.images.csv").open())]
+    assert "'=1+2;cmd.png" in ids and "=1+2;cmd.png" not in ids
+    usage = record["metrics"]["codebook-usage"]  # JPEG has no codebook ids: undefined
+    text = (tmp_path / "out" / "jpeg-q50__images.json").read_text()
+    assert usage["value"] is None and usage["status"] == "undefined" and "nan" in usage["reason"] and '"nan"' not in text

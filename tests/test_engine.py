@@ -243,3 +243,10 @@ def test_saved_reconstructions_stay_inside_the_output_folder(tmp_path: Path) -> 
         path = reconstruction_path(out, "run", image_id).resolve()
         assert path.is_relative_to((out / "run.recon").resolve()) and path.suffix == ".png", image_id
     assert reconstruction_path(out, "run", "sub/dir/ok.png") == out / "run.recon" / "sub" / "dir" / "ok.png"
+
+
+def test_an_output_path_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "below"):
+        result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "1", "--out", out, check=2)
+        assert str(out) in result.stderr and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -92,8 +92,42 @@ def test_compare_flags_a_missing_metric_and_a_protocol_mismatch(records_dir: Pat
     record["protocol"]["preprocessing"]["resolution"] = 128
     (tmp_path / "other.json").write_text(json.dumps(record))
     result = run_cli("compare", base, tmp_path / "other.json", check=2)
-    assert "protocols differ" in result.stderr
+    assert "bpp was computed under different settings (preprocessing:" in result.stderr  # the first metric by name
     run_cli("compare", base, tmp_path / "other.json", "--allow-protocol-mismatch")
+
+
+def test_compare_keys_each_metric_on_what_it_depends_on(records_dir: Path, tmp_path: Path) -> None:
+    """PSNR is compared between a PSNR-only record and a PSNR+FD record of the same data;
+    an FD made with other extractor weights is refused, naming the key."""
+    base = json.loads(_record(records_dir, "jpeg-q90").read_text())
+    with_fd = json.loads(json.dumps(base))
+    with_fd["metrics"]["fd-efficientnet-lite0"] = {"value": 12.5, "n": 6, "status": "ok", "higher_is_better": False,
+                                                  "kind": "distribution", "extractor": "efficientnet-lite0"}  # fmt: skip
+    with_fd["protocol"]["feature_extractors"] = [{"name": "efficientnet-lite0", "version": "2", "weights": [{"sha256": "aa"}]}]
+    with_fd["protocol"]["weights"] = [{"name": "efficientnet-lite0", "sha256": "aa"}]
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "fd.json").write_text(json.dumps(with_fd))
+    assert "no regression" in run_cli("compare", tmp_path / "base.json", tmp_path / "fd.json").stdout
+    other = json.loads(json.dumps(with_fd))
+    other["protocol"]["feature_extractors"][0]["weights"][0]["sha256"] = "bb"
+    (tmp_path / "fd-other.json").write_text(json.dumps(other))
+    result = run_cli("compare", tmp_path / "fd.json", tmp_path / "fd-other.json", check=2)
+    assert "fd-efficientnet-lite0 was computed under different settings (extractor_weights" in result.stderr
+
+
+def test_compare_has_a_noise_floor_and_refuses_unknown_tolerance_names(records_dir: Path, tmp_path: Path) -> None:
+    base = json.loads(_record(records_dir, "jpeg-q90").read_text())
+    noisy = json.loads(json.dumps(base))
+    noisy["metrics"]["psnr"]["value"] *= 1 - 1e-13  # rounding, not a regression
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "noisy.json").write_text(json.dumps(noisy))
+    result = run_cli("compare", tmp_path / "base.json", tmp_path / "noisy.json")
+    assert "floor" in result.stdout and "no regression" in result.stdout
+    noisy["metrics"]["psnr"]["value"] = base["metrics"]["psnr"]["value"] - 0.01
+    (tmp_path / "worse.json").write_text(json.dumps(noisy))
+    run_cli("compare", tmp_path / "base.json", tmp_path / "worse.json", check=1)
+    result = run_cli("compare", tmp_path / "base.json", tmp_path / "worse.json", "--tolerance", "pnsr=0.1", check=2)
+    assert "no compared record has a metric 'pnsr'. Did you mean: psnr?" in result.stderr
 
 
 def test_compare_folders_matches_runs_by_name(records_dir: Path, tmp_path: Path) -> None:
@@ -137,5 +171,5 @@ def test_leaderboard_refuses_records_made_under_different_protocols(records_dir:
     config = vtbench.RunConfig("jpeg-q50", str(photo_folder), metrics=["psnr"], preprocessing=Preprocessing(32), num_workers=0)
     vtbench.evaluate(config, mixed)
     result = run_cli("leaderboard", mixed, check=2)
-    assert "different protocols" in result.stderr and "--allow-protocol-mismatch" in result.stderr
+    assert "under different settings (preprocessing" in result.stderr and "--allow-protocol-mismatch" in result.stderr
     run_cli("leaderboard", mixed, "--allow-protocol-mismatch")

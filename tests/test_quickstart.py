@@ -39,7 +39,7 @@ def test_quickstart_numbers_are_ordered_as_codecs_behave(quickstart: tuple[Path,
         psnrs = [_metric(out, f"{codec}-q{q}", "psnr") for q in (25, 50, 90)]
         bpps = [_metric(out, f"{codec}-q{q}", "bpp") for q in (25, 50, 90)]
         assert psnrs == sorted(psnrs) and bpps == sorted(bpps)
-    assert _metric(out, "identity", "psnr") == float("inf") and _metric(out, "identity", "ssim") == 1.0
+    assert _metric(out, "identity", "psnr") == 100.0 and _metric(out, "identity", "ssim") == 1.0
     assert _metric(out, "identity", "bpp") == 24.0 and _metric(out, "resample-x4", "bpp") == 1.5
 
 
@@ -72,6 +72,13 @@ def test_record_documents_protocol_environment_and_timings(quickstart: tuple[Pat
     assert record["memory"]["peak_rss_mb"] > 0 and record["environment"]["torch"]
     assert len(record["dataset"]["manifest_sha256"]) == 64
     assert record["per_image_file"] == "webp-q50__samples.images.csv"
+    # what an auditor needs: the parameters behind each number and the libraries that computed them
+    assert record["metrics"]["ssim"]["parameters"] == {**record["metrics"]["ssim"]["parameters"], "sigma": 1.5, "k1": 0.01, "k2": 0.03}
+    assert record["metrics"]["psnr"]["parameters"]["ceiling_db"] == 100.0
+    assert record["metrics"]["fd-efficientnet-lite0"]["parameters"]["dim"] == 1280
+    assert {"torch-fidelity", "lpips", "timm", "scipy"} <= set(record["environment"]["libraries"])
+    extractor = record["protocol"]["feature_extractors"][0]
+    assert extractor["name"] == "efficientnet-lite0" and extractor["version"].startswith("2")
 
 
 def test_run_without_a_recipe_and_with_a_limit(tmp_path: Path) -> None:

@@ -59,11 +59,12 @@ class Fitted:
     def merge(self, tokens: list[Tokens]) -> Tokens:
         """Tokens of the M inputs (in chunks) -> per-image Tokens (bits and counts summed
         over an image's tiles; ids flattened per image)."""
-        bits = torch.cat([t.bits for t in tokens]).reshape(self.images, -1).sum(dim=1)
-        counts = torch.cat([t.counts for t in tokens]).reshape(self.images, -1).sum(dim=1)
+        join = (lambda parts: parts[0]) if len(tokens) == 1 else torch.cat  # one chunk: no copy
+        bits = join([t.bits for t in tokens]).reshape(self.images, -1).sum(dim=1)
+        counts = join([t.counts for t in tokens]).reshape(self.images, -1).sum(dim=1)
         indices = None
         if all(t.indices is not None for t in tokens) and len({tuple(t.indices.shape[1:]) for t in tokens}) == 1:
-            indices = torch.cat([t.indices for t in tokens]).reshape(self.images, -1)
+            indices = join([t.indices for t in tokens]).reshape(self.images, -1)
         data = tokens[0].data if len(tokens) == 1 else None
         _, _, height, width = self.box
         first = tokens[0]

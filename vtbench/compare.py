@@ -1,9 +1,12 @@
 """Regression gate: compare a candidate run record with a baseline, metric by metric.
 
 A metric regresses when it moves in its worse direction by more than its tolerance
-(absolute, or relative to the baseline when written as ``5%``). A metric the baseline
-has and the candidate lacks is a regression too. Records made under different protocols
-(preprocessing, rounding, dataset manifest) are refused unless explicitly allowed.
+(absolute, or relative to the baseline when written as ``5%``), and never by less than its
+noise floor: the run-to-run rounding a rerun of the same command can show (``NOISE_FLOORS``).
+A metric the baseline has and the candidate lacks is a regression too. Each metric is
+compared only when the settings it depends on agree (its protocol key: the data, the
+preprocessing and rounding; the extractor, its version and weights for feature metrics;
+the OCR engine for text metrics); otherwise the comparison is refused, naming the keys.
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ class Comparison:
         return any(d.status in ("regressed", "missing") for d in self.diffs)
 
 
+# Relative noise floors: sums over images are exact, so pixel, text and cost metrics repeat
+# bit for bit; feature-space metrics go through float32 networks and float64 products whose
+# rounding may differ with thread scheduling or process split (bounded by 1e-6 relative).
+NOISE_FLOORS = {"distribution": 1e-6}
+DEFAULT_NOISE_FLOOR = 1e-12
+
+
+def noise_floor(metric: dict[str, Any], baseline: float) -> float:
+    """The change of ``baseline`` below which a difference is rounding, for this metric entry."""
+    return abs(baseline) * NOISE_FLOORS.get(metric.get("kind", ""), DEFAULT_NOISE_FLOOR)
+
+
 def parse_tolerances(items: list[str]) -> dict[str, str]:
     """``["psnr=0.1", "fid=2%"]`` -> ``{"psnr": "0.1", "fid": "2%"}`` (checked)."""
     tolerances = {}
@@ -70,7 +85,39 @@ def _allowed_change(tolerance: str, baseline: float) -> float:
     return float(tolerance)
 
 
-def protocol_key(record: dict[str, Any]) -> dict[str, Any]:
+def check_tolerance_names(tolerances: dict[str, str], records: list[dict[str, Any]]) -> None:
+    """A tolerance for a metric no record has is a typo: refuse it with the close names."""
+    import difflib
+
+    known = sorted({name for record in records for name in record.get("metrics", {})})
+    for name in tolerances:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise VtbenchError(f"--tolerance {name}=...: no compared record has a metric {name!r}.{hint} (metrics: {', '.join(known)})")
+
+
+def metric_protocol(record: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The settings one metric's value depends on: the common key, plus the feature
+    extractor (name, version, weights) for feature metrics and the OCR engine for text ones."""
+    key = protocol_key(record, with_extractors=False)
+    entry = record.get("metrics", {}).get(metric, {})
+    protocol = record.get("protocol", {})
+    extractor = entry.get("extractor")
+    if extractor:
+        described = [e for e in protocol.get("feature_extractors", []) if e.get("name") == extractor]
+        key["extractor"] = extractor
+        key["extractor_version"] = described[0].get("version", "1") if described else None
+        key["extractor_weights"] = sorted(w.get("sha256") for e in described for w in e.get("weights", []))
+    for name in entry.get("required_weights", []):
+        key.setdefault("weights", []).append(name)
+    if entry.get("kind") == "text":
+        ocr = protocol.get("ocr", {})
+        key["ocr_engine"] = (ocr.get("name"), ocr.get("version"))
+    return key
+
+
+def protocol_key(record: dict[str, Any], with_extractors: bool = True) -> dict[str, Any]:
     """The parts of a record that must agree for two results to be comparable."""
     protocol = record.get("protocol", {})
     preprocessing = protocol.get("preprocessing") or protocol.get("reference_preprocessing") or {}
@@ -82,13 +129,15 @@ def protocol_key(record: dict[str, Any]) -> dict[str, Any]:
             preprocessing = Preprocessing(**known).canonical()
         except (TypeError, ValueError):
             preprocessing = known
-    return {
+    key = {
         "dataset_manifest": record.get("dataset", {}).get("manifest_sha256"),
         "preprocessing": preprocessing,
         "rounding": protocol.get("rounding"),
-        "extractor_weights": sorted(w["sha256"] for w in protocol.get("weights", [])),
-        "extractor_versions": sorted(f"{e.get('name')} {e.get('version', '1')}" for e in protocol.get("feature_extractors", [])),
     }
+    if with_extractors:
+        key["extractor_weights"] = sorted(w["sha256"] for w in protocol.get("weights", []))
+        key["extractor_versions"] = sorted(f"{e.get('name')} {e.get('version', '1')}" for e in protocol.get("feature_extractors", []))
+    return key
 
 
 def compare_records(
@@ -110,11 +159,12 @@ def compare_records(
             continue
         cand_value = parse_float(cand_metric["value"])
         diff = MetricDiff(run, name, base_value, cand_value, tolerance, higher, "ok")
-        if cand_value is None or math.isnan(cand_value):
-            diff.status = "ok" if base_value is not None and math.isnan(base_value) else "regressed"
+        if cand_value is None or math.isnan(cand_value):  # undefined or not computed: fine only if it was so before
+            diff.status = "ok" if base_value is None or math.isnan(base_value) else "regressed"
         elif base_value is not None and not math.isnan(base_value) and diff.delta:
             worse = -diff.delta if higher else diff.delta
             allowed = _allowed_change(tolerance, base_value) if math.isfinite(base_value) else 0.0
+            allowed = max(allowed, noise_floor(base_metric, base_value) if math.isfinite(base_value) else 0.0)
             if worse > allowed:
                 diff.status = "regressed"
             elif worse < 0:
@@ -138,6 +188,7 @@ def compare_runs(
     cand_records = {r["run_name"]: r for r in find_records(candidate)}
     if not base_records:
         raise VtbenchError(f"{baseline}: no run records found")
+    check_tolerance_names(tolerances or {}, [*base_records.values(), *cand_records.values()])
     if Path(baseline).is_file() and Path(candidate).is_file() and len(cand_records) == 1:
         cand_records = {next(iter(base_records)): next(iter(cand_records.values()))}
     result = Comparison()
@@ -146,10 +197,14 @@ def compare_runs(
         if cand is None:
             result.diffs.append(MetricDiff(run, "(run)", None, None, "", None, "missing"))
             continue
-        if protocol_key(base) != protocol_key(cand):
-            note = f"{run}: protocols differ: baseline {protocol_key(base)} vs candidate {protocol_key(cand)}"
-            if not allow_protocol_mismatch:
-                raise VtbenchError(note + " — these results are not comparable (pass --allow-protocol-mismatch to compare anyway)")
-            result.protocol_notes.append(note)
+        for metric in sorted(set(base["metrics"]) & set(cand["metrics"])):
+            mine, theirs = metric_protocol(base, metric), metric_protocol(cand, metric)
+            if mine != theirs:
+                differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                detail = "; ".join(f"{k}: {mine.get(k)} vs {theirs.get(k)}" for k in differing)
+                note = f"{run}: {metric} was computed under different settings ({detail})"
+                if not allow_protocol_mismatch:
+                    raise VtbenchError(note + "; not comparable (pass --allow-protocol-mismatch to compare anyway)")
+                result.protocol_notes.append(note)
         result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance))
     return result

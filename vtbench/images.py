@@ -191,6 +191,7 @@ def decode_image(data: bytes, image_id: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as handle:
+                frames = getattr(handle, "n_frames", 1)
                 handle.load()
                 image = ImageOps.exif_transpose(handle)
     except Image.DecompressionBombError as exc:
@@ -199,7 +200,10 @@ def decode_image(data: bytes, image_id: str) -> Image.Image:
         raise BadImageError(image_id, f"corrupt, truncated or not an image ({type(exc).__name__}: {exc})") from exc
     if image.width < 1 or image.height < 1:
         raise BadImageError(image_id, f"empty image ({image.width}x{image.height})")
-    return to_rgb(image, image_id)
+    rgb = to_rgb(image, image_id)
+    if frames > 1:  # animated GIF/WebP/PNG, multi-page TIFF: the first frame is what is scored
+        rgb.info["frames"] = frames
+    return rgb
 
 
 def pil_to_uint8_chw(image: Image.Image) -> np.ndarray:

@@ -38,7 +38,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def _encode_floats(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return None  # strict JSON; a metric entry says why in its status
     if isinstance(value, dict):
         return {key: _encode_floats(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -47,7 +47,7 @@ def _encode_floats(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """JSON text in which inf/nan floats are written as the strings "inf", "-inf", "nan"."""
+    """Strict JSON text; non-finite floats are written as null."""
     return json.dumps(_encode_floats(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -60,3 +60,18 @@ def parse_float(value: Any) -> float | None:
     if value is None:
         return None
     return float(value)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula: text (an image id such as
+    ``=1+2;cmd.png``) starting with ``= + - @`` gets a leading ``'``; numbers pass unchanged."""
+    if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS):
+        return cell
+    try:
+        float(cell)
+        return cell
+    except ValueError:
+        return "'" + cell

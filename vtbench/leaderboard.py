@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vtbench.errors import VtbenchError
-from vtbench.io import parse_float, to_json
+from vtbench.io import csv_safe, parse_float, to_json
 
 FORMATS = ("table", "md", "csv", "json", "html")
 
@@ -86,7 +86,8 @@ class Leaderboard:
         for row in self.rows:
             bounds = [_csv_value((row.get(f"{c.key}_ci95") or [None, None])[i]) for c in quality for i in (0, 1)]
             values = [_csv_value(row.get(c.key)) for c in self.columns]
-            writer.writerow([row["rank"], row["tokenizer"], row["dataset"], *values, *bounds, row["images"], row["failed"], row["record"]])
+            cells = [row["rank"], row["tokenizer"], row["dataset"], *values, *bounds, row["images"], row["failed"], row["record"]]
+            writer.writerow([csv_safe(cell) for cell in cells])
         return buffer.getvalue()
 
     def to_json(self) -> str:
@@ -129,22 +130,24 @@ def _csv_value(value: float | None) -> str:
 
 def check_protocols(records: list[dict[str, Any]]) -> None:
     """Refuse to rank, within one dataset, records made under different protocols."""
-    from vtbench.compare import protocol_key
+    from vtbench.compare import metric_protocol
 
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_dataset.setdefault(record["dataset"]["name"], []).append(record)
     for dataset, group in by_dataset.items():
-        first = protocol_key(group[0])
-        for other in group[1:]:
-            key = protocol_key(other)
-            if key != first:
-                differing = sorted(k for k in key if key[k] != first[k])
-                raise VtbenchError(
-                    f"{group[0]['run_name']} and {other['run_name']} (dataset {dataset}) were made under different protocols "
-                    f"({', '.join(differing)}: {first[differing[0]]} vs {key[differing[0]]}); their numbers are not comparable. "
-                    "Pass --allow-protocol-mismatch to rank them anyway."
-                )
+        for metric in sorted({name for record in group for name in record["metrics"]}):
+            having = [record for record in group if metric in record["metrics"]]
+            first = metric_protocol(having[0], metric)
+            for other in having[1:]:
+                key = metric_protocol(other, metric)
+                if key != first:
+                    differing = sorted(k for k in set(key) | set(first) if key.get(k) != first.get(k))
+                    raise VtbenchError(
+                        f"{having[0]['run_name']} and {other['run_name']} (dataset {dataset}) computed {metric} under different "
+                        f"settings ({differing[0]}: {first.get(differing[0])} vs {key.get(differing[0])}); their numbers are not "
+                        "comparable. Pass --allow-protocol-mismatch to rank them anyway."
+                    )
 
 
 def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None, allow_protocol_mismatch: bool = False) -> Leaderboard:

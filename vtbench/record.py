@@ -24,6 +24,8 @@ from vtbench.errors import VtbenchError
 SCHEMA_NAME = "vtbench.run-record"
 SCHEMA_VERSION = 2  # 2: "task" in every record, "identity_sha", extractor versions, one schema for both tasks
 SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+LIBRARIES = ("torch-fidelity", "lpips", "timm", "scipy", "torchmetrics", "diffusers", "transformers", "safetensors", "easyocr",
+             "pytesseract", "rapidfuzz")  # fmt: skip  # the packages that compute or feed metrics
 
 
 @dataclass
@@ -114,6 +116,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "numpy": version("numpy"),
         "pillow": version("pillow"),
         "scikit-image": version("scikit-image"),
+        "libraries": {name: version(name) for name in LIBRARIES if version(name)},
         "device": str(device),
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),

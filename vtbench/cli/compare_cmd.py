@@ -13,7 +13,9 @@ def compare(
     tolerance: list[str] = typer.Option(
         [], "--tolerance", "-t", help="METRIC=VALUE, absolute (psnr=0.1) or relative (fid=2%). Repeatable."
     ),
-    default_tolerance: str = typer.Option("0", "--default-tolerance", help="Tolerance for metrics not named by --tolerance."),
+    default_tolerance: str = typer.Option(
+        "0", "--default-tolerance", help="Tolerance for metrics not named by --tolerance (never below the metric's noise floor)."
+    ),
     allow_protocol_mismatch: bool = typer.Option(
         False, "--allow-protocol-mismatch", help="Compare records made under different protocols."
     ),
@@ -44,10 +46,11 @@ def compare(
             format_value(diff.baseline),
             format_value(diff.candidate),
             format_value(diff.delta),
-            diff.tolerance,
+            diff.tolerance if diff.tolerance not in ("", "0") else ("floor" if diff.status not in ("new",) else ""),
             status,
         )
     console.print(table)
+    console.print("floor: no tolerance given, so the metric's noise floor applies (1e-12 relative; 1e-6 for feature-space metrics)")
     if result.regressed:
         console.print("[red]REGRESSION[/red]: at least one metric got worse than its tolerance allows")
         raise typer.Exit(1)

@@ -33,6 +33,11 @@ DATASETS.register(
 DATASETS.register(
     "vtbench", "vtbench.datasets.hub:VTBench", description="VTBench task split (huaweilin/VTBench; options task, split, path)"
 )
+DATASETS.register(
+    "npz",
+    "vtbench.datasets.npz:NpzImages",
+    description="Images in arr_0 of an .npz (uint8 NHWC), e.g. an ADM reference batch (option: path)",
+)
 DATASETS.register("tokbench", "vtbench.datasets.hub:TokBenchText", description="TokBench text set from a local copy (options root, subset)")
 
 __all__ = ["DATASETS", "Dataset", "Sample"]

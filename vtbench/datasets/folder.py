@@ -20,8 +20,12 @@ class ImageFolder(Dataset):
         if not self.root.is_dir():
             raise DatasetError(f"image folder {self.root} does not exist or is not a folder")
         self.name = self.root.name or "folder"
-        self._paths = sorted(
-            (p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+        self._paths = sorted(  # dangling symlinks stay: they fail to load and are counted, not silently dropped
+            (
+                p
+                for p in self.root.rglob("*")
+                if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
+            ),
             key=lambda p: p.relative_to(self.root).as_posix(),
         )
         if not self._paths:

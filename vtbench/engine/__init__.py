@@ -49,8 +49,25 @@ def evaluate(
     """
     from vtbench.engine.distributed import Ranks
 
+    prepare_out_dir(out_dir)
     ranks = Ranks.from_environment(config.device)
     return Engine(config, out_dir, progress=progress, restart=restart, recipe=recipe, ranks=ranks).run()
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, created; a path that is a file or cannot be written is one clear error."""
+    import os
+
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise VtbenchError(f"--out {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VtbenchError(f"--out {path}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise VtbenchError(f"--out {path}: the folder is not writable")
+    return path
 
 
 @dataclass

@@ -131,7 +131,8 @@ def dataset_features(
     loader = DataLoader(ImageLoading(dataset, preprocessing, range(len(dataset))), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)  # fmt: skip
     parts: dict[str, list[torch.Tensor]] = {}
-    for batch in loader:
+    for loaded in loader:
+        batch = loaded.in_main_process()
         broken = [item for item in batch.items if item["error"] is not None]
         if broken or len(batch.groups) != 1:
             shared.discard()

@@ -23,7 +23,7 @@ import numpy as np
 from vtbench.engine.partial import RunState
 from vtbench.engine.partial_state import decode_state, encode_state, load_state, save_state
 from vtbench.errors import RunStateError, VtbenchError
-from vtbench.io import atomic_write_bytes, atomic_write_json
+from vtbench.io import atomic_write_bytes, atomic_write_json, csv_safe
 from vtbench.metrics import METRICS, Metric
 from vtbench.record import RunRecord, per_image_path, record_path
 
@@ -103,6 +103,8 @@ def merge_slices(slices: list[SliceResult]) -> SliceResult:
             merged.cost[key] += state.cost.get(key, 0)
         merged.cost["bits"] = math.fsum([merged.cost["bits"], state.cost.get("bits", 0.0)])
         merged.latent = merged.latent or state.latent
+        for note, ids in state.notes.items():
+            merged.notes[note] = (merged.notes.get(note, []) + ids)[:MAX_FAILURES_IN_RECORD]
         merged.context["peak_rss_mb"] = max(merged.context.get("peak_rss_mb") or 0, state.context.get("peak_rss_mb") or 0)
         header, part_rows = _rows(part.rows_text)
         rows += part_rows
@@ -159,7 +161,12 @@ def build_record(result: SliceResult) -> tuple[RunRecord, list[str], list[list[s
     metrics: dict[str, Any] = {}
     for name in context["metric_names"]:
         metric = _metric(name, result.metric_states[name])
-        entry = {"value": metric.compute(), "n": metric.count, "status": "ok", **metric.describe()}
+        value = metric.compute()
+        entry = {"value": value, "n": metric.count, "status": "ok", **metric.describe()}
+        if not math.isfinite(value):  # stored as null; the status and reason say why
+            entry.update(
+                status="undefined", reason=f"{value} ({'no image contributed' if not metric.count else 'not defined for these inputs'})"
+            )
         if metric.details():
             entry["details"] = metric.details()
         if metric.warnings():
@@ -192,6 +199,8 @@ def build_record(result: SliceResult) -> tuple[RunRecord, list[str], list[list[s
         "failures": state.failures[:MAX_FAILURES_IN_RECORD],
         "failures_truncated": state.n_failed > MAX_FAILURES_IN_RECORD,
     }
+    if state.notes:
+        samples["notes"] = state.notes
     if context["task"] == "generation":
         samples["reference"] = state.reference
     record = RunRecord(
@@ -222,7 +231,7 @@ def write_record(result: SliceResult, out_dir: Path) -> dict[str, Any]:
     """Write the record and its per-image CSV into ``out_dir``; returns the record."""
     record, header, rows = build_record(result)
     text = io.StringIO()
-    csv.writer(text).writerows([header, *rows])
+    csv.writer(text).writerows([header, *([csv_safe(cell) for cell in row] for row in rows)])
     atomic_write_bytes(per_image_path(out_dir, record.run_name), text.getvalue().encode())
     data = record.to_dict()
     atomic_write_json(record_path(out_dir, record.run_name), data)

@@ -36,6 +36,7 @@ class ImageLoading(TorchDataset):
                 "sha256": sample.content_sha256,
                 "source_size": f"{sample.image.width}x{sample.image.height}",
                 "meta": sample.meta,
+                "frames": sample.image.info.get("frames", 1),
                 "error": None,
             }
         except BadImageError as exc:
@@ -68,8 +69,12 @@ class LoadedBatch:
     items: list[dict[str, Any]]
     groups: list[tuple[list[int], torch.Tensor]] = field(default_factory=list)
 
+    def in_main_process(self) -> LoadedBatch:
+        """The pixels as tensors (they arrive from a worker as numpy arrays)."""
+        return LoadedBatch(self.items, [(positions, torch.as_tensor(pixels)) for positions, pixels in self.groups])
+
     def pin_memory(self) -> LoadedBatch:
-        return LoadedBatch(self.items, [(positions, pixels.pin_memory()) for positions, pixels in self.groups])
+        return LoadedBatch(self.items, [(positions, torch.as_tensor(pixels).pin_memory()) for positions, pixels in self.groups])
 
     def without(self, indices: set[int]) -> LoadedBatch:
         """The batch less the images whose dataset index is in ``indices``."""
@@ -91,6 +96,8 @@ def collate(samples: list[dict[str, Any]]) -> LoadedBatch:
     for position, sample in enumerate(samples):
         if sample["pixels"] is not None:
             shapes.setdefault(tuple(sample["pixels"].shape), []).append(position)
-    groups = [(positions, torch.stack([samples[p]["pixels"] for p in positions])) for positions in shapes.values()]
+    # numpy, not torch: a worker's arrays travel through the pipe instead of shared-memory
+    # files, whose cache in the main process grows with batch size (memory would not stay flat)
+    groups = [(positions, torch.stack([samples[p]["pixels"] for p in positions]).numpy()) for positions in shapes.values()]
     items = [{key: value for key, value in sample.items() if key != "pixels"} for sample in samples]
     return LoadedBatch(items, groups)

@@ -10,6 +10,7 @@ DataLoader; metric states, counts and per-image rows are checkpointed under
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import threading
@@ -52,6 +53,7 @@ from vtbench.reference import load_statistics
 from vtbench.tokenizers import TOKENIZERS, Tokens
 
 ROUNDING = "reconstructions clamped to [0, 1] and rounded to 8-bit levels before every metric"
+MULTI_FRAME = "multi-frame files: the first frame was used"
 SAMPLE_ROUNDING = "samples clamped to [0, 1] and rounded to 8-bit before feature extraction"
 
 
@@ -102,6 +104,8 @@ class Engine:
         else:
             self._set_up_generation(config)
         self.columns = ["index", "id", "status", "error", "source_size", "eval_size", "content_sha256", *self.metrics]
+        self.extra_columns = ["ocr"] if self.text is not None else []  # each text region's reading, as JSON
+        self.columns += self.extra_columns
         folder = self.out_dir / ".partial" / config.run_name
         if self.slice[1] > 1:
             folder = folder / f"slice-{self.slice[0]}-of-{self.slice[1]}"
@@ -340,7 +344,7 @@ class Engine:
         state.failures.append({"id": item["id"], "stage": stage, "error": error})
         del state.failures[1000:]
         rows.append([item["index"], item["id"], "failed", f"{stage}: {error}", item.get("source_size", ""), "", item.get("sha256", ""),
-                     *[""] * len(self.metrics)])  # fmt: skip
+                     *[""] * (len(self.metrics) + len(self.extra_columns))])  # fmt: skip
 
     def _update_metrics(self, batch: MetricBatch, extractor: str | None = None) -> dict[str, torch.Tensor | None]:
         values: dict[str, torch.Tensor | None] = {}
@@ -361,6 +365,10 @@ class Engine:
         for item in batch.items:
             if item["error"] is not None:
                 self._fail(state, rows, item, "load", item["error"])
+            elif item.get("frames", 1) > 1:
+                noted = state.notes.setdefault(MULTI_FRAME, [])
+                if len(noted) < 1000:
+                    noted.append(f"{item['id']} ({item['frames']} frames)")
         for positions, pixels in batch.groups:
             self._score_group(state, rows, [batch.items[p] for p in positions], pixels)
 
@@ -385,7 +393,7 @@ class Engine:
                 return
             self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
             return
-        finite = torch.isfinite(recon.flatten(1)).all(dim=1).tolist()
+        finite = torch.isfinite(recon.flatten(1).sum(dim=1, dtype=torch.float64)).tolist()  # one pass: NaN/inf survive a sum
         for i, ok in enumerate(finite):
             if not ok:
                 self._fail(state, rows, items[i], "tokenizer", "reconstruction contains NaN or inf")
@@ -406,7 +414,8 @@ class Engine:
         columns = {name: (None if values[name] is None else values[name].tolist()) for name in self.metrics}
         for row, item in enumerate(items):
             metric_values = ["" if columns[m] is None else columns[m][row] for m in self.metrics]
-            rows.append([item["index"], item["id"], "ok", "", item["source_size"], size, item["sha256"], *metric_values])
+            extra = [json.dumps([reading_record(r) for r in text[row]], ensure_ascii=False)] if text is not None else []
+            rows.append([item["index"], item["id"], "ok", "", item["source_size"], size, item["sha256"], *metric_values, *extra])
         state.n_evaluated += len(items)
         state.cost["bits"] += float(tokens.bits.sum())
         state.cost["tokens"] += int(tokens.counts.sum())
@@ -436,7 +445,7 @@ class Engine:
                 decoded.append(recon)
                 state.cost["tokenizer_calls"] += 1
                 chunks.append(tokens)
-        return fitted.restore(torch.cat(decoded)), fitted.merge(chunks)
+        return fitted.restore(decoded[0] if len(decoded) == 1 else torch.cat(decoded)), fitted.merge(chunks)
 
     def _score_reference(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
         for item in batch.items:
@@ -540,6 +549,12 @@ class Engine:
         return context
 
 
+def reading_record(reading: Any) -> dict[str, Any]:
+    """One text region as the per-image CSV stores it: enough to recheck its CER by hand."""
+    return {"language": reading.language, "bucket": reading.bucket, "reference": reading.reference,
+            "reconstruction_ocr": reading.reconstruction_ocr, "original_ocr": reading.original_ocr}  # fmt: skip
+
+
 def _select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
     """Keep the cost fields and ids of the images in ``index`` (data is not needed after decode)."""
     indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
@@ -556,7 +571,7 @@ def _timed_iteration(loader: DataLoader, state: RunState) -> Iterator[list[dict[
         state.timings["load_wait_s"] += time.perf_counter() - start
         if batch is None:
             return
-        yield batch
+        yield batch.in_main_process()
 
 
 def _is_statistics_file(reference: str) -> bool:

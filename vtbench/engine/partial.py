@@ -49,6 +49,7 @@ class RunState:
     latent: dict[str, Any] = field(default_factory=dict)
     ocr_counts: dict[str, int] = field(default_factory=dict)
     reference: dict[str, int] = field(default_factory=lambda: {"evaluated": 0, "failed": 0})
+    notes: dict[str, list[str]] = field(default_factory=dict)  # what was done to some images -> their ids (first 1000)
     complete: bool = False
     context: dict[str, Any] = field(default_factory=dict)  # the record's descriptive parts, set when complete
 

@@ -147,7 +147,13 @@ class Metric(ABC):
         described = {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
         if self.extractor:
             described["extractor"] = self.extractor
+        if self.parameters():
+            described["parameters"] = self.parameters()
         return described
+
+    def parameters(self) -> dict[str, Any]:
+        """The settings that define the number (window, constants, k, splits ...), for the record."""
+        return {}
 
     def details(self) -> dict[str, Any]:
         """Secondary numbers beside the value (e.g. a standard deviation over subsets)."""

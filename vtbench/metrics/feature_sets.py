@@ -58,6 +58,10 @@ class KID(_FeatureSet):
         self.subsets, self.subset_size = subsets, subset_size
         self._details: dict[str, Any] = {}
 
+    def parameters(self) -> dict:
+        return {"subsets": self.subsets, "subset_size": self.subset_size, "kernel": "polynomial, degree 3, gamma 1/d, coef0 1",
+                "rng_seed": RNG_SEED, "feature": self.feature}  # fmt: skip
+
     def compute(self) -> float:
         from torch_fidelity.metric_kid import kid_features_to_metric
 
@@ -95,6 +99,9 @@ class InceptionScore(_FeatureSet):
         self.splits = splits
         self._details: dict[str, Any] = {}
 
+    def parameters(self) -> dict:
+        return {"splits": self.splits, "shuffle": True, "rng_seed": RNG_SEED, "feature": self.feature}
+
     def compute(self) -> float:
         from torch_fidelity.metric_isc import isc_features_to_metric
 
@@ -121,6 +128,9 @@ class PrecisionRecall(_FeatureSet):
         self.output, self.neighborhood = output, neighborhood
         self.name = output
         self.description = f"k-NN {output} (k={neighborhood}) of reconstructions vs originals in Inception space"
+
+    def parameters(self) -> dict:
+        return {"k": self.neighborhood, "feature": self.feature, "distance": "euclidean, self excluded from the radius"}
 
     def compute(self) -> float:
         from torch_fidelity.metric_prc import calculate_precision_recall_part

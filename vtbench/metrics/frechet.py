@@ -105,6 +105,10 @@ class FrechetDistance(Metric):
     def count(self) -> int:
         return int(self.reconstructions_n)
 
+    def parameters(self) -> dict:
+        return {"feature": self.feature, "dim": self.dim, "covariance": "unbiased (ddof 1), from float64 running sums",
+                "trace_sqrt": "eigenvalues of S2^1/2 S1 S2^1/2 up to the rank min(n1, n2) - 1"}  # fmt: skip
+
     def set_reference_statistics(self, mu: np.ndarray, sigma: np.ndarray, n: int = 50_000) -> None:
         """Use precomputed reference statistics (e.g. from an ``.npz``) as the originals' side.
 

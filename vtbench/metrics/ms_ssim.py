@@ -43,5 +43,11 @@ class MSSSIM(MeanMetric):
     description = "Multi-scale SSIM, 5 scales (torchmetrics-compatible)"
     min_size = 176
 
+    def parameters(self) -> dict:
+        from vtbench.metrics.ssim import SSIM_PARAMETERS
+
+        return {**SSIM_PARAMETERS, "scales": len(BETAS), "betas": list(BETAS), "downsampling": "2x2 average pooling",
+                "normalize": "relu", "coarsest_scale": "SSIM with reflect padding (torchmetrics)"}  # fmt: skip
+
     def score(self, batch: MetricBatch) -> torch.Tensor:
         return ms_ssim(batch.reconstructions, batch.originals)

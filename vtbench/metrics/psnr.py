@@ -24,13 +24,37 @@ def psnr(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> 
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
+PSNR_CEILING_DB = 100.0
+
+
 class PSNR(MeanMetric):
-    """PSNR in dB on [0, 1] images (data range 1), mean over images."""
+    """PSNR in dB on [0, 1] images (data range 1), mean over images.
+
+    A lossless image has infinite PSNR; its per-image value is the ceiling (100 dB, like
+    VMAF's 60 dB cap for 8-bit PSNR, but above any lossy 8-bit image up to 512x512: one level
+    off in one pixel of a 256x256 RGB image is 101 dB), so the mean and its interval stay
+    finite and a lossless tokenizer does not outrank the rest by infinity. The details count
+    the lossless images. Values above the ceiling are reported as the ceiling.
+    """
 
     name = "psnr"
     higher_is_better = True
     unit = "dB"
-    description = "Peak signal-to-noise ratio in dB, mean over images (inf for identical images)"
+    description = f"Peak signal-to-noise ratio in dB, mean over images (per image at most {PSNR_CEILING_DB:g} dB: lossless images)"
+
+    def __init__(self, ceiling_db: float = PSNR_CEILING_DB) -> None:
+        super().__init__()
+        self.ceiling_db = float(ceiling_db)
+        self.add_state("at_ceiling", torch.zeros((), dtype=torch.int64), "sum")
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
-        return psnr(batch.reconstructions, batch.originals)
+        values = psnr(batch.reconstructions, batch.originals)
+        capped = values >= self.ceiling_db
+        self.at_ceiling = self.at_ceiling + int(capped.sum())
+        return torch.where(capped, torch.full_like(values, self.ceiling_db), values)
+
+    def parameters(self) -> dict:
+        return {"data_range": 1.0, "ceiling_db": self.ceiling_db, "mse": "over C, H, W of each image, summed in float64"}
+
+    def details(self) -> dict:
+        return {"images_at_ceiling": int(self.at_ceiling)} if int(self.at_ceiling) else {}

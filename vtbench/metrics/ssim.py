@@ -8,6 +8,11 @@ import torch.nn.functional as F
 from vtbench.metrics.base import MeanMetric, MetricBatch
 
 K1, K2 = 0.01, 0.03
+SSIM_PARAMETERS = {
+    "window": "gaussian", "sigma": 1.5, "window_size": 11, "k1": K1, "k2": K2, "data_range": 1.0,
+    "covariance": "population (use_sample_covariance=False)", "border": "valid window positions only (scikit-image's crop)",
+    "channels": "per channel, then averaged",
+}  # fmt: skip
 
 
 def gaussian_kernel_1d(sigma: float = 1.5, truncate: float = 3.5, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -113,3 +118,6 @@ class SSIM(MeanMetric):
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         return ssim(batch.reconstructions, batch.originals)
+
+    def parameters(self) -> dict:
+        return SSIM_PARAMETERS
