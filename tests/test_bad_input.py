@@ -134,3 +134,37 @@ def test_multi_frame_files_dangling_links_and_formula_names(tmp_path: Path) -> N
     usage = record["metrics"]["codebook-usage"]  # JPEG has no codebook ids: undefined
     text = (tmp_path / "out" / "jpeg-q50__images.json").read_text()
     assert usage["value"] is None and usage["status"] == "undefined" and "nan" in usage["reason"] and '"nan"' not in text
+
+
+def test_an_unreadable_file_or_a_failing_extractor_is_one_failed_image(photo_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """EIO on one file (in the content-hash pass and in loading) and an extractor that raises on
+    one image: each is that image's failure, recorded, and the run finishes."""
+    import errno
+
+    import vtbench
+    from vtbench.engine.features import SharedFeatures
+    from vtbench.images import Preprocessing
+
+    read_bytes, features = Path.read_bytes, SharedFeatures.__call__
+
+    def failing_read(self: Path) -> bytes:
+        if self.name == "coffee.png":
+            raise OSError(errno.EIO, "Input/output error")
+        return read_bytes(self)
+
+    def failing_features(self, items, originals, reconstructions):  # noqa: ANN001
+        if any(item["id"].endswith("rocket_small.jpg") for item in items):
+            raise RuntimeError("extractor broke on this image")
+        return features(self, items, originals, reconstructions)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_read)
+    monkeypatch.setattr(SharedFeatures, "__call__", failing_features)
+    config = vtbench.RunConfig("jpeg-q50", str(photo_folder), metrics=["psnr", "fd-efficientnet-lite0"], preprocessing=Preprocessing(64),
+                               num_workers=0, batch_size=4)  # fmt: skip
+    record = vtbench.evaluate(config, tmp_path)
+    failures = {f["id"]: f for f in record["samples"]["failures"]}
+    assert record["samples"]["evaluated"] == 10 and set(failures) == {"b/coffee.png", "rocket_small.jpg"}
+    assert "Input/output error" in failures["b/coffee.png"]["error"] and failures["b/coffee.png"]["stage"] == "load"
+    assert failures["rocket_small.jpg"]["stage"] == "features" and "extractor broke" in failures["rocket_small.jpg"]["error"]
+    assert record["protocol"]["reference_cache"]["efficientnet-lite0"].startswith("off (a file could not be hashed")
+    assert record["metrics"]["fd-efficientnet-lite0"]["n"] == 10

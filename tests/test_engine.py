@@ -250,3 +250,37 @@ def test_an_output_path_that_cannot_be_a_folder_is_one_line(tmp_path: Path) -> N
     for out in (tmp_path / "file", tmp_path / "file" / "below"):
         result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "1", "--out", out, check=2)
         assert str(out) in result.stderr and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_killed_shard_resumes_and_merges_into_the_record_of_one_run(
+    plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path
+) -> None:
+    """Each slice (a --shard, or a torchrun rank) keeps its own partial state and resumes alone."""
+    args = [
+        "-t",
+        "test-noisy",
+        "-d",
+        photo_folder,
+        "--resolution",
+        "40",
+        "-b",
+        "2",
+        "--workers",
+        "0",
+        "-m",
+        "psnr",
+        "--checkpoint-seconds",
+        "0",
+    ]
+    run_cli("run", *args, "--out", tmp_path / "one", env=plugin_env)
+    run_cli("run", *args, "--shard", "0/2", "--out", tmp_path / "shards", env=plugin_env)
+    run = f"test-noisy__{photo_folder.name}"
+    process = _start([*args, "--shard", "1/2"], tmp_path / "shards", plugin_env)
+    _wait_for(tmp_path / "shards" / ".partial" / run / "slice-1-of-2" / "state.safetensors", process)
+    process.kill()
+    process.wait()
+    assert (tmp_path / "shards" / f"{run}.shards" / "shard-0-of-2").is_dir()
+    assert not (tmp_path / "shards" / f"{run}.shards" / "shard-1-of-2").exists()
+    run_cli("run", *args, "--shard", "1/2", "--out", tmp_path / "shards", env=plugin_env)
+    run_cli("merge", tmp_path / "shards", "--out", tmp_path / "merged")
+    _assert_same_record(_record(tmp_path / "one", run), _record(tmp_path / "merged", run), tmp_path / "one", tmp_path / "merged")

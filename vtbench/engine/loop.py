@@ -246,6 +246,7 @@ class Engine:
                 for metric in self.metrics.values():
                     metric.set_reference_statistics(mu, sigma)
             return
+        started = time.perf_counter()  # hashing the reference's files counts as reference time too
         self.features.open_cache(self.reference, self.reference_total, self.preprocessing, self.config.use_cache, True, why_not)
         if self.features.all_cached():  # fed in the loader's batches, so the sums add up as in the run that filled the cache
             for name in self.features.extractors:
@@ -255,6 +256,7 @@ class Engine:
                     self._update_metrics(MetricBatch([], torch.zeros(0), torch.zeros(0), features={name: {"originals": chunk}}), name)
             state.reference["evaluated"] = self.reference_total
             state.progress["reference"] = len(self.phases[0].positions)
+        state.timings["reference_s"] = state.timings.get("reference_s", 0.0) + time.perf_counter() - started
 
     def _stream(self, state: RunState) -> None:
         rows: list[list[Any]] = []
@@ -268,6 +270,7 @@ class Engine:
         try:
             with _deferred_interrupt() as interrupted:
                 for phase in self.phases:
+                    phase_started = time.perf_counter()
                     for batch in self._batches(phase, state):
                         skip = set(state.scored_in_next_batch)
                         first_row = len(rows)
@@ -288,6 +291,8 @@ class Engine:
                             raise KeyboardInterrupt
                         if self.progress and self.ranks.is_main:
                             self.progress.advance(len(batch.items))
+                    phase_key = f"{phase.name}_s"  # wall time of each phase (reference_s, samples_s, images_s)
+                    state.timings[phase_key] = state.timings.get(phase_key, 0.0) + time.perf_counter() - phase_started
         except RuntimeError:
             if _INTERRUPTED.is_set():  # a DataLoader worker died of the same Ctrl-C
                 raise KeyboardInterrupt from None
@@ -405,8 +410,28 @@ class Engine:
             originals, recon = originals[index.to(self.device)], recon[index.to(self.device)]
             tokens, items = _select_tokens(tokens, index), [items[i] for i in keep]
         recon = recon.clamp(0, 1).mul_(255).round_().div_(255)
-        features = self._timed(state, "features_s", lambda: self.features(items, originals, recon))
-        text = self._timed(state, "ocr_s", lambda: self.text.read(items, originals, recon)) if self.text else None
+        self._score_reconstructions(state, rows, items, originals, recon, tokens)
+
+    def _score_reconstructions(self, state: RunState, rows: list[list[Any]], items: list[dict[str, Any]], originals: torch.Tensor,
+                               recon: torch.Tensor, tokens: Tokens) -> None:  # fmt: skip
+        """Features, OCR and metrics of same-sized originals and their 8-bit reconstructions. An
+        image whose features or text cannot be read (an extractor or OCR error) is recorded as
+        failed; the other images of the batch go on."""
+        features = text = None
+        try:
+            features = self._timed(state, "features_s", lambda: self.features(items, originals, recon))
+            text = self._timed(state, "ocr_s", lambda: self.text.read(items, originals, recon)) if self.text else None
+        except VtbenchError:
+            raise
+        except Exception as exc:
+            if len(items) > 1:
+                for i, item in enumerate(items):
+                    one = torch.tensor([i])
+                    self._score_reconstructions(state, rows, [item], originals[i : i + 1], recon[i : i + 1], _select_tokens(tokens, one))
+                return
+            self._fail(state, rows, items[0], "features" if features is None else "ocr", f"{type(exc).__name__}: {exc}")
+            return
+        height, width = originals.shape[-2:]
         batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features, text=text)
         values = self._timed(state, "metrics_s", lambda: self._update_metrics(batch))
         size = f"{width}x{height}"
@@ -420,7 +445,6 @@ class Engine:
         state.cost["bits"] += float(tokens.bits.sum())
         state.cost["tokens"] += int(tokens.counts.sum())
         state.cost["pixels"] += len(items) * height * width
-        state.cost["tokenizer_calls"] = state.cost.get("tokenizer_calls", 0)
         if tokens.latent_shape and not state.latent:
             state.latent = {"shape_per_image": list(tokens.latent_shape), "dtype": tokens.latent_dtype, "at_size": size}
         if self.config.save_reconstructions:
