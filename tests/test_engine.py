@@ -124,7 +124,7 @@ def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(plugin_env: dict[
     assert "progress up to the last complete batch is kept" in out
     assert (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
     result = run_cli("run", *args, "--out", tmp_path / "stopped", env=plugin_env)
-    assert "already done" not in result.stdout
+    assert "already done" not in result.stdout and f"{run}: resuming at " in result.stdout
     assert _record(tmp_path / "stopped", run)["metrics"]["psnr"]["value"] == _record(tmp_path / "whole", run)["metrics"]["psnr"]["value"]
     assert (tmp_path / "stopped" / f"{run}.images.csv").read_text() == (tmp_path / "whole" / f"{run}.images.csv").read_text()
 

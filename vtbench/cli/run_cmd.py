@@ -39,6 +39,8 @@ class RichProgress:
         self._progress.stop()
 
     def start(self, run_name: str, total: int, done: int) -> None:
+        if done:
+            self._progress.console.print(f"{run_name}: resuming at {done}/{total}")
         self._task = self._progress.add_task(run_name, total=total, completed=done, rate="")
         self._started, self._images = time.perf_counter(), 0
 
@@ -226,6 +228,9 @@ def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
     for record in records:
         for note in record["dataset"].get("warnings", []):
             say(f"[yellow]{record['run_name']}: {note}[/yellow]")
+        for name, entry in record["metrics"].items():
+            for note in entry.get("warnings", []):
+                say(f"[yellow]{record['run_name']}: {name}: {note}[/yellow]")
         samples = record["samples"]
         if samples["failed"]:
             say(f"[yellow]{record['run_name']}: {samples['failed']} of {samples['requested']} images failed[/yellow]"

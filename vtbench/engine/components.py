@@ -90,7 +90,10 @@ def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bo
                 unavailable[name] = (metric, str(exc))
                 break
     if unavailable and not skip_unavailable:
-        problems = "\n".join(f"  {name}: {reason}" for name, (_, reason) in unavailable.items())
+        by_reason: dict[str, list[str]] = {}
+        for name, (_, reason) in unavailable.items():  # one line per missing file, not per metric
+            by_reason.setdefault(reason, []).append(name)
+        problems = "\n".join(f"  {', '.join(names)}: {reason}" for reason, names in by_reason.items())
         raise WeightsUnavailableError(
             f"cannot compute {', '.join(unavailable)}:\n{problems}\n"
             "Fix that, or pass --skip-unavailable to record these metrics as not computed."

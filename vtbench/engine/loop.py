@@ -398,6 +398,9 @@ class Engine:
                 return
             self._fail(state, rows, items[0], "tokenizer", f"{type(exc).__name__}: {exc}")
             return
+        if self.tokenizer.info.exact_levels:  # decoded 8-bit levels (codecs, identity): nothing to check or round
+            self._score_reconstructions(state, rows, items, originals, recon, tokens)
+            return
         finite = torch.isfinite(recon.flatten(1).sum(dim=1, dtype=torch.float64)).tolist()  # one pass: NaN/inf survive a sum
         for i, ok in enumerate(finite):
             if not ok:
@@ -480,12 +483,17 @@ class Engine:
             sizes = sorted(f"{pixels.shape[-1]}x{pixels.shape[-2]}" for _, pixels in batch.groups)
             raise VtbenchError(f"reference {self.config.reference}: images differ in size ({', '.join(sizes)}); set a --resolution")
         for positions, pixels in batch.groups:
-            group = [batch.items[p] for p in positions]
-            originals = pixels.to(self.device, non_blocking=True).float().div_(255.0)
-            features = self._timed(state, "features_s", lambda g=group, o=originals: self.features(g, o, None))
-            batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
-            self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))
-            state.reference["evaluated"] += len(group)
+            self._score_side(state, [batch.items[p] for p in positions], pixels, "originals")
+            state.reference["evaluated"] += len(positions)
+
+    def _score_side(self, state: RunState, items: list[dict[str, Any]], pixels: torch.Tensor, side: str) -> None:
+        """Feed one side of a generation run (``originals``: the reference; ``reconstructions``:
+        the samples) through the extractors and the distributional metrics."""
+        images = pixels.to(self.device, non_blocking=True).float().div_(255.0)
+        originals, samples = (images, None) if side == "originals" else (None, images)
+        features = self._timed(state, "features_s", lambda: self.features(items, originals, samples))
+        batch = MetricBatch([item["id"] for item in items], torch.zeros(0), torch.zeros(0), features=features)
+        self._timed(state, "metrics_s", lambda: self._update_metrics(batch))
 
     def _score_samples(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
         if self.dataset is None and batch.items:  # the generator makes each sample from its index, on the device
@@ -501,11 +509,8 @@ class Engine:
                 self._fail(state, rows, item, "sample", item["error"])
         for positions, pixels in batch.groups:
             group = [batch.items[p] for p in positions]
-            samples = pixels.to(self.device, non_blocking=True).float().div_(255.0)
-            features = self._timed(state, "features_s", lambda g=group, s=samples: self.features(g, None, s))
-            batch = MetricBatch([item["id"] for item in group], torch.zeros(0), torch.zeros(0), features=features)
-            self._timed(state, "metrics_s", lambda b=batch: self._update_metrics(b))
-            height, width = samples.shape[-2:]
+            self._score_side(state, group, pixels, "reconstructions")
+            height, width = pixels.shape[-2:]
             size = f"{width}x{height}"
             state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(group)
             for item in group:

@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vtbench.errors import VtbenchError
 from vtbench.images import Preprocessing
@@ -68,8 +68,37 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(Settings)}
 
 
+@dataclass(kw_only=True)
+class _Run(Settings):
+    """What every run adds to the settings: a task, default metrics and a file-safe name."""
+
+    task: ClassVar[str] = ""
+    default_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.metrics is None:
+            self.metrics = list(self.default_metrics)
+
+    @property
+    def subject_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def dataset_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def run_name(self) -> str:
+        """File-name-safe ``SUBJECT__DATASET`` (tokenizer or generator, dataset or reference): the records' stem."""
+        return safe_name(f"{self.subject_name}__{self.dataset_name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "preprocessing": asdict(self.preprocessing), "task": self.task}
+
+
 @dataclass
-class RunConfig(Settings):
+class RunConfig(_Run):
     """One reconstruction run: a tokenizer over a dataset, with the :class:`Settings`."""
 
     tokenizer: str
@@ -79,12 +108,8 @@ class RunConfig(Settings):
     label: str | None = None
     dataset_label: str | None = None
 
-    task = "reconstruction"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.metrics is None:
-            self.metrics = list(RECONSTRUCTION_METRICS)
+    task: ClassVar[str] = "reconstruction"
+    default_metrics: ClassVar[tuple[str, ...]] = RECONSTRUCTION_METRICS
 
     @property
     def subject_name(self) -> str:
@@ -98,11 +123,6 @@ class RunConfig(Settings):
         if self.dataset in ("folder", "annotated") and self.dataset_options.get("root"):
             return Path(self.dataset_options["root"]).name
         return Path(self.dataset).name if ("/" in self.dataset or os.sep in self.dataset) else self.dataset
-
-    @property
-    def run_name(self) -> str:
-        """File-name-safe ``TOKENIZER__DATASET``, the stem of the record files."""
-        return safe_name(f"{self.subject_name}__{self.dataset_name}")
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for partial state or a finished record to be reused."""
@@ -120,12 +140,9 @@ class RunConfig(Settings):
             "shard": list(self.shard) if self.shard else None,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "preprocessing": asdict(self.preprocessing), "task": self.task}
-
 
 @dataclass
-class GenerationConfig(Settings):
+class GenerationConfig(_Run):
     """One generation run: a generator's samples against a reference (a dataset, an
     ``.npz`` of images, or a ``mu``/``sigma`` statistics file), with the :class:`Settings`."""
 
@@ -136,12 +153,11 @@ class GenerationConfig(Settings):
     label: str | None = None
     expected_samples: int | None = None
 
-    task = "generation"
+    task: ClassVar[str] = "generation"
+    default_metrics: ClassVar[tuple[str, ...]] = GENERATION_METRICS
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.metrics is None:
-            self.metrics = list(GENERATION_METRICS)
         if self.expected_samples is not None and self.expected_samples < 1:
             raise SettingsError(f"setting 'expected_samples' must be at least 1, got {self.expected_samples}")
 
@@ -154,10 +170,6 @@ class GenerationConfig(Settings):
     @property
     def dataset_name(self) -> str:
         return Path(self.reference).stem if ("/" in self.reference or self.reference.endswith(".npz")) else self.reference
-
-    @property
-    def run_name(self) -> str:
-        return safe_name(f"{self.subject_name}__{self.dataset_name}")
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -172,9 +184,6 @@ class GenerationConfig(Settings):
             "expected_samples": self.expected_samples,
             "shard": list(self.shard) if self.shard else None,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "preprocessing": asdict(self.preprocessing), "task": self.task}
 
 
 def safe_name(text: str) -> str:

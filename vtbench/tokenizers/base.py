@@ -36,6 +36,7 @@ class TokenizerInfo:
     source: str = ""
     paper: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    exact_levels: bool = False  # decode returns finite 8-bit levels k/255 already: no clamping or rounding needed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

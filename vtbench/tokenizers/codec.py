@@ -37,6 +37,7 @@ class CodecTokenizer(Tokenizer):
             quantizer=self.quantizer,
             codebook_size=256,
             source=f"Pillow {Image.__version__} ({self.library()})",
+            exact_levels=True,  # decoded 8-bit pixels / 255
         )
 
     def library(self) -> str:

@@ -11,7 +11,7 @@ class IdentityTokenizer(Tokenizer):
     """Pixels as tokens (3 bytes per pixel): the upper bound for every metric."""
 
     name = "identity"
-    info = TokenizerInfo(family="pixel", quantizer="uint8", codebook_size=256, source="vtbench")
+    info = TokenizerInfo(family="pixel", quantizer="uint8", codebook_size=256, source="vtbench", exact_levels=True)
 
     def encode(self, images: torch.Tensor) -> Tokens:
         n, channels, height, width = images.shape
