@@ -110,13 +110,16 @@ def test_a_generation_run_resumes_after_a_kill(plugin_env: dict[str, str], photo
     assert resumed["samples"] == whole["samples"]
 
 
-def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
-    args = ["-t", "test-noisy", "-d", photo_folder, "--resolution", "40", "-b", "2", "--workers", "0", "-m", "psnr", "-m", "ssim"]
+@pytest.mark.parametrize("after", [0.5, 2.0])  # seconds into the pass: after the first batch, and several batches in
+def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(
+    plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path, after: float
+) -> None:
+    args = ["-t", "test-noisy", "-d", photo_folder, "--resolution", "40", "-b", "1", "--workers", "0", "-m", "psnr", "-m", "ssim"]
     run_cli("run", *args, "--out", tmp_path / "whole", env=plugin_env)
     run = f"test-noisy__{photo_folder.name}"
     process = _start(args, tmp_path / "stopped", plugin_env)  # default checkpointing: nothing saved in the first 30 s
     _wait_for(tmp_path / "stopped" / ".partial" / run / "rows.csv", process)  # the pass has started
-    time.sleep(1.5)
+    time.sleep(after)
     assert not (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
