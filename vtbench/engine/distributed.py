@@ -9,6 +9,7 @@ is gathered to rank 0, which merges them into the one record a single process wr
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class Ranks:
             if use_nccl:
                 torch.cuda.set_device(local_rank)
             dist.init_process_group("nccl" if use_nccl else "gloo")
+            atexit.register(shutdown)
         return cls(dist.get_rank(), dist.get_world_size(), local_rank)
 
     def gather(self, payload: bytes) -> list[bytes] | None:

@@ -13,6 +13,7 @@ never leaves a state that blocks the next run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -207,7 +208,8 @@ class PartialRun:
             shutil.rmtree(trash, ignore_errors=True)
         parent = self.folder.parent
         if parent.name != ".partial" and parent.exists() and not any(parent.iterdir()):
-            parent.rmdir()  # the run's folder of rank slices, once empty
+            with contextlib.suppress(OSError):  # another rank may just have written its slice there
+                parent.rmdir()  # the run's folder of rank slices, once empty
 
 
 def sweep_trash(folder: Path) -> None:
@@ -222,7 +224,10 @@ def remove_empty(folder: Path) -> None:
     for path in (folder, *folder.parents):
         if not path.is_dir() or any(path.iterdir()):
             return
-        path.rmdir()
+        try:
+            path.rmdir()
+        except OSError:  # filled meanwhile (another rank or run): leave it
+            return
         if path.name == ".partial":
             return
 
