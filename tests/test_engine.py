@@ -287,3 +287,12 @@ def test_a_killed_shard_resumes_and_merges_into_the_record_of_one_run(
     run_cli("run", *args, "--shard", "1/2", "--out", tmp_path / "shards", env=plugin_env)
     run_cli("merge", tmp_path / "shards", "--out", tmp_path / "merged")
     _assert_same_record(_record(tmp_path / "one", run), _record(tmp_path / "merged", run), tmp_path / "one", tmp_path / "merged")
+
+
+def test_run_prints_a_json_summary_for_scripts_and_nothing_when_quiet(tmp_path: Path) -> None:
+    args = ["-t", "jpeg-q50", "-d", "samples", "--limit", "2", "--resolution", "32", "-m", "psnr", "-m", "codebook-usage"]
+    summary = json.loads(run_cli("run", *args, "--out", tmp_path, "--json").stdout)
+    (run,) = summary["runs"]
+    assert run["run_name"] == "jpeg-q50__samples" and run["evaluated"] == 2 and Path(run["record"]).is_file()
+    assert run["metrics"]["psnr"] > 20 and run["metrics"]["codebook-usage"] is None  # undefined for a codec: null
+    assert run_cli("run", *args, "--out", tmp_path / "q", "--quiet").stdout == ""

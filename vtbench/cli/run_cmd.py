@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -131,6 +132,8 @@ def run(
     ),
     resize_filter: str | None = typer.Option(None, "--filter", help="bicubic, lanczos, bilinear, box or nearest.", rich_help_panel=_PREP),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Metric to rank the final table by."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary (runs, metric values, record files) instead of tables."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
 ) -> None:
     """Evaluate tokenizers over datasets (or generators against a reference); writes one record per run into --out.
 
@@ -201,10 +204,21 @@ def run(
         plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     except (SettingsError, ValueError) as exc:
         raise RecipeError(f"command line: {exc}") from None
-    _run_plan(plan, out, restart, rank_by)
+    _run_plan(plan, out, restart, rank_by, as_json, quiet)
 
 
-def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
+def summary(records: list[dict[str, Any]], out: Path, skipped: list[str], failed: dict[str, str]) -> dict[str, Any]:
+    """What ``vtbench run --json`` prints: per run, its metric values, counts and record file."""
+    runs = [
+        {"run_name": r["run_name"], "task": r.get("task"), "record": str(out / f"{r['run_name']}.json"),
+         "metrics": {name: entry.get("value") for name, entry in r["metrics"].items()},
+         "evaluated": r["samples"]["evaluated"], "failed": r["samples"]["failed"]}
+        for r in records
+    ]  # fmt: skip
+    return {"out": str(out), "runs": runs, "skipped": skipped, "failed": failed}
+
+
+def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None, as_json: bool = False, quiet: bool = False) -> None:
     from rich.console import Console
 
     from vtbench.engine.distributed import Ranks
@@ -214,10 +228,11 @@ def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
 
     console = Console(stderr=False)
     main_rank = Ranks.from_environment(plan.device).is_main
-    say = console.print if main_rank else (lambda *a, **k: None)
+    say = console.print if main_rank and not (as_json or quiet) else (lambda *a, **k: None)
+    show_progress = main_rank and not (as_json or quiet)
     try:
-        with RichProgress() as progress:
-            outcome = run_recipe(plan, out, progress=progress if main_rank else None, restart=restart,
+        with RichProgress() if show_progress else contextlib.nullcontext() as progress:
+            outcome = run_recipe(plan, out, progress=progress, restart=restart,
                                  on_skip=lambda name: say(f"{name}: already done (same settings); --restart to redo it"))  # fmt: skip
     except KeyboardInterrupt:
         say("[yellow]interrupted[/yellow]: progress up to the last complete batch is kept; run the same command again to resume")
@@ -240,7 +255,11 @@ def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None) -> None:
     if plan.shard is not None:
         shard = f"{plan.shard[0]}/{plan.shard[1]}"
         say(f"shard {shard} of {len(plan.runs())} run(s) written to {out}/; join the shards with `vtbench merge {out} --out DIR`")
-    elif records:
+    elif as_json:
+        from vtbench.io import to_json
+
+        typer.echo(to_json(summary(records, out, outcome.skipped, outcome.failed)), nl=False)
+    elif records and not quiet:
         try:
             board = build_leaderboard(records, rank_by=rank_by)
         except VtbenchError as exc:  # these runs were asked for together: show them, but say why they may not compare
