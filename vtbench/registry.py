@@ -197,7 +197,7 @@ def check_options(component: str, factory: Any, options: dict[str, Any]) -> None
                 raise ComponentOptionError(f"{component}: unknown option {option!r}.{hint} (accepted: {', '.join(accepted) or 'none'})")
     import typing
 
-    from vtbench.engine.settings import conform, describe_type
+    from vtbench.typecheck import conform, describe_type
 
     try:
         hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)

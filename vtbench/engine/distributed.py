@@ -52,18 +52,6 @@ class Ranks:
         dist.all_gather_object(gathered, payload)
         return [part for part in gathered if part is not None] if self.is_main else None
 
-    def agree(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on every rank."""
-        if self.world == 1:
-            return flag
-        flags: list[bool | None] = [None] * self.world
-        dist.all_gather_object(flags, flag)
-        return all(bool(f) for f in flags)
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
 
 def slice_bounds(total: int, index: int, count: int) -> tuple[int, int]:
     """The ``index``-th of ``count`` contiguous, near-equal blocks of ``range(total)``."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,10 +280,3 @@ def merge_shards(shards_dir: str | Path, out_dir: str | Path) -> list[dict[str, 
         out_dir.mkdir(parents=True, exist_ok=True)
         records.append(write_record(merged, out_dir))
     return records
-
-
-def remove_tree(folder: Path) -> None:
-    if folder.exists():
-        trash = folder.with_name(f".trash-{folder.name}-{os.getpid()}")
-        os.replace(folder, trash)
-        shutil.rmtree(trash, ignore_errors=True)
