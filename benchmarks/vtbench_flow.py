@@ -82,12 +82,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = photo_crops(Path(tmp) / "crops", args.images)
         flows = []
-        for i in range(2):
+        for i in range(3):
             work = Path(tmp) / f"flow{i}"
             work.mkdir()
             flows.append(today_flow(folder, work))
         ours = []
-        for i in range(2):
+        for i in range(3):
             config = vtbench.RunConfig("jpeg-q50", str(folder), metrics=["psnr", "ssim"], preprocessing=Preprocessing(mode="none"))
             started = time.perf_counter()
             record = vtbench.evaluate(config, Path(tmp) / f"out{i}")

@@ -12,6 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import skimage_rgb
 from vtbench.metrics import create_metric
+from vtbench.metrics import ssim as ssim_module
 from vtbench.metrics.base import MetricBatch
 from vtbench.metrics.psnr import psnr
 from vtbench.metrics.ssim import ssim
@@ -102,13 +103,13 @@ def test_state_round_trip_and_merge_equal_a_single_pass() -> None:
 
 @pytest.mark.parametrize("budget", [5000, 400 * 600 * 2])  # strips of a few rows; two planes at a time
 def test_ssim_in_chunks_equals_ssim_at_once(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
-    from vtbench.metrics import ssim as ssim_module
-
     reference = torch.cat([_tensor(skimage_rgb("coffee")), _tensor(skimage_rgb("coffee")[::-1])])
     distorted = torch.cat([_tensor(_jpeg(skimage_rgb("coffee"), 30)), _tensor(_jpeg(skimage_rgb("coffee")[::-1].copy(), 60))])
-    monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", 10**9)
+    for name in ("_MAX_PIXELS_AT_ONCE", "_CPU_CACHE_PIXELS"):
+        monkeypatch.setattr(ssim_module, name, 10**9)
     at_once = ssim(distorted, reference)
-    monkeypatch.setattr(ssim_module, "_MAX_PIXELS_AT_ONCE", budget)
+    for name in ("_MAX_PIXELS_AT_ONCE", "_CPU_CACHE_PIXELS"):
+        monkeypatch.setattr(ssim_module, name, budget)
     assert ssim(distorted, reference).tolist() == pytest.approx(at_once.tolist(), abs=1e-9)
 
 

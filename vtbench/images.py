@@ -119,6 +119,14 @@ class Preprocessing:
         kept = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
         return clipped if area > 0 and kept >= 0.5 * area else None
 
+    def leaves_unchanged(self, width: int, height: int) -> bool:
+        """Whether :meth:`apply` returns a ``width`` x ``height`` image as it is."""
+        if self.mode in ("none", "tile") or self.resolution is None:
+            return True
+        if self.mode == "pad":
+            return max(width, height) == self.resolution
+        return width == height == self.resolution
+
     def apply(self, image: Image.Image) -> Image.Image:
         """Resize/crop an RGB PIL image according to the policy."""
         if self.mode == "none" or self.resolution is None:

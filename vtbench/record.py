@@ -12,7 +12,7 @@ import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,15 +95,18 @@ def _git_state() -> dict[str, Any] | None:
         return None
 
 
+@cache
+def version(package: str) -> str | None:
+    """The installed version of ``package``, or None (cached: metadata lookups cost milliseconds)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware that produced a record."""
     from vtbench import __version__
-
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {

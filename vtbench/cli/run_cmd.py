@@ -70,7 +70,9 @@ def run(
     dataset: list[str] = typer.Option(
         [], "--dataset", "-d", help="Dataset name or image folder; NAME:key=value,... for options (repeatable).", rich_help_panel=_RUN
     ),
-    metric: list[str] = typer.Option([], "--metric", "-m", help="Metric name (repeatable). `vtbench list metrics`.", rich_help_panel=_RUN),
+    metric: list[str] = typer.Option(
+        [], "--metric", "-m", help="Metric, repeatable or comma-separated (-m psnr,ssim). `vtbench list metrics`.", rich_help_panel=_RUN
+    ),
     generator: list[str] = typer.Option(
         [], "--generator", "-g", help="Generator name, or a folder / .npz of samples (repeatable): a generation run.", rich_help_panel=_GEN
     ),
@@ -180,7 +182,7 @@ def run(
         if not tokenizer and recipe is None:
             plan.tokenizers, plan.datasets = [], []
     overrides = {
-        "metrics": list(metric) or None,
+        "metrics": [name.strip() for names in metric for name in names.split(",") if name.strip()] or None,
         "limit": limit,
         "batch_size": batch_size,
         "num_workers": workers,

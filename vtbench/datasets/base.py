@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 from PIL import Image
 
 
@@ -18,6 +19,8 @@ class Sample:
     image: Image.Image
     content_sha256: str
     meta: dict[str, Any] = field(default_factory=dict)
+    array: np.ndarray | None = None
+    """The same pixels as uint8 (H, W, 3), when the dataset holds them as an array already."""
 
 
 class Dataset(ABC):
@@ -26,6 +29,9 @@ class Dataset(ABC):
 
     name: str = "dataset"
     description: str = ""
+    tags: ClassVar[dict[str, Any]] = {}  # extra metadata for `vtbench show`
+    decodes_files: bool = True
+    """False for images already in memory as arrays: they load fastest without worker processes."""
 
     @property
     @abstractmethod
@@ -48,7 +54,7 @@ class Dataset(ABC):
         return {"name": self.name, "n_images": len(self)}
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

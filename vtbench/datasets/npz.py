@@ -16,6 +16,7 @@ class NpzImages(Dataset):
     """Images in ``arr_0`` of an ``.npz`` (uint8 NHWC), e.g. ``VIRTUAL_imagenet256_labeled.npz``."""
 
     description = "Images in arr_0 of an .npz (uint8 NHWC), e.g. an ADM reference batch"
+    decodes_files = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -36,7 +37,7 @@ class NpzImages(Dataset):
 
     def load(self, index: int) -> Sample:
         array = np.ascontiguousarray(self._array[index])
-        return Sample(self._ids[index], Image.fromarray(array, "RGB"), sha256_hex(array.tobytes()))
+        return Sample(self._ids[index], Image.fromarray(array, "RGB"), sha256_hex(array.data), array=array)
 
     def content_sha256(self, index: int) -> str:
         return sha256_hex(np.ascontiguousarray(self._array[index]).tobytes())

@@ -37,7 +37,10 @@ def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
     return torch.device(device)
 
 
-def default_num_workers() -> int:
+def default_num_workers(dataset: Dataset | None = None) -> int:
+    """Loader processes: none for in-memory arrays (a worker would only add a copy), else half the CPUs, 1 to 4."""
+    if dataset is not None and not dataset.decodes_files:
+        return 0
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 

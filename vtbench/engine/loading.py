@@ -28,11 +28,14 @@ class ImageLoading(TorchDataset):
         image_id = self.dataset.ids[index]
         try:
             sample = self.dataset.load(index)
-            image = self.preprocessing.apply(sample.image)
+            if sample.array is not None and self.preprocessing.leaves_unchanged(sample.image.width, sample.image.height):
+                pixels = sample.array.transpose(2, 0, 1).copy()  # no PIL round trip for arrays
+            else:
+                pixels = pil_to_uint8_chw(self.preprocessing.apply(sample.image))
             return {
                 "index": index,
                 "id": image_id,
-                "pixels": torch.from_numpy(pil_to_uint8_chw(image)),
+                "pixels": torch.from_numpy(pixels),
                 "sha256": sample.content_sha256,
                 "source_size": f"{sample.image.width}x{sample.image.height}",
                 "meta": sample.meta,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -85,6 +85,7 @@ class Metric(ABC):
     aggregation: str = "mean"
     kind: Literal["quality", "cost", "distribution", "text"] = "quality"
     description: str = ""
+    tags: ClassVar[dict[str, Any]] = {}  # extra metadata for `vtbench show`
     min_size: int = 1  # smallest image side (pixels) the metric is defined for
     required_weights: tuple[str, ...] = ()  # weights-store names the metric itself loads
     extractor: str | None = None  # a shared feature extractor the metric reads from the batch

@@ -49,63 +49,66 @@ def ssim_and_contrast(
     n, channels, height, width = preds.shape
     if height < size or width < size:
         raise ValueError(f"ssim: image {height}x{width} is smaller than the {size}x{size} window")
-    x = preds.reshape(n * channels, 1, height, width)
-    y = target.reshape(n * channels, 1, height, width)
+    x = preds.reshape(n * channels, height, width)
+    y = target.reshape(n * channels, height, width)
     out_h, out_w = height - size + 1, width - size + 1
     sums = torch.zeros(2, n * channels, dtype=torch.float64, device=preds.device)
-    budget = _MAX_PIXELS_AT_ONCE * (1 if preds.device.type == "cpu" else 16)
-    planes_at_once = budget // (height * width)
-    if planes_at_once >= 1:  # whole planes, a few at a time
+    on_cpu = preds.device.type == "cpu"
+    planes_at_once = (_CPU_CACHE_PIXELS if on_cpu else _MAX_PIXELS_AT_ONCE * 16) // (height * width)
+    if planes_at_once >= 1 or height * width <= _MAX_PIXELS_AT_ONCE:  # whole planes, a few at a time
+        planes_at_once = max(1, planes_at_once)
         for first in range(0, n * channels, planes_at_once):
             chunk = slice(first, first + planes_at_once)
             sums[:, chunk] = _ssim_map_sums(x[chunk].to(dtype), y[chunk].to(dtype), taps, data_range)
     else:  # one plane in horizontal strips
-        rows = max(1, budget // width - size + 1)
+        rows = max(1, _MAX_PIXELS_AT_ONCE // width - size + 1)
         for plane in range(n * channels):
             for top in range(0, out_h, rows):
                 strip = slice(top, min(top + rows, out_h) + size - 1)
                 sums[:, plane] += _ssim_map_sums(
-                    x[plane : plane + 1, :, strip].to(dtype), y[plane : plane + 1, :, strip].to(dtype), taps, data_range
+                    x[plane : plane + 1, strip].to(dtype), y[plane : plane + 1, strip].to(dtype), taps, data_range
                 )[:, 0]
     means = sums / (out_h * out_w)
     return means[0].view(n, channels), means[1].view(n, channels)
 
 
 _MAX_PIXELS_AT_ONCE = 2**20  # bounds the ~6 float32 buffers of this size that SSIM needs
+_CPU_CACHE_PIXELS = 2**16  # on CPU, planes are filtered a few at a time so their buffers stay in cache
 
 
 def gaussian_filter_valid(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Separable filtering of the last two axes, where the whole window fits: (..., H, W) ->
-    (..., H - k + 1, W - k + 1). On CPU as k shifted multiply-adds per axis (depthwise
-    convolutions are slow there); elsewhere as two depthwise convolutions."""
+    (..., H - k + 1, W - k + 1). On CPU as k shifted multiply-adds per axis, columns first
+    (depthwise convolutions are slow there); elsewhere as two depthwise convolutions."""
     size = taps.numel()
+    height, width = images.shape[-2] - size + 1, images.shape[-1] - size + 1
     if images.device.type != "cpu":
-        channels = images.shape[1]
-        filtered = F.conv2d(images, taps.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
-        return F.conv2d(filtered, taps.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
+        flat = images.reshape(-1, 1, *images.shape[-2:])
+        filtered = F.conv2d(F.conv2d(flat, taps.view(1, 1, 1, size)), taps.view(1, 1, size, 1))
+        return filtered.view(*images.shape[:-2], height, width)
     weights = taps.tolist()
-    width = images.shape[-1] - size + 1
-    rows = images[..., :width] * weights[0]
+    columns = images[..., :height, :] * weights[0]
     for shift in range(1, size):
-        rows.add_(images[..., shift : shift + width], alpha=weights[shift])
-    height = images.shape[-2] - size + 1
-    out = rows[..., :height, :] * weights[0]
+        columns.add_(images[..., shift : shift + height, :], alpha=weights[shift])
+    out = columns[..., :width] * weights[0]
     for shift in range(1, size):
-        out.add_(rows[..., shift : shift + height, :], alpha=weights[shift])
+        out.add_(columns[..., shift : shift + width], alpha=weights[shift])
     return out
 
 
 def _ssim_map_sums(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor, data_range: float) -> torch.Tensor:
-    """Sums of the valid SSIM map and contrast map of each plane: (P, 1, H, W) twice -> float64 (2, P)."""
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
-    filtered = gaussian_filter_valid(stack, taps)
+    """Sums of the valid SSIM map and contrast map of each plane: (P, H, W) twice -> float64 (2, P)."""
+    stack = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (P, 5, H, W)
+    mu_x, mu_y, xx, yy, xy = gaussian_filter_valid(stack, taps).unbind(dim=1)
     del stack
-    mu_x, mu_y, xx, yy, xy = filtered.unbind(dim=1)
-    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    contrast = (2 * (xy - mu_xy) + c2) / ((xx - mu_xx) + (yy - mu_yy) + c2)
-    ssim_map = contrast * (2 * mu_xy + c1) / (mu_xx + mu_yy + c1)
-    return torch.stack([ssim_map.flatten(1).sum(dim=1, dtype=torch.float64), contrast.flatten(1).sum(dim=1, dtype=torch.float64)])
+    mu_xy = mu_x * mu_y
+    mu_xx, mu_yy = mu_x.square_(), mu_y.square_()
+    variances = xx.sub_(mu_xx).add_(yy.sub_(mu_yy)).add_(c2)  # var_x + var_y + C2
+    contrast = xy.sub_(mu_xy).mul_(2).add_(c2).div_(variances)  # (2 cov + C2) / (var_x + var_y + C2)
+    luminance = mu_xy.mul_(2).add_(c1).div_(mu_xx.add_(mu_yy).add_(c1))  # (2 mu_x mu_y + C1) / (mu_x² + mu_y² + C1)
+    contrast_sums = contrast.flatten(1).sum(dim=1, dtype=torch.float64)
+    return torch.stack([luminance.mul_(contrast).flatten(1).sum(dim=1, dtype=torch.float64), contrast_sums])
 
 
 class SSIM(MeanMetric):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -90,6 +90,8 @@ class Tokenizer(ABC):
 
     name: str = "tokenizer"
     info: TokenizerInfo
+    description: ClassVar[str] = ""  # one line for `vtbench list`
+    tags: ClassVar[dict[str, Any]] = {}  # metadata as data for `vtbench list/show` (family, quantizer, ...)
     device: torch.device = torch.device("cpu")
 
     @abstractmethod

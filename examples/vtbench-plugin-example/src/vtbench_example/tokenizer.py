@@ -1,5 +1,4 @@
-"""Posterize: keep the top ``bits`` bits of each 8-bit channel. A scalar quantizer with
-``2**bits`` levels per channel, so it costs exactly ``3 * bits`` bits per pixel."""
+"""Posterize: a uniform scalar quantizer with 2**bits levels per RGB channel."""
 
 from __future__ import annotations
 
@@ -9,19 +8,19 @@ from vtbench.tokenizers.base import Tokenizer, TokenizerInfo, Tokens
 
 
 class Posterize(Tokenizer):
-    """Uniform scalar quantizer: 2**bits levels per RGB channel."""
+    """Uniform scalar quantizer: 2**bits levels per RGB channel, 3 * bits bits per pixel."""
 
-    description = "Uniform scalar quantizer with 2**bits levels per channel (example plugin)"
-    tags = {"family": "discrete"}
+    description = "Uniform scalar quantizer with 2**bits levels per channel (example plugin)"  # `vtbench list`
+    tags = {"family": "discrete", "quantizer": "scalar"}  # `vtbench list --family`, `vtbench show`
 
-    def __init__(self, bits: int = 4) -> None:
+    def __init__(self, bits: int = 4) -> None:  # `-t NAME:bits=3` becomes Posterize(bits=3)
         if not 1 <= bits <= 8:
-            raise ValueError(f"posterize: bits must be in 1..8, got {bits}")
+            raise ValueError(f"bits must be in 1..8, got {bits}")
         self.bits = bits
         self.info = TokenizerInfo(family="discrete", quantizer="scalar", codebook_size=2**bits, source="vtbench-plugin-example")
 
     def options(self) -> dict:
-        return {"bits": self.bits}
+        return {"bits": self.bits}  # written into every record
 
     def encode(self, images: torch.Tensor) -> Tokens:
         n, channels, height, width = images.shape
@@ -41,7 +40,6 @@ class Posterize(Tokenizer):
 
 
 class Posterize4Bit(Posterize):
-    """Posterize to 4 bits per channel (12 bits per pixel)."""
+    """The preset users type as ``posterize-4bit``: 4 bits per channel (12 bits per pixel)."""
 
-    def __init__(self, bits: int = 4) -> None:
-        super().__init__(bits)
+    description = "Posterize to 4 bits per channel, 12 bits per pixel (example plugin)"

@@ -1,0 +1,1 @@
+"""An example vtbench plugin package: one tokenizer, one dataset and one metric."""
