@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+import vtbench
 from conftest import REPO, run_cli
+from vtbench.errors import VtbenchError
+from vtbench.images import Preprocessing
 
 METRICS = ["-m", "psnr", "-m", "ssim", "-m", "fd-efficientnet-lite0", "-m", "codebook-usage"]
 
@@ -296,3 +299,12 @@ def test_run_prints_a_json_summary_for_scripts_and_nothing_when_quiet(tmp_path: 
     assert run["run_name"] == "jpeg-q50__samples" and run["evaluated"] == 2 and Path(run["record"]).is_file()
     assert run["metrics"]["psnr"] > 20 and run["metrics"]["codebook-usage"] is None  # undefined for a codec: null
     assert run_cli("run", *args, "--out", tmp_path / "q", "--quiet").stdout == ""
+
+
+def test_evaluate_reports_progress_to_a_callback(tmp_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    config = vtbench.RunConfig("identity", "samples", metrics=["psnr"], limit=5, batch_size=2, preprocessing=Preprocessing(64))
+    vtbench.evaluate(config, tmp_path, progress=lambda run, done, total: calls.append((run, done, total)))
+    assert calls == [("identity__samples", done, 5) for done in (0, 2, 4, 5)]
+    with pytest.raises(VtbenchError, match="progress must be"):
+        vtbench.evaluate(config, tmp_path / "other", progress="yes")  # type: ignore[arg-type]

@@ -75,10 +75,25 @@ def test_compare_fails_on_a_regression_and_tolerance_can_allow_it(records_dir: P
     good, bad = _record(records_dir, "jpeg-q90"), _record(records_dir, "jpeg-q25")
     result = run_cli("compare", good, bad, "--tolerance", "bpp=100", "--tolerance", "tokens=100%", check=1)
     assert "regressed" in result.stdout and "REGRESSION" in result.stdout
-    run_cli("compare", good, bad, "-t", "psnr=100", "-t", "ssim=1", "-t", "bpp=100", "-t", "tokens=100%")
+    run_cli(
+        "compare", good, bad, "--tolerance", "psnr=100", "--tolerance", "ssim=1", "--tolerance", "bpp=100", "--tolerance", "tokens=100%"
+    )
     # the other direction improves quality but costs more bits: bpp and tokens regress
     result = run_cli("compare", bad, good, check=1)
     assert "improved" in result.stdout
+
+
+def test_compare_and_leaderboard_have_json_and_quiet_modes(records_dir: Path) -> None:
+    good, bad = _record(records_dir, "jpeg-q90"), _record(records_dir, "jpeg-q25")
+    result = run_cli("compare", good, bad, "--json", check=1)
+    report = json.loads(result.stdout)
+    assert report["regressed"] is True and report["candidate"] == str(bad)
+    psnr = next(d for d in report["diffs"] if d["metric"] == "psnr")
+    assert psnr["status"] == "regressed" and psnr["delta"] == pytest.approx(psnr["candidate"] - psnr["baseline"])
+    assert run_cli("compare", good, bad, "--quiet", check=1).stdout == ""
+    assert run_cli("compare", good, good, "--quiet").stdout == ""
+    board = json.loads(run_cli("leaderboard", records_dir, "--json").stdout)
+    assert board == json.loads(run_cli("leaderboard", records_dir, "--format", "json").stdout)
 
 
 def test_compare_flags_a_missing_metric_and_a_protocol_mismatch(records_dir: Path, tmp_path: Path) -> None:

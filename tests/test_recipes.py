@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ def test_quickstart_recipe_is_valid() -> None:
 
 def test_every_shipped_recipe_validates() -> None:
     recipes = sorted((REPO / "recipes").glob("*.yaml"))
-    result = run_cli("validate", *recipes)  # one process for all of them
+    result = run_cli("validate", "--no-weights", *recipes)  # one process for all of them; weights: the test below
     assert result.stdout.count(": OK, ") == len(recipes) >= 5
 
 
@@ -74,3 +76,30 @@ def test_invalid_yaml_and_bad_preprocessing_are_named(tmp_path: Path) -> None:
         load_recipe(_write(tmp_path, "tokenizers: [identity\n"))
     with pytest.raises(RecipeError, match="resize filter 'cubic'"):
         load_recipe(_write(tmp_path, "tokenizers: [identity]\ndatasets: [samples]\npreprocessing: {filter: cubic}\n", "p.yaml"))
+
+
+def test_validate_reports_every_problem_at_once(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tokenizers: [jpeg-q5O, {name: jpeg, qualty: 40}]\ndatasets: [samples]\nbatchsize: 4\n"
+                            "checkpoint_seconds: soon\nlimit: 0\nmetrics: [psnr, ssmi]\n")  # fmt: skip
+    result = run_cli("validate", path, check=2)
+    for culprit in ("batchsize", "checkpoint_seconds", "soon"):
+        assert culprit in result.stderr
+    assert f"{path}: 3 problem(s)" in result.stdout  # the file's own problems come first
+    fixed = _write(tmp_path, "tokenizers: [jpeg-q5O, {name: jpeg, qualty: 40}]\ndatasets: [samples]\nmetrics: [psnr, ssmi]\n", "names.yaml")
+    report = json.loads(run_cli("validate", "--json", path, fixed, check=2).stdout)
+    assert report["ok"] is False and [r["ok"] for r in report["recipes"]] == [False, False]
+    names = report["recipes"][1]["problems"]
+    assert len(names) == 3 and any("jpeg-q50" in p for p in names) and any("qualty" in p for p in names)
+    assert any("ssmi" in p and "ssim" in p for p in names)
+    assert run_cli("validate", "--quiet", fixed, check=2).stdout == ""
+
+
+def test_validate_names_every_missing_weights_file_with_its_fix(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tokenizers: [llamagen-vq-ds16-c2i, open-magvit2-256-l]\ndatasets: [samples]\nmetrics: [psnr, lpips-vgg]\n")
+    result = run_cli("validate", path, check=2)  # offline (the test environment): nothing can be fetched
+    assert result.stderr.count("error: ") == 3
+    assert "tokenizer llamagen-vq-ds16-c2i" in result.stderr and "vtbench weights fetch llamagen-vq-ds16-c2i" in result.stderr
+    assert "tokenizer open-magvit2-256-l" in result.stderr and "metric lpips-vgg" in result.stderr
+    online = run_cli("validate", path, env={**os.environ, "VTBENCH_OFFLINE": ""})
+    assert online.stdout.count("will be downloaded on first use") == 3 and ": OK, 2 run(s)" in online.stdout
+    assert "OK" in run_cli("validate", "--no-weights", path).stdout

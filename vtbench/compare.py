@@ -12,7 +12,7 @@ the OCR engine for text metrics); otherwise the comparison is refused, naming th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,14 @@ class Comparison:
     @property
     def regressed(self) -> bool:
         return any(d.status in ("regressed", "missing") for d in self.diffs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``vtbench compare --json`` prints (non-finite numbers as null)."""
+        return {
+            "regressed": self.regressed,
+            "diffs": [{**asdict(d), "delta": d.delta} for d in self.diffs],
+            "protocol_notes": list(self.protocol_notes),
+        }
 
 
 # Relative noise floors: sums over images are exact, so pixel, text and cost metrics repeat

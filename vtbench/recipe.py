@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from vtbench.engine.settings import GenerationConfig, RunConfig, Settings, SettingsError
-from vtbench.errors import RecipeError, UnknownNameError, VtbenchError
+from vtbench.errors import RecipeError, VtbenchError
 from vtbench.images import Preprocessing
 from vtbench.registry import Registry, check_options
 
@@ -137,32 +137,54 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
-    """Check and convert a recipe mapping; raises :class:`RecipeError` naming ``source`` and the key."""
-    unknown = set(data) - _KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise RecipeError(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
-    values = dict(data)
+    """Check and convert a recipe mapping; raises :class:`RecipeError` naming ``source`` and
+    the key of every problem found, one per line."""
+    problems: list[str] = []
+    for key in sorted(set(data) - _KEYS):
+        problems.append(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
+    values = {k: v for k, v in data.items() if k in _KEYS}
     for key in _LISTS:
         specs = values.get(key) or []
-        values[key] = [
-            Component.parse(spec, f"{source}: {key}[{i}]") for i, spec in enumerate(specs if isinstance(specs, list) else [specs])
-        ]
-    if not (values["tokenizers"] and values["datasets"]) and not (values["generators"] and values["references"]):
-        raise RecipeError(f"{source}: list at least one tokenizer and one dataset, or one generator and one reference")
+        parsed = []
+        for i, spec in enumerate(specs if isinstance(specs, list) else [specs]):
+            try:
+                parsed.append(Component.parse(spec, f"{source}: {key}[{i}]"))
+            except RecipeError as exc:
+                problems.append(str(exc))
+        values[key] = parsed
+    if not (values["tokenizers"] and values["datasets"]) and not (values["generators"] and values["references"]) and not problems:
+        problems.append(f"{source}: list at least one tokenizer and one dataset, or one generator and one reference")
     if isinstance(values.get("metrics"), str):
         values["metrics"] = [values["metrics"]]
     if isinstance(values.get("shard"), str):
-        raise RecipeError(f"{source}: 'shard' is a command-line setting (--shard K/N), not a recipe key")
-    values["preprocessing"] = _preprocessing(values.get("preprocessing") or {}, source)
+        problems.append(f"{source}: 'shard' is a command-line setting (--shard K/N), not a recipe key")
+        del values["shard"]
+    try:
+        values["preprocessing"] = _preprocessing(values.get("preprocessing") or {}, source)
+    except RecipeError as exc:
+        problems.append(str(exc))
+        values["preprocessing"] = Preprocessing()
     for key in ("datasets", "references"):
         for i, item in enumerate(values[key]):
             if item.preprocessing:
-                _preprocessing({**asdict(values["preprocessing"]), **item.preprocessing}, f"{source}: {key}[{i}]")
+                try:
+                    _preprocessing({**asdict(values["preprocessing"]), **item.preprocessing}, f"{source}: {key}[{i}]")
+                except RecipeError as exc:
+                    problems.append(str(exc))
     try:
-        return Recipe(**values, source=source)
+        recipe = Recipe(**values, source=source)
     except SettingsError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
+        problems += [f"{source}: {problem}" for problem in exc.problems]
+    if problems:
+        raise all_problems(problems)
+    return recipe
+
+
+def all_problems(problems: list[str]) -> RecipeError:
+    """One error for every problem: a single line, or a count and one indented line each."""
+    if len(problems) == 1:
+        return RecipeError(problems[0])
+    return RecipeError(f"{len(problems)} problems:\n" + "\n".join(f"  {problem}" for problem in problems))
 
 
 def _preprocessing(prep: Any, where: str) -> Preprocessing:
@@ -199,32 +221,95 @@ def _check_component(registry: Registry, component: Component, where: str) -> No
     check_options(f"{where}: {registry.kind.rstrip('s')} {component.name!r}", entry.load(), options)
 
 
-def validate_recipe(recipe: Recipe) -> list[str]:
-    """Check every name and option without running; returns the run names it would make."""
+def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """Every problem of a recipe at once, without running it: (the run names it would make,
+    problems, notes). With ``check_weights``, weights files the runs need and cannot get are
+    problems (each with its fix) and files a run would download are notes."""
     from vtbench.datasets import DATASETS
     from vtbench.generators import GENERATORS
     from vtbench.metrics import METRICS
     from vtbench.tokenizers import TOKENIZERS
 
     source = recipe.source or "<recipe>"
-    try:
-        for key, registry in (("tokenizers", TOKENIZERS), ("datasets", DATASETS), ("generators", GENERATORS), ("references", DATASETS)):
-            for i, component in enumerate(getattr(recipe, key)):
-                if key == "references" and Path(component.name).expanduser().is_file():
-                    continue  # an .npz of images or statistics
+    problems: list[str] = []
+
+    def problem(exc: VtbenchError) -> None:
+        problems.append(str(exc) if isinstance(exc, RecipeError) else f"{source}: {exc}")
+
+    for key, registry in (("tokenizers", TOKENIZERS), ("datasets", DATASETS), ("generators", GENERATORS), ("references", DATASETS)):
+        for i, component in enumerate(getattr(recipe, key)):
+            if key == "references" and Path(component.name).expanduser().is_file():
+                continue  # an .npz of images or statistics
+            try:
                 _check_component(registry, component, f"{source}: {key}[{i}]")
-        for metric in recipe.metrics or []:
+            except VtbenchError as exc:
+                problem(exc)
+    for metric in recipe.metrics or []:
+        try:
             METRICS.get(metric)
-        names = [run.run_name for run in recipe.runs()]
-    except UnknownNameError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
-    except RecipeError:
-        raise
+        except VtbenchError as exc:
+            problem(exc)
+    if problems:
+        return [], problems, []
+    try:
+        runs = recipe.runs()
     except VtbenchError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise RecipeError(f"{source}: two runs would write the same record {duplicates[0]!r}; give one a 'label'")
+        problem(exc)
+        return [], problems, []
+    names = [run.run_name for run in runs]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{source}: two runs would write the same record {name!r}; give one a 'label'")
+    notes: list[str] = []
+    if check_weights:
+        missing, downloads = missing_weights(runs)
+        problems += [f"{source}: {reason}" for reason in missing]
+        notes += downloads
+    return names, problems, notes
+
+
+def missing_weights(runs: list[Any]) -> tuple[list[str], list[str]]:
+    """The weights files ``runs`` need that are not here: (those a run cannot get, each with
+    its fix; those a run would download). Tokenizer checkpoints of the weights store and every
+    metric's files are checked; hub models are found when the run loads them."""
+    from vtbench import weights as store
+    from vtbench.features import EXTRACTORS
+    from vtbench.metrics import METRICS
+    from vtbench.tokenizers import TOKENIZERS
+
+    users: dict[str, list[str]] = {}
+    for run in runs:
+        tokenizer = getattr(run, "tokenizer", None)
+        if tokenizer and tokenizer in TOKENIZERS:
+            options = {**TOKENIZERS.get(tokenizer).defaults, **run.tokenizer_options}
+            checkpoint = options.get("checkpoint")
+            if isinstance(checkpoint, str) and checkpoint in store.WEIGHTS and not options.get("weights"):
+                users.setdefault(checkpoint, []).append(f"tokenizer {tokenizer}")
+        for name in run.metrics:
+            metric = METRICS.create(name)
+            needed = [*metric.required_weights, *(EXTRACTORS.get(metric.extractor).load().weights if metric.extractor else ())]
+            for weights_name in needed:
+                users.setdefault(weights_name, []).append(f"metric {name}")
+    missing, downloads = [], []
+    for weights_name, used_by in users.items():
+        try:
+            store.locate(weights_name, fetch=False)
+        except store.WeightsUnavailableError as exc:
+            entry = store.get(weights_name)
+            who = ", ".join(dict.fromkeys(used_by))
+            absent = "not on this machine" in str(exc)
+            if absent and not store.offline() and not entry.manual and not entry.package and entry.url:
+                downloads.append(f"{entry.filename} ({entry.size_mb:.0f} MB, for {who}) will be downloaded on first use")
+            else:
+                missing.append(f"{who}: {exc}")
+    return missing, downloads
+
+
+def validate_recipe(recipe: Recipe, check_weights: bool = False) -> list[str]:
+    """Check every name and option without running; returns the run names it would make.
+    Raises :class:`RecipeError` listing every problem, one per line."""
+    names, problems, _ = recipe_problems(recipe, check_weights)
+    if problems:
+        raise all_problems(problems)
     return names
 
 

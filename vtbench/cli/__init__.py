@@ -26,7 +26,7 @@ app = typer.Typer(
     name="vtbench",
     help="Benchmark visual tokenizers (VQ/LFQ/BSQ/FSQ, VAEs, codecs) and the generators built on them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 app.command("run")(run_cmd.run)

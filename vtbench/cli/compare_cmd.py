@@ -10,17 +10,22 @@ import typer
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline record (.json) or folder of records."),
     candidate: Path = typer.Argument(..., help="Candidate record (.json) or folder of records."),
-    tolerance: list[str] = typer.Option(
-        [], "--tolerance", "-t", help="METRIC=VALUE, absolute (psnr=0.1) or relative (fid=2%). Repeatable."
-    ),
+    tolerance: list[str] = typer.Option([], "--tolerance", help="METRIC=VALUE, absolute (psnr=0.1) or relative (fid=2%). Repeatable."),
     default_tolerance: str = typer.Option(
         "0", "--default-tolerance", help="Tolerance for metrics not named by --tolerance (never below the metric's noise floor)."
     ),
     allow_protocol_mismatch: bool = typer.Option(
         False, "--allow-protocol-mismatch", help="Compare records made under different protocols."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (every metric's diff and status) instead of the table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code says whether anything regressed."),
 ) -> None:
-    """Print a diff table; exit 1 if any metric regressed past its tolerance (or went missing)."""
+    """Print a diff table; exit 1 if any metric regressed past its tolerance (or went missing).
+
+    Example (a CI gate against committed results):
+
+      vtbench compare results/quickstart new-results/ --tolerance psnr=0.05 --tolerance fid=2%
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -30,6 +35,12 @@ def compare(
     tolerances = parse_tolerances(tolerance)
     parse_tolerances([f"default={default_tolerance}"])
     result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch)
+    if as_json or quiet:
+        if as_json:
+            from vtbench.io import to_json
+
+            typer.echo(to_json({"baseline": str(baseline), "candidate": str(candidate), **result.to_dict()}), nl=False)
+        raise typer.Exit(1 if result.regressed else 0)
     console = Console()
     for note in result.protocol_notes:
         console.print(f"[yellow]warning:[/yellow] {note}")

@@ -14,7 +14,15 @@ def make(
     suite: str = typer.Argument(..., help="text (5 scripts x 6 font sizes, transcripts) or detail (gratings, zone plate, ...)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder to write (default: the cache the `text`/`detail` datasets use)."),
 ) -> None:
-    """Generate a suite; evaluate it with `--dataset text` / `--dataset detail` (or `--dataset annotated` with root=OUT)."""
+    """Generate a suite; evaluate it with `--dataset text` / `--dataset detail`, or, written with
+    --out, as that folder (`--dataset data/text`).
+
+    Examples:
+
+      vtbench data make text --out data/text
+
+      vtbench run -t jpeg-q50 -d data/text -m cer --out results/text
+    """
     from vtbench.errors import VtbenchError
     from vtbench.suites import SUITES, make_suite
 

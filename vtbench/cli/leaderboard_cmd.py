@@ -10,12 +10,23 @@ import typer
 def leaderboard(
     path: Path = typer.Argument(..., help="Folder of run records (searched recursively) or one record."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json or html."),
+    as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="With --out: no 'wrote' line."),
     rank_by: str | None = typer.Option(None, "--rank-by", "-r", help="Metric to rank by (default: the first quality metric)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     intervals: bool = typer.Option(False, "--ci", help="Show 95% bootstrap intervals beside per-image metrics."),
     allow_protocol_mismatch: bool = typer.Option(False, "--allow-protocol-mismatch", help="Rank records made under different protocols."),
 ) -> None:
-    """Turn run records into one comparative table, ranked within each dataset."""
+    """Turn run records into one comparative table, ranked within each dataset.
+
+    Examples:
+
+      vtbench leaderboard results/quickstart
+
+      vtbench leaderboard results/ --format md --rank-by lpips-vgg --out leaderboard.md
+    """
+    if as_json:
+        fmt = "json"
     from vtbench.io import atomic_write_bytes
     from vtbench.leaderboard import build_leaderboard as build
     from vtbench.leaderboard import print_rich_table
@@ -31,4 +42,5 @@ def leaderboard(
         typer.echo(text, nl=False)
     else:
         atomic_write_bytes(out, text.encode())
-        typer.echo(f"wrote {out}")
+        if not quiet:
+            typer.echo(f"wrote {out}")

@@ -24,7 +24,14 @@ def list_registered(
         None, "--family", help="Only tokenizers of this family or quantizer (codec, pixel, discrete, continuous, vq, kl, lfq ...)."
     ),
 ) -> None:
-    """List registered tokenizers, metrics, datasets, generators, OCR engines or feature extractors."""
+    """List registered tokenizers, metrics, datasets, generators, OCR engines or feature extractors.
+
+    Examples:
+
+      vtbench list tokenizers --family vq
+
+      vtbench list metrics --json
+    """
     import vtbench
 
     registry = vtbench.registries()[kind.value]

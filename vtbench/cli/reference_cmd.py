@@ -11,9 +11,14 @@ def reference_stats(
     dataset: str = typer.Argument(..., help="Reference set: folder, .npz with arr_0, or dataset name."),
     out: Path = typer.Option(..., "--out", "-o", help="The .npz to write (mu, sigma; torch-fidelity / clean-fid layout)."),
     resolution: int | None = typer.Option(None, "--resolution", help="Resize/crop the reference images to this side first."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
 ) -> None:
-    """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache."""
+    """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache.
+
+    Example:
+
+      vtbench reference-stats data/imagenet-val --resolution 256 --out imagenet256_stats.npz
+    """
     from vtbench import weights
     from vtbench.engine import create_dataset, resolve_device
     from vtbench.engine.features import dataset_features

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,45 +12,6 @@ import typer
 _RUN = "Run settings (override the recipe)"
 _PREP = "Preprocessing"
 _GEN = "Generation (gFID and co.)"
-
-
-class RichProgress:
-    """One rich progress display for the session, a bar per run: images done, images/s."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-        )
-        self._task: Any = None
-        self._started = 0.0
-        self._images = 0
-
-    def __enter__(self) -> RichProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, run_name: str, total: int, done: int) -> None:
-        if done:
-            self._progress.console.print(f"{run_name}: resuming at {done}/{total}")
-        self._task = self._progress.add_task(run_name, total=total, completed=done, rate="")
-        self._started, self._images = time.perf_counter(), 0
-
-    def advance(self, images: int) -> None:
-        self._images += images
-        rate = self._images / max(time.perf_counter() - self._started, 1e-9)
-        self._progress.update(self._task, advance=images, rate=f"{rate:.1f} img/s")
-
-    def finish(self) -> None:
-        self._progress.refresh()
 
 
 def run(
@@ -226,6 +186,7 @@ def _run_plan(plan: Any, out: Path, restart: bool, rank_by: str | None, as_json:
     from vtbench.engine.distributed import Ranks
     from vtbench.errors import VtbenchError
     from vtbench.leaderboard import build_leaderboard, print_rich_table
+    from vtbench.progress import RichProgress
     from vtbench.recipe import run_recipe
 
     console = Console(stderr=False)

@@ -11,7 +11,12 @@ def show(
     name: str = typer.Argument(..., help="A tokenizer preset (or metric, dataset, ... name)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Print a preset: what builds it, its default options, and its metadata (source, license, paper ...)."""
+    """Print a preset: what builds it, its default options, and its metadata (source, license, paper ...).
+
+    Example:
+
+      vtbench show llamagen-vq-ds16-c2i
+    """
     import vtbench
     from vtbench.errors import UnknownNameError
 

@@ -11,7 +11,13 @@ app = typer.Typer(help="Pretrained files: where they are, whether they verify, a
 
 @app.command("list")
 def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Every known weights file: name, file, size, SHA-256, what uses it, and whether it is here."""
+    """Every known weights file: name, file, size, SHA-256, what uses it, and whether it is here
+    (a file that is present but does not match its digest is BAD).
+
+    Example:
+
+      vtbench weights list --json
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -20,11 +26,12 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     rows = []
     for entry in weights.WEIGHTS.values():
         try:
-            found = str(weights.locate(entry.name, fetch=False).path)
-        except weights.WeightsUnavailableError:
-            found = None
+            found, status, problem = str(weights.locate(entry.name, fetch=False).path), "here", None
+        except weights.WeightsUnavailableError as exc:
+            missing = "not on this machine" in str(exc)
+            found, status, problem = None, "missing" if missing else "BAD", None if missing else str(exc)
         rows.append({"name": entry.name, "file": entry.filename, "size_mb": entry.size_mb, "sha256": entry.sha256,
-                     "url": entry.url, "used_by": entry.used_by, "path": found})  # fmt: skip
+                     "url": entry.url, "used_by": entry.used_by, "path": found, "status": status, "problem": problem})  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"home": str(weights.home()), "offline": weights.offline(), "weights": rows}, indent=2))
         return
@@ -32,13 +39,19 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     for column in ("name", "file", "MB", "used by", "here"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["file"], f"{row['size_mb']:.1f}", row["used_by"], row["path"] or "[red]missing[/red]")
+        here = row["path"] or ("[red]missing[/red]" if row["status"] == "missing" else f"[red]BAD[/red]: {row['problem']}")
+        table.add_row(row["name"], row["file"], f"{row['size_mb']:.1f}", row["used_by"], here)
     Console().print(table)
 
 
 @app.command("path")
 def path(name: str = typer.Argument(..., help="Weights name (see `vtbench weights list`).")) -> None:
-    """Print the path of a weights file (exit 2 with the fix if it is missing)."""
+    """Print the path of a weights file (exit 2 with the fix if it is missing).
+
+    Example:
+
+      vtbench weights path inception-v3-compat
+    """
     from vtbench import weights
 
     typer.echo(str(weights.locate(name, fetch=False).path))
@@ -48,7 +61,12 @@ def path(name: str = typer.Argument(..., help="Weights name (see `vtbench weight
 def verify() -> None:
     """Hash every weights file that is present; exit 1 if any present file does not match its published digest.
 
-    Files whose source publishes no digest are listed as ``unknown``: their hash is recorded, not checked."""
+    Files whose source publishes no digest are listed as ``unknown``: their hash is recorded, not checked.
+
+    Example:
+
+      vtbench weights verify
+    """
     from vtbench import weights
 
     bad = 0
@@ -68,7 +86,12 @@ def verify() -> None:
 
 @app.command("fetch")
 def fetch(name: str = typer.Argument(..., help="Weights name (see `vtbench weights list`).")) -> None:
-    """Download a weights file into the store, checking its hash (refused when offline)."""
+    """Download a weights file into the store, checking its hash (refused when offline).
+
+    Example:
+
+      vtbench weights fetch inception-v3-compat
+    """
     from vtbench import weights
 
     located = weights.locate(name, fetch=True)

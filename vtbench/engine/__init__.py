@@ -15,8 +15,9 @@ Where things are:
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,54 @@ __all__ = [
 ]  # fmt: skip
 
 
+ProgressArgument = Progress | Callable[[str, int, int], Any] | bool | None
+
+
+@contextlib.contextmanager
+def progress_display(progress: ProgressArgument) -> Iterator[Progress | None]:
+    """``True``: a rich progress bar; a callable: called as ``fn(run_name, done, total)`` at
+    the start of each run and after every batch; a :class:`Progress`: used as it is."""
+    if progress is True:
+        from vtbench.progress import RichProgress
+
+        with RichProgress() as bar:
+            yield bar
+    elif progress is None or progress is False:
+        yield None
+    elif all(hasattr(progress, method) for method in ("start", "advance", "finish")):
+        yield progress  # type: ignore[misc]
+    elif callable(progress):
+        from vtbench.progress import CallbackProgress
+
+        yield CallbackProgress(progress)
+    else:
+        raise VtbenchError(f"progress must be True, a callable fn(run_name, done, total) or a Progress, got {progress!r}")
+
+
+def _wants_display(progress: ProgressArgument) -> bool:
+    """Whether ``progress`` is a request (True, a callable) rather than a display already made."""
+    return progress is True or (progress not in (None, False) and not hasattr(progress, "advance"))
+
+
 def evaluate(
     config: RunConfig | GenerationConfig,
     out_dir: str | Path,
-    progress: Progress | None = None,
+    progress: ProgressArgument = None,
     restart: bool = False,
     recipe: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Score one run and write its record into ``out_dir``; returns the record (None on
     ranks other than 0, and for a ``shard`` run, which writes its slice for ``vtbench merge``).
+    ``progress=True`` draws a progress bar; a callable gets ``(run_name, done, total)``.
 
-    >>> record = evaluate(RunConfig("jpeg-q50", "samples", limit=2), "results/demo")  # doctest: +SKIP
+    >>> record = evaluate(RunConfig("jpeg-q50", "samples", limit=2), "results/demo", progress=True)  # doctest: +SKIP
     >>> record["metrics"]["psnr"]["value"]  # doctest: +SKIP
     """
     from vtbench.engine.distributed import Ranks
 
+    if _wants_display(progress):
+        with progress_display(progress) as display:
+            return evaluate(config, out_dir, display, restart, recipe)
     prepare_out_dir(out_dir)
     ranks = Ranks.from_environment(config.device)
     return Engine(config, out_dir, progress=progress, restart=restart, recipe=recipe, ranks=ranks).run()
@@ -101,7 +135,7 @@ def finished_record(config: RunConfig | GenerationConfig, out_dir: Path) -> dict
 def evaluate_all(
     configs: Sequence[RunConfig | GenerationConfig],
     out_dir: str | Path,
-    progress: Progress | None = None,
+    progress: ProgressArgument = None,
     restart: bool = False,
     recipe: dict[str, Any] | None = None,
     on_skip: Callable[[str], None] | None = None,
@@ -109,6 +143,9 @@ def evaluate_all(
     """Run several configs into ``out_dir``. A run whose record is already there with the same
     settings is skipped (``restart`` redoes it); a run that fails (a metric raising, a bad
     tokenizer output) is reported by name while the other runs still write their records."""
+    if _wants_display(progress):
+        with progress_display(progress) as display:
+            return evaluate_all(configs, out_dir, display, restart, recipe, on_skip)
     out_dir = Path(out_dir)
     outcome = Outcome()
     for config in configs:

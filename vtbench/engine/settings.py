@@ -28,7 +28,11 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|(cuda|xpu)(:\d+)?)$")
 
 
 class SettingsError(VtbenchError):
-    """A setting of the wrong type or out of range; names the setting."""
+    """Settings of the wrong type or out of range; ``problems`` names each setting, one per line."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
 
 
 @dataclass(kw_only=True)
@@ -60,8 +64,9 @@ class Settings:
     shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        check_types(self)
-        check_ranges(self)
+        problems = check_types(self) + check_ranges(self)
+        if problems:
+            raise SettingsError(*problems)
 
     def settings(self) -> dict[str, Any]:
         """The :class:`Settings` fields of this object (what a recipe passes on to each run)."""
@@ -191,33 +196,40 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", text).lstrip(".") or "_"
 
 
-def check_types(settings: Any) -> None:
-    """Check (and losslessly convert) every dataclass field of ``settings`` against its type hint."""
+def check_types(settings: Any) -> list[str]:
+    """Check (and losslessly convert) every dataclass field of ``settings`` against its type
+    hint; returns one problem per field that does not fit."""
     hints = typing.get_type_hints(type(settings))
+    problems = []
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         try:
             ok, converted = conform(value, hints[f.name])
         except ValueError as exc:  # a mapping that does not make the dataclass (preprocessing)
-            raise SettingsError(str(exc)) from None
+            problems.append(str(exc))
+            continue
         if not ok:
-            raise SettingsError(f"setting {f.name!r} must be {describe_type(hints[f.name])}, got {value!r}")
-        if converted is not value:
+            problems.append(f"setting {f.name!r} must be {describe_type(hints[f.name])}, got {value!r}")
+        elif converted is not value:
             object.__setattr__(settings, f.name, converted)
+    return problems
 
 
-def check_ranges(settings: Settings) -> None:
+def check_ranges(settings: Settings) -> list[str]:
+    """One problem per setting out of its range."""
+    problems = []
     minimums = {"batch_size": 1, "num_workers": 0, "limit": 1, "checkpoint_every": 1, "checkpoint_seconds": 0}
     for name, minimum in minimums.items():
         value = getattr(settings, name)
-        if value is not None and value < minimum:
-            raise SettingsError(f"setting {name!r} must be at least {minimum}, got {value}")
-    if not DEVICE_PATTERN.match(settings.device):
-        raise SettingsError(f"setting 'device' must be auto, cpu, cuda, cuda:N, mps or xpu, got {settings.device!r}")
-    if settings.shard is not None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:  # wrong types: check_types
+            problems.append(f"setting {name!r} must be at least {minimum}, got {value}")
+    if isinstance(settings.device, str) and not DEVICE_PATTERN.match(settings.device):
+        problems.append(f"setting 'device' must be auto, cpu, cuda, cuda:N, mps or xpu, got {settings.device!r}")
+    if isinstance(settings.shard, tuple) and len(settings.shard) == 2 and all(isinstance(v, int) for v in settings.shard):
         index, count = settings.shard
         if count < 1 or not 0 <= index < count:
-            raise SettingsError(f"setting 'shard' must be K/N with 0 <= K < N, got {index}/{count}")
+            problems.append(f"setting 'shard' must be K/N with 0 <= K < N, got {index}/{count}")
+    return problems
 
 
 def parse_shard(text: str) -> tuple[int, int]:
