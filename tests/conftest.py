@@ -115,3 +115,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+README_SET_UP = {"make quickstart", "make test", "source .venv/bin/activate"}  # CI runs `make test`, which runs the tests
+
+
+def readme_commands() -> list[str]:
+    """Every command of the README's bash blocks, continuation lines joined, in order."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            if command.strip() and not command.strip().startswith("#"):
+                commands.append(command.strip())
+    return commands
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, int, str]], str]:
+    """The README's commands (less the set-up ones), run as written and in order in one shell
+    (a variable set by one command is there for the next), in a fresh working folder with the
+    repository's recipes: (that folder, [(command, exit code, output)], the shell's stderr)."""
+    import re
+
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "recipes").symlink_to(REPO / "recipes")
+    commands = [c for c in readme_commands() if c.split("#")[0].strip() not in README_SET_UP]
+    script = "\n".join(f"echo '@@@ {i}'\n{command}\necho \"@@@ rc $?\"" for i, command in enumerate(commands))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200"}
+    result = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=1200)
+    found = re.findall(r"@@@ (\d+)\n(.*?)@@@ rc (\d+)\n", result.stdout, flags=re.DOTALL)
+    assert len(found) == len(commands), result.stdout[-3000:] + result.stderr[-3000:]
+    return folder, [(commands[int(i)], int(rc), output) for i, output, rc in found], result.stderr

@@ -12,14 +12,16 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import REPO, run_cli, skimage_rgb
+from conftest import run_cli, skimage_rgb
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("quickstart")
-    result = run_cli("run", REPO / "recipes" / "quickstart.yaml", "--out", out)
-    return out, result.stdout
+def quickstart(readme_run: tuple[Path, list[tuple[str, int, str]], str]) -> tuple[Path, str]:
+    """The README's own quickstart command, as the README test ran it."""
+    folder, outcomes, _ = readme_run
+    command = "vtbench run recipes/quickstart.yaml --out results/quickstart"
+    (output,) = [output for ran, rc, output in outcomes if ran == command and rc == 0]
+    return folder / "results" / "quickstart", output
 
 
 def _metric(out: Path, tokenizer: str, name: str) -> float:
@@ -64,7 +66,7 @@ def test_quickstart_per_image_values_match_an_independent_computation(quickstart
 def test_record_documents_protocol_environment_and_timings(quickstart: tuple[Path, str]) -> None:
     out, _ = quickstart
     record = json.loads((out / "webp-q50__samples.json").read_text())
-    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 2 and record["task"] == "reconstruction"
+    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 3 and record["task"] == "reconstruction"
     assert record["protocol"]["preprocessing"]["resolution"] == 256 and record["protocol"]["evaluation_sizes"] == {"256x256": 14}
     assert record["recipe"]["name"] == "quickstart"
     assert record["metrics"]["psnr"] == {**record["metrics"]["psnr"], "higher_is_better": True, "n": 14, "unit": "dB"}
@@ -79,6 +81,13 @@ def test_record_documents_protocol_environment_and_timings(quickstart: tuple[Pat
     assert {"torch-fidelity", "lpips", "timm", "scipy"} <= set(record["environment"]["libraries"])
     extractor = record["protocol"]["feature_extractors"][0]
     assert extractor["name"] == "efficientnet-lite0" and extractor["version"].startswith("2")
+    # portable: no path of the machine that made it, weights named by file and digest
+    assert "/" not in json.dumps(record["protocol"]["weights"]).replace("\\/", "")
+    assert record["protocol"]["weights"][0]["file"] == "efficientnet-lite0-57934424.pth"
+    with open(out / "webp-q50__samples.images.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["index"] for r in rows] == [str(i) for i in range(14)]
+    assert {(r["run"], r["tokenizer"], r["dataset"]) for r in rows} == {("webp-q50__samples", "webp-q50", "samples")}
 
 
 def test_run_without_a_recipe_and_with_a_limit(tmp_path: Path) -> None:

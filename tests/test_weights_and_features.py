@@ -113,7 +113,7 @@ def test_lpips_metric_runs_with_an_override_and_records_the_hash(alexnet_weights
     high = json.loads((tmp_path / "jpeg-q90__samples.json").read_text())
     assert low["metrics"]["lpips-alex"]["value"] > high["metrics"]["lpips-alex"]["value"] > 0
     assert low["protocol"]["weights"] == [
-        {"name": "alexnet", "path": str(alexnet_weights), "sha256": weights.sha256_file(alexnet_weights), "override": True}
+        {"name": "alexnet", "file": alexnet_weights.name, "sha256": weights.sha256_file(alexnet_weights), "override": True}
     ]
 
 

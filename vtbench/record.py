@@ -22,8 +22,8 @@ import torch
 from vtbench.errors import VtbenchError
 
 SCHEMA_NAME = "vtbench.run-record"
-SCHEMA_VERSION = 2  # 2: "task" in every record, "identity_sha", extractor versions, one schema for both tasks
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3  # 3: portable paths (weights as file name + SHA-256); run columns in the per-image CSV
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)  # 2: "task" in every record, "identity_sha", extractor versions
 LIBRARIES = ("torch-fidelity", "lpips", "timm", "scipy", "torchmetrics", "diffusers", "transformers", "safetensors", "easyocr",
              "pytesseract", "rapidfuzz")  # fmt: skip  # the packages that compute or feed metrics
 
@@ -72,6 +72,17 @@ class RunRecord:
             "environment": self.environment,
             "per_image_file": self.per_image_file,
         }
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as a record stores it, without the machine's own layout: relative to the
+    working directory when inside it, else ``~/...`` under the home folder, else as given."""
+    resolved = Path(path).expanduser().resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
+        if resolved.is_relative_to(base):
+            relative = resolved.relative_to(base).as_posix()
+            return f"{prefix}{relative}" if relative != "." else (prefix.rstrip("/") or ".")
+    return str(path)
 
 
 def record_path(out_dir: str | Path, run_name: str) -> Path:

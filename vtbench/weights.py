@@ -235,7 +235,8 @@ class Located:
     override: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "path": str(self.path), "sha256": self.sha256, "override": self.override}
+        """As records store it: the file's name and digest, not the machine's path to it."""
+        return {"name": self.name, "file": self.path.name, "sha256": self.sha256, "override": self.override}
 
 
 def get(name: str) -> WeightsFile:

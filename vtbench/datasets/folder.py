@@ -8,6 +8,7 @@ from typing import Any
 from vtbench.datasets.base import Dataset, Sample, sha256_hex
 from vtbench.errors import BadImageError, DatasetError
 from vtbench.images import IMAGE_EXTENSIONS, decode_image
+from vtbench.record import portable_path
 
 
 class ImageFolder(Dataset):
@@ -48,7 +49,7 @@ class ImageFolder(Dataset):
         return sha256_hex(self._paths[index].read_bytes())
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "root": str(self.root.resolve())}
+        return {**super().describe(), "root": portable_path(self.root)}
 
 
 IMAGENET_VAL_IMAGES = 50_000

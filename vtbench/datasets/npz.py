@@ -10,6 +10,7 @@ from PIL import Image
 
 from vtbench.datasets.base import Dataset, Sample, sha256_hex
 from vtbench.errors import DatasetError
+from vtbench.record import portable_path
 
 
 class NpzImages(Dataset):
@@ -43,4 +44,4 @@ class NpzImages(Dataset):
         return sha256_hex(np.ascontiguousarray(self._array[index]).tobytes())
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": str(self.path.resolve())}
+        return {**super().describe(), "path": portable_path(self.path)}

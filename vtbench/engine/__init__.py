@@ -27,7 +27,7 @@ from vtbench.engine.finish import merge_shards
 from vtbench.engine.loop import Engine, Progress
 from vtbench.engine.settings import GENERATION_METRICS, RECONSTRUCTION_METRICS, GenerationConfig, RunConfig, Settings, SettingsError
 from vtbench.errors import VtbenchError
-from vtbench.record import record_path
+from vtbench.record import SCHEMA_VERSION, record_path
 
 __all__ = [
     "GENERATION_METRICS", "RECONSTRUCTION_METRICS", "Engine", "GenerationConfig", "Progress", "RunConfig", "Settings",
@@ -129,7 +129,8 @@ def finished_record(config: RunConfig | GenerationConfig, out_dir: Path) -> dict
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    return record if isinstance(record, dict) and record.get("identity_sha") == settings_sha(config) else None
+    same = isinstance(record, dict) and record.get("identity_sha") == settings_sha(config)
+    return record if same and record.get("schema_version") == SCHEMA_VERSION else None  # an older schema is redone
 
 
 def evaluate_all(

@@ -226,10 +226,14 @@ def build_record(result: SliceResult) -> tuple[RunRecord, list[str], list[list[s
 
 
 def write_record(result: SliceResult, out_dir: Path) -> dict[str, Any]:
-    """Write the record and its per-image CSV into ``out_dir``; returns the record."""
+    """Write the record and its per-image CSV into ``out_dir``; returns the record. The CSV's
+    first columns name the run (run, tokenizer and dataset; or run, generator and reference),
+    so the files of several runs can be concatenated."""
     record, header, rows = build_record(result)
+    names = ["run", "tokenizer", "dataset"] if record.task == "reconstruction" else ["run", "generator", "reference"]
+    run = [record.run_name, record.subject.get("name", ""), record.dataset.get("name", "")]
     text = io.StringIO()
-    csv.writer(text).writerows([header, *([csv_safe(cell) for cell in row] for row in rows)])
+    csv.writer(text).writerows([[*names, *header], *([csv_safe(cell) for cell in [*run, *row]] for row in rows)])
     atomic_write_bytes(per_image_path(out_dir, record.run_name), text.getvalue().encode())
     data = record.to_dict()
     atomic_write_json(record_path(out_dir, record.run_name), data)

@@ -48,7 +48,7 @@ from vtbench.images import CONVERSION_POLICY
 from vtbench.io import atomic_write_bytes
 from vtbench.metrics.base import MetricBatch
 from vtbench.metrics.frechet import FrechetDistance
-from vtbench.record import environment
+from vtbench.record import environment, portable_path
 from vtbench.reference import load_statistics
 from vtbench.tokenizers import TOKENIZERS, Tokens
 
@@ -569,9 +569,7 @@ class Engine:
                 protocol["ocr"] = self.text.protocol()
         else:
             context["subject"] = {"name": config.subject_name, "preset": config.generator, "options": self.generator.options()}
-            reference = (
-                {"statistics_file": str(Path(self.statistics_file).resolve())} if self.statistics_file else self.reference.describe()
-            )
+            reference = {"statistics_file": portable_path(self.statistics_file)} if self.statistics_file else self.reference.describe()
             context["dataset"] = {"name": config.dataset_name, "reference": reference}
             protocol["rounding"] = SAMPLE_ROUNDING
         context["protocol"] = protocol

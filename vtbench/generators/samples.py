@@ -15,6 +15,7 @@ from vtbench.datasets.npz import NpzImages
 from vtbench.errors import DatasetError
 from vtbench.generators.base import Generator
 from vtbench.images import pil_to_uint8_chw
+from vtbench.record import portable_path
 
 
 class SampleReader(Generator):
@@ -49,7 +50,7 @@ class SampleReader(Generator):
         return len(self._folder) if self._folder is not None else int(self._array.shape[0])
 
     def options(self) -> dict[str, Any]:
-        return {"path": str(self.path)}
+        return {"path": portable_path(self.path)}
 
     def as_dataset(self) -> Dataset:
         """The samples as a dataset (the engine loads them in DataLoader workers)."""

@@ -23,11 +23,13 @@ class _TokenMetric(MeanMetric):
 
 
 class BitsPerPixel(_TokenMetric):
-    """Bits per pixel of the tokens (actual encoded bytes for codecs)."""
+    """Bits per pixel of the tokens (actual encoded bytes for codecs): each image's bits over
+    its own pixels, averaged over images. The record's ``cost.bits_per_pixel`` is pooled
+    (total bits / total pixels); the two agree when all images have one size."""
 
     name = "bpp"
     unit = "bit/px"
-    description = "Bits per pixel of the tokens at the evaluation resolution (lower is cheaper)"
+    description = "Bits per pixel of the tokens at the evaluation resolution, mean over images (lower is cheaper)"
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         height, width = batch.originals.shape[-2:]
