@@ -208,9 +208,10 @@ def test_frequency_response_follows_a_gaussian_blur_transfer_function() -> None:
     assert same.compute() == 0.5
 
 
-def test_detail_suite_through_the_runner(tmp_path: Path) -> None:
-    identity = _run("identity", "detail", ["hf-fidelity", "frequency-cutoff"], tmp_path, limit=4)
-    blurred = _run("resample-x4", "detail", ["hf-fidelity", "frequency-cutoff"], tmp_path, limit=4)
+def test_detail_suite_through_the_runner(readme_run: tuple[Path, list, str]) -> None:
+    """The README's `vtbench run recipes/detail-suite.yaml --out runs/detail`, as the README test ran it."""
+    folder = readme_run[0] / "runs" / "detail"
+    identity, blurred = (json.loads((folder / f"{name}__detail.json").read_text()) for name in ("identity", "resample-x4"))
     assert identity["metrics"]["hf-fidelity"]["value"] == 1.0 and identity["metrics"]["frequency-cutoff"]["value"] == 0.5
     assert blurred["metrics"]["hf-fidelity"]["value"] < 0.5
     assert blurred["metrics"]["frequency-cutoff"]["value"] < 0.25

@@ -131,6 +131,26 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"llamagen-c2i-{size.lower()}-{resolution}",
+            f"c2i_{size}_{resolution}.pt",
+            f"https://huggingface.co/FoundationVision/LlamaGen/resolve/main/c2i_{size}_{resolution}.pt",
+            "",  # no published digest; the record keeps the file's SHA-256
+            size_mb,  # float32 weights; DDP files may also hold optimizer state
+            f"generator llamagen-c2i-{size.lower()}-{resolution}",
+            "MIT",
+        )
+        for size, resolution, size_mb in (
+            ("B", 256, 444.0),
+            ("B", 384, 444.0),
+            ("L", 256, 1372.0),
+            ("L", 384, 1372.0),
+            ("XL", 384, 3100.0),
+            ("XXL", 384, 5600.0),
+            ("3B", 384, 12400.0),
+        )  # fmt: skip
+    ]
+    + [
+        WeightsFile(
             "var-vqvae",
             "vae_ch160v4096z32.pth",
             "https://huggingface.co/FoundationVision/var/resolve/main/vae_ch160v4096z32.pth",

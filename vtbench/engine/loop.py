@@ -129,6 +129,8 @@ class Engine:
         if paired:
             raise VtbenchError(f"{', '.join(paired)} compare image pairs; a generation run takes distributional metrics")
         self.generator = create_generator(config.generator, config.generator_options)
+        if callable(getattr(self.generator, "to", None)):  # generators with networks sample on the run's device
+            self.generator.to(self.device)
         known = self.generator.num_samples
         if config.expected_samples is not None and known is not None and known != config.expected_samples:
             raise VtbenchError(

@@ -16,6 +16,25 @@ GENERATORS.register(
     description="Samples made elsewhere: an image folder or an ADM .npz (arr_0 uint8 NHWC); option: path",
 )
 
+GENERATORS.register(
+    "llamagen-c2i",
+    "vtbench.generators.llamagen:LlamaGenC2I",
+    description="LlamaGen class-conditional GPT (options: model B/L/XL/XXL/3B, resolution, weights, cfg_scale, top_k, top_p, ...)",
+)
+# (size, resolution, FID at 256x256 with 50k samples as the LlamaGen README reports it)
+for _size, _resolution, _fid in (("B", 256, 5.46), ("B", 384, 6.09), ("L", 256, 3.80), ("L", 384, 3.07), ("XL", 384, 2.62),
+                                 ("XXL", 384, 2.34), ("3B", 384, 2.18)):  # fmt: skip
+    GENERATORS.register(
+        f"llamagen-c2i-{_size.lower()}-{_resolution}",
+        "vtbench.generators.llamagen:LlamaGenC2I",
+        description=f"LlamaGen-{_size} class-conditional GPT, {_resolution // 16}x{_resolution // 16} VQ-16 tokens ({_resolution} px)",
+        tags={"family": "autoregressive", "conditioning": "imagenet-class", "tokenizer": "llamagen-vq-ds16-c2i",
+              "native_resolution": _resolution, "source": "FoundationVision/LlamaGen", "license": "MIT", "paper": "arXiv:2406.06525",
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch"}},
+        model=_size,
+        resolution=_resolution,
+    )  # fmt: skip
+
 __all__ = ["GENERATORS", "Generator"]
 
 

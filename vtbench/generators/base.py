@@ -40,3 +40,6 @@ class Generator(ABC):
 
     def options(self) -> dict[str, Any]:
         return {}
+
+    # A generator with networks also defines ``to(device)``: the engine calls it with the run's
+    # device before asking for samples.

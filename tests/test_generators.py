@@ -1,0 +1,176 @@
+"""Generators that generate: the sampling maths against their reference formulas, LlamaGen's
+GPT written to the published checkpoint layout (tiny checkpoints saved as upstream saves
+them), KV-cached sampling equal to a full causal pass, and a sample plan that gives sample
+*i* the same image whatever the batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_tokenizer_zoo import make_llamagen_checkpoint
+
+from conftest import run_cli
+from vtbench.generators.llamagen import GPT, GPTConfig, rotary_table
+from vtbench.generators.sampling import ClassPlan, filter_logits, guided_logits, sample_rows
+
+
+def _numpy_filter(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray:
+    """Top-k then top-p as the formulas state them, one row at a time."""
+    out = logits.astype(np.float64).copy()
+    for row in out:
+        if top_k > 0:
+            row[row < np.sort(row)[::-1][top_k - 1]] = -np.inf
+        if top_p < 1.0:
+            order = np.argsort(-row, kind="stable")
+            probs = np.exp(row[order] - row[order][0])
+            probs /= probs.sum()
+            before = np.concatenate([[0.0], np.cumsum(probs)[:-1]])  # mass of the more likely tokens
+            row[order[before > top_p]] = -np.inf  # keep a token while the mass before it is within top_p
+    return out
+
+
+@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (5, 1.0), (0, 0.8), (7, 0.5), (1, 0.9), (0, 0.05)])
+def test_top_k_top_p_filtering_matches_the_formula(top_k: int, top_p: float) -> None:
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
+    ours = filter_logits(logits, top_k, top_p).numpy()
+    reference = _numpy_filter(logits.numpy(), top_k, top_p)
+    assert np.array_equal(np.isinf(ours), np.isinf(reference))
+    assert np.allclose(ours[~np.isinf(ours)], reference[~np.isinf(reference)])
+    assert (~np.isinf(ours)).sum(axis=1).min() >= 1
+
+
+def test_guidance_and_sampling_follow_their_definitions() -> None:
+    cond, uncond = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[1.0, 1.0, 0.0]])
+    assert guided_logits(cond, uncond, 1.0).tolist() == cond.tolist()
+    assert guided_logits(cond, uncond, 3.0).tolist() == [[4.0, -2.0, -3.0]]  # uncond + 3 (cond - uncond)
+    # draws follow softmax(logits / T): empirical frequencies over many seeds
+    logits = torch.tensor([1.0, 0.0, -1.0, 2.0])
+    draws = torch.cat([sample_rows(logits[None], [torch.Generator().manual_seed(s)], temperature=0.7) for s in range(4000)])
+    frequencies = torch.bincount(draws, minlength=4).double() / 4000
+    assert torch.allclose(frequencies, torch.softmax(logits.double() / 0.7, 0), atol=0.025)
+    # a row's token depends on its own generator only, not on the rows beside it
+    rows = torch.randn(3, 20)
+    together = sample_rows(rows, [torch.Generator().manual_seed(s) for s in (5, 6, 7)])
+    alone = [int(sample_rows(rows[i : i + 1], [torch.Generator().manual_seed(s)])) for i, s in enumerate((5, 6, 7))]
+    assert together.tolist() == alone
+    assert int(sample_rows(logits[None], [torch.Generator()], top_k=1)) == 3
+
+
+def test_the_class_plan_is_balanced_and_seeded_per_sample() -> None:
+    plan = ClassPlan(num_classes=1000, per_class=50, seed=3)
+    assert plan.num_samples == 50_000 and [plan.label(i) for i in (0, 1, 999, 1000, 49_999)] == [0, 1, 999, 0, 999]
+    assert torch.rand(2, generator=plan.generator(7)).tolist() == torch.rand(2, generator=plan.generator(7)).tolist()
+    assert torch.rand(1, generator=plan.generator(7)).item() != torch.rand(1, generator=plan.generator(8)).item()
+
+
+def test_rotary_table_is_upstreams_2d_layout() -> None:
+    table = rotary_table(grid=4, head_dim=16, base=10000.0, prefix=1)
+    assert table.shape == (17, 8, 2) and table[0].abs().max() == 0  # the class token: no rotation (zeros, as upstream)
+    frequencies = [10000 ** (-2 * i / 8) for i in range(4)]  # head_dim 16: 4 frequencies per axis
+    row, column = 2, 3
+    angles = [row * f for f in frequencies] + [column * f for f in frequencies]
+    position = 1 + row * 4 + column
+    assert torch.allclose(table[position, :, 0], torch.tensor(np.cos(angles), dtype=torch.float32), atol=1e-6)
+    assert torch.allclose(table[position, :, 1], torch.tensor(np.sin(angles), dtype=torch.float32), atol=1e-6)
+
+
+PUBLISHED_GPT_B_KEYS = {  # c2i_B_256.pt, under "model": names and shapes of the first layer and the ends
+    "cls_embedding.embedding_table.weight": (1001, 768), "tok_embeddings.weight": (16384, 768),
+    "layers.0.attention.wqkv.weight": (2304, 768), "layers.0.attention.wo.weight": (768, 768),
+    "layers.0.feed_forward.w1.weight": (2048, 768), "layers.0.feed_forward.w3.weight": (2048, 768),
+    "layers.0.feed_forward.w2.weight": (768, 2048), "layers.0.attention_norm.weight": (768,),
+    "layers.0.ffn_norm.weight": (768,), "norm.weight": (768,), "output.weight": (16384, 768),
+}  # fmt: skip
+
+
+def test_gpt_b_has_the_published_layout() -> None:
+    with torch.device("meta"):
+        model = GPT(GPTConfig(layers=12, heads=12, dim=768))
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: shapes[k] for k in PUBLISHED_GPT_B_KEYS} == PUBLISHED_GPT_B_KEYS
+    assert len(shapes) == 2 + 12 * 7 + 2 and sum(v.numel() for v in model.parameters()) == pytest.approx(111e6, rel=0.03)
+
+
+def _tiny_gpt(seed: int = 0, vocab: int = 64, grid: int = 4) -> GPT:
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(layers=2, heads=2, dim=32, vocab_size=vocab, num_classes=10, grid=grid)).eval()
+    for parameter in model.parameters():  # upstream zero-initialises the output: give it something to say
+        torch.nn.init.normal_(parameter, std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("cfg_scale, cfg_interval", [(1.0, -1), (3.0, -1), (3.0, 4)])
+def test_cached_sampling_equals_a_full_causal_pass(cfg_scale: float, cfg_interval: int) -> None:
+    """Greedy decoding (top-k 1) with the key/value cache gives the tokens a full pass picks,
+    guidance applied to the full pass's logits as upstream applies it."""
+    model, labels = _tiny_gpt(), torch.tensor([3, 7])
+    generators = [torch.Generator().manual_seed(i) for i in range(2)]
+    tokens = model.generate(labels, generators, cfg_scale=cfg_scale, cfg_interval=cfg_interval, top_k=1)
+    expected = torch.zeros(2, 0, dtype=torch.long)
+    for step in range(16):
+        logits = model.logits(labels, expected)[:, -1]
+        if cfg_scale != 1.0 and (cfg_interval < 0 or step - 1 <= cfg_interval):
+            logits = guided_logits(logits, model.logits(torch.full_like(labels, 10), expected)[:, -1], cfg_scale)
+        expected = torch.cat([expected, logits.argmax(dim=-1, keepdim=True)], dim=1)
+    assert tokens.tolist() == expected.tolist()
+
+
+@pytest.fixture(scope="module")
+def llamagen_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny GPT saved as LlamaGen's DDP training saves it, and a tiny VQ-16 with its 64 codes."""
+    import argparse
+
+    folder = tmp_path_factory.mktemp("llamagen")
+    model = _tiny_gpt(vocab=64, grid=16)
+    state = {**model.state_dict(), "freqs_cis": torch.zeros(257, 8, 2)}  # older checkpoints carry the table
+    torch.save({"model": state, "optimizer": {}, "steps": 10, "args": argparse.Namespace(gpt_model="GPT-B")}, folder / "c2i_B_256.pt")
+    make_llamagen_checkpoint(folder / "vq_ds16_c2i.pt")
+    return {"VTBENCH_WEIGHTS_LLAMAGEN_C2I_B_256": str(folder / "c2i_B_256.pt"),
+            "VTBENCH_WEIGHTS_LLAMAGEN_VQ_DS16_C2I": str(folder / "vq_ds16_c2i.pt")}  # fmt: skip
+
+
+def test_llamagen_samples_are_the_same_whatever_the_batch(llamagen_files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtbench.generators import GENERATORS
+
+    for name, value in llamagen_files.items():
+        monkeypatch.setenv(name, value)
+    generator = GENERATORS.create("llamagen-c2i-b-256", heads=2, cfg_scale=2.0, top_k=20, num_classes=10, per_class=2)
+    assert generator.num_samples == 20 and generator.labels([0, 1, 11]) == [0, 1, 1]
+    # the tokens drawn for sample i depend on i alone
+    labels, sampling = torch.tensor(generator.labels([0, 1, 2])), generator.sampling
+    ids = generator.gpt.generate(labels, [generator.plan.generator(i) for i in (0, 1, 2)], **sampling)
+    ids_apart = [generator.gpt.generate(labels[i : i + 1], [generator.plan.generator(i)], **sampling) for i in (0, 1, 2)]
+    assert torch.equal(ids, torch.cat(ids_apart)) and not torch.equal(ids[0], ids[1])
+    # decoded images agree to float rounding (the decoder's convolutions sum in a batch-dependent order)
+    together = generator.samples([0, 1, 2])
+    apart = torch.cat([generator.samples([0]), generator.samples([1, 2])])
+    assert together.shape == (3, 3, 256, 256) and together.min() >= 0 and together.max() <= 1
+    assert torch.allclose(together, apart, atol=1e-4)
+    options = generator.options()
+    assert options["cfg_scale"] == 2.0 and options["top_k"] == 20 and options["tokenizer"] == "llamagen-vq-ds16-c2i"
+
+
+def test_llamagen_refuses_a_checkpoint_of_another_layout(tmp_path: Path) -> None:
+    from vtbench.generators import GENERATORS
+
+    torch.save({"model": {"something.weight": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a LlamaGen GPT checkpoint"):
+        GENERATORS.create("llamagen-c2i-b-256", weights=str(tmp_path / "other.pt"))
+
+
+def test_a_llamagen_generation_run_through_the_cli(llamagen_files: dict[str, str], tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, **llamagen_files}
+    run_cli("run", "--generator", "llamagen-c2i-b-256:heads=2,num_classes=10,per_class=1,top_k=8", "--reference", "samples",
+            "--resolution", "64", "-m", "fd-efficientnet-lite0", "--batch-size", "4", "--out", tmp_path, env=env)  # fmt: skip
+    record = json.loads((tmp_path / "llamagen-c2i-b-256__samples.json").read_text())
+    assert record["task"] == "generation" and record["samples"]["evaluated"] == 10
+    assert record["generator"]["options"]["num_classes"] == 10 and record["metrics"]["fd-efficientnet-lite0"]["value"] > 0
+    missing = run_cli("run", "--generator", "llamagen-c2i-l-256", "--reference", "samples", "-m", "fd-efficientnet-lite0",
+                      "--out", tmp_path, check=2)  # fmt: skip
+    assert "vtbench weights fetch llamagen-c2i-l-256" in missing.stderr
