@@ -75,6 +75,7 @@ class Recipe(Settings):
     datasets: list[Component] = field(default_factory=list)
     generators: list[Component] = field(default_factory=list)
     references: list[Component] = field(default_factory=list)
+    stored_statistics: bool = True  # generation runs: an ADM reference batch's stored mu/sigma for FID/sFID
     name: str = "recipe"
     description: str = ""
     source: str | None = None
@@ -97,7 +98,8 @@ class Recipe(Settings):
                 preprocessing = replace(self.preprocessing, **reference.preprocessing)
                 runs.append(GenerationConfig(
                     generator=gen.name, generator_options=options, label=gen.label, expected_samples=expected, reference=reference.name,
-                    reference_options=dict(reference.options), **{**settings, "preprocessing": preprocessing},
+                    reference_options=dict(reference.options), stored_statistics=self.stored_statistics,
+                    **{**settings, "preprocessing": preprocessing},
                 ))  # fmt: skip
         return runs
 
@@ -143,6 +145,11 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     for key in sorted(set(data) - _KEYS):
         problems.append(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
     values = {k: v for k, v in data.items() if k in _KEYS}
+    if values.get("protocol") is not None:
+        try:
+            values = with_protocol(values, str(values["protocol"]), source)
+        except VtbenchError as exc:
+            problems.append(f"{source}: {exc}")
     for key in _LISTS:
         specs = values.get(key) or []
         parsed = []
@@ -178,6 +185,26 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     if problems:
         raise all_problems(problems)
     return recipe
+
+
+def with_protocol(values: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    """A recipe mapping under the protocol ``name``: the protocol's settings, the recipe's own
+    keys on top; a generation protocol's sample count goes to each generator without one."""
+    from vtbench import protocols
+
+    protocol = protocols.get(name)
+    task = "generation" if values.get("generators") else "reconstruction"
+    if protocol.task != task:
+        raise RecipeError(f"{source}: protocol {name!r} is for {protocol.task} runs; this recipe makes {task} runs")
+    merged = protocols.apply(name, task, {**values, "preprocessing": values.get("preprocessing") or {}})
+    expected = merged.pop("expected_samples", None)
+    if expected is not None:
+        specs = values["generators"] if isinstance(values["generators"], list) else [values["generators"]]
+        merged["generators"] = [
+            {"expected_samples": expected, **spec} if isinstance(spec, dict) else {"name": spec, "expected_samples": expected}
+            for spec in specs
+        ]
+    return merged
 
 
 def all_problems(problems: list[str]) -> RecipeError:
@@ -247,6 +274,11 @@ def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[st
     for metric in recipe.metrics or []:
         try:
             METRICS.get(metric)
+        except VtbenchError as exc:
+            problem(exc)
+    for metric, options in recipe.metric_options.items():
+        try:
+            check_options(f"metric_options: metric {metric!r}", METRICS.get(metric).load(), options)
         except VtbenchError as exc:
             problem(exc)
     if problems:

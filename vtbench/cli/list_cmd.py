@@ -15,6 +15,7 @@ class Kind(str, Enum):
     generators = "generators"
     ocr = "ocr"
     extractors = "extractors"
+    protocols = "protocols"
 
 
 def list_registered(
@@ -24,7 +25,7 @@ def list_registered(
         None, "--family", help="Only tokenizers of this family or quantizer (codec, pixel, discrete, continuous, vq, kl, lfq ...)."
     ),
 ) -> None:
-    """List registered tokenizers, metrics, datasets, generators, OCR engines or feature extractors.
+    """List registered tokenizers, metrics, datasets, generators, OCR engines, feature extractors, or the paper protocols.
 
     Examples:
 
@@ -34,19 +35,26 @@ def list_registered(
     """
     import vtbench
 
-    registry = vtbench.registries()[kind.value]
-    entries = [e for e in registry.entries() if family is None or family in (e.tags.get("family"), e.tags.get("quantizer"))]
-    rows = [
-        {
-            "name": e.name,
-            "description": e.summary(),
-            "source": e.source,
-            "options": e.defaults,
-            **({"family": e.tags["family"]} if "family" in e.tags else {}),
-        }
-        for e in entries
-    ]
-    broken = [{"name": name, "error": error} for name, error in registry.plugin_errors.items()]
+    if kind == Kind.protocols:  # presets as data, not a plugin registry
+        from vtbench.protocols import PROTOCOLS
+
+        rows = [{"name": p.name, "task": p.task, "description": p.description, "source": p.source, "settings": p.settings}
+                for p in PROTOCOLS.values()]  # fmt: skip
+        broken = []
+    else:
+        registry = vtbench.registries()[kind.value]
+        entries = [e for e in registry.entries() if family is None or family in (e.tags.get("family"), e.tags.get("quantizer"))]
+        rows = [
+            {
+                "name": e.name,
+                "description": e.summary(),
+                "source": e.source,
+                "options": e.defaults,
+                **({"family": e.tags["family"]} if "family" in e.tags else {}),
+            }
+            for e in entries
+        ]
+        broken = [{"name": name, "error": error} for name, error in registry.plugin_errors.items()]
     if as_json:
         typer.echo(json.dumps({"kind": kind.value, "entries": rows, "plugin_errors": broken}, indent=2))
         return
@@ -58,7 +66,9 @@ def list_registered(
         console.print(f"No {kind.value} registered yet.")
     else:
         table = Table(title=f"vtbench {kind.value}")
-        columns = ("name", "family", "description", "source") if kind == Kind.tokenizers else ("name", "description", "source")
+        columns = {Kind.tokenizers: ("name", "family", "description", "source"), Kind.protocols: ("name", "task", "description")}.get(
+            kind, ("name", "description", "source")
+        )
         for column in columns:
             table.add_column(column)
         for row in rows:

@@ -30,6 +30,15 @@ def run(
     dataset: list[str] = typer.Option(
         [], "--dataset", "-d", help="Dataset name or image folder; NAME:key=value,... for options (repeatable).", rich_help_panel=_RUN
     ),
+    protocol: str | None = typer.Option(
+        None, "--protocol", "-p", help="A paper protocol's settings as the starting point (`vtbench list protocols`).", rich_help_panel=_RUN
+    ),
+    stored_statistics: bool | None = typer.Option(
+        None,
+        "--stored-statistics/--computed-statistics",
+        help="Generation against an ADM batch: FID/sFID from its stored mu/sigma (default, as the ADM evaluator) or from its images.",
+        rich_help_panel=_GEN,
+    ),  # fmt: skip
     metric: list[str] = typer.Option(
         [], "--metric", "-m", help="Metric, repeatable or comma-separated (-m psnr,ssim). `vtbench list metrics`.", rich_help_panel=_RUN
     ),
@@ -52,7 +61,8 @@ def run(
     save_reconstructions: bool | None = typer.Option(
         None,
         "--save-reconstructions/--no-save-reconstructions",
-        help="Write each reconstruction as OUT/RUN.recon/ID.png.",
+        help="Write each reconstruction as OUT/RUN.recon/ID.png; a generation run's samples as OUT/RUN.samples/N.png and "
+        "OUT/RUN.samples.npz (ADM layout).",
         rich_help_panel=_RUN,
     ),  # fmt: skip
     checkpoint_seconds: float | None = typer.Option(
@@ -141,8 +151,25 @@ def run(
                 component.options["expected_samples"] = expected_samples
         if not tokenizer and recipe is None:
             plan.tokenizers, plan.datasets = [], []
+    metric_names, metric_options = _metric_arguments(metric)
+    if protocol is not None:
+        from vtbench import protocols
+
+        task = "generation" if plan.generators else "reconstruction"
+        settings = protocols.apply(protocol, task, {})
+        prep_defaults, expected_default = settings.pop("preprocessing", {}), settings.pop("expected_samples", None)
+        stored_default = settings.pop("stored_statistics", None)
+        plan = replace(plan, **settings, preprocessing=type(plan.preprocessing)(**{**asdict(plan.preprocessing), **prep_defaults}))
+        if stored_default is not None:
+            plan = replace(plan, stored_statistics=stored_default)
+        if expected_default is not None:
+            for component in plan.generators:
+                component.options.setdefault("expected_samples", expected_default)
+    if stored_statistics is not None:
+        plan = replace(plan, stored_statistics=stored_statistics)
     overrides = {
-        "metrics": [name.strip() for names in metric for name in names.split(",") if name.strip()] or None,
+        "metrics": metric_names or None,
+        "metric_options": {**plan.metric_options, **metric_options} if metric_options else None,
         "limit": limit,
         "batch_size": batch_size,
         "num_workers": workers,
@@ -158,7 +185,7 @@ def run(
         "shard": parse_shard(shard) if shard else None,
     }
     prep = {k: v for k, v in {"resolution": resolution, "mode": resize_mode, "filter": resize_filter}.items() if v is not None}
-    if generator and recipe is None and "mode" not in prep:
+    if generator and recipe is None and protocol is None and "mode" not in prep:
         prep["mode"] = "center-crop" if resolution else "none"
     try:
         if prep:
@@ -167,6 +194,23 @@ def run(
     except (SettingsError, ValueError) as exc:
         raise RecipeError(f"command line: {exc}") from None
     _run_plan(plan, out, restart, rank_by, as_json, quiet)
+
+
+def _metric_arguments(values: list[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """``-m`` values -> metric names and options: ``psnr,ssim`` (comma lists) or
+    ``isc:split_size=5000`` (options as for tokenizers; one metric per value then)."""
+    from vtbench.recipe import Component
+
+    names: list[str] = []
+    options: dict[str, dict[str, Any]] = {}
+    for value in values:
+        if ":" in value and "=" in value.partition(":")[2]:
+            component = Component.from_cli(value)
+            names.append(component.name)
+            options[component.name] = component.options
+        else:
+            names += [name.strip() for name in value.split(",") if name.strip()]
+    return names, options
 
 
 def summary(records: list[dict[str, Any]], out: Path, skipped: list[str], failed: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,16 @@ def show(
     """
     import vtbench
     from vtbench.errors import UnknownNameError
+    from vtbench.protocols import PROTOCOLS
 
+    if name in PROTOCOLS:
+        shown_protocol = {"kind": "protocol", **PROTOCOLS[name].to_dict()}
+        if as_json:
+            typer.echo(json.dumps(shown_protocol, indent=2))
+        else:
+            for key, value in shown_protocol.items():
+                typer.echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        return
     registries = vtbench.registries()
     found = [(kind, registry.get(name)) for kind, registry in registries.items() if name in registry]
     if not found:

@@ -51,6 +51,8 @@ def create_dataset(name: str, options: dict[str, Any]) -> Dataset:
         return DATASETS.create(kind, root=name, **options)
     if name not in DATASETS and name.endswith(".npz") and Path(name).expanduser().is_file():
         return DATASETS.create("npz", path=name, **options)
+    if name not in DATASETS and name.endswith(".npz"):
+        raise DatasetError(f"{name}: no such .npz file (an ADM reference batch or an image array is read from a file)")
     if name not in DATASETS and ("/" in name or Path(name).suffix):
         raise DatasetError(f"dataset {name!r}: no such folder, and not a registered dataset name")
     return DATASETS.create(name, **options)
@@ -74,10 +76,16 @@ class PreparedMetrics:
     extractors: dict[str, FeatureExtractor]
 
 
-def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bool, load: bool = True) -> PreparedMetrics:
-    """Create the metrics and find every weights file they need before any work starts; with
-    ``load``, build each shared feature extractor once and let each metric load its network."""
-    metrics: dict[str, Metric] = {name: METRICS.create(name) for name in names}
+def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bool, load: bool = True,
+                    options: dict[str, dict[str, Any]] | None = None) -> PreparedMetrics:  # fmt: skip
+    """Create the metrics (with their ``options``, keyword arguments by metric name) and find
+    every weights file they need before any work starts; with ``load``, build each shared
+    feature extractor once and let each metric load its network."""
+    options = options or {}
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise VtbenchError(f"options given for {', '.join(unknown)}, which the run does not compute (metrics: {', '.join(names)})")
+    metrics: dict[str, Metric] = {name: METRICS.create(name, **options.get(name, {})) for name in names}
     located: dict[str, Located] = {}
     unavailable: dict[str, tuple[Metric, str]] = {}
     for name, metric in metrics.items():

@@ -76,9 +76,9 @@ def merge_slices(slices: list[SliceResult]) -> SliceResult:
     merged = RunState(identity_sha=first.identity_sha, complete=True, context=dict(first.context))
     metric_states: dict[str, dict[str, Any]] = {}
     for name in first.context["metric_names"]:
-        total = _metric(name, slices[0].metric_states[name])
+        total = _metric(name, slices[0].metric_states[name], first.context)
         for other in slices[1:]:
-            total.merge_state(_metric(name, other.metric_states[name]))
+            total.merge_state(_metric(name, other.metric_states[name], first.context))
         metric_states[name] = total.state_dict()
     header: list[str] = []
     rows: list[list[str]] = []
@@ -112,9 +112,12 @@ def merge_slices(slices: list[SliceResult]) -> SliceResult:
     return SliceResult(merged, metric_states, out.getvalue())
 
 
-def _metric(name: str, state: dict[str, Any]) -> Metric:
-    metric = METRICS.create(name)
+def _metric(name: str, state: dict[str, Any], context: dict[str, Any]) -> Metric:
+    """The run's metric ``name`` (with the run's options) holding the merged ``state``."""
+    metric = METRICS.create(name, **context.get("metric_options", {}).get(name, {}))
     metric.load_state_dict(state)
+    if name in context.get("fixed_references", {}):
+        metric.reference_source = context["fixed_references"][name]
     return metric
 
 
@@ -158,7 +161,7 @@ def build_record(result: SliceResult) -> tuple[RunRecord, list[str], list[list[s
     by_column = {name: i for i, name in enumerate(header)}
     metrics: dict[str, Any] = {}
     for name in context["metric_names"]:
-        metric = _metric(name, result.metric_states[name])
+        metric = _metric(name, result.metric_states[name], context)
         value = metric.compute()
         entry = {"value": value, "n": metric.count, "status": "ok", **metric.describe()}
         if not math.isfinite(value):  # stored as null; the status and reason say why

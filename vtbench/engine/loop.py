@@ -92,13 +92,14 @@ class Engine:
         self.ranks = ranks or Ranks()
         self.device = resolve_device(config.device, self.ranks.local_rank if self.ranks.world > 1 else None)
         names = list(dict.fromkeys([*config.metrics, *(COST_METRICS if config.task == "reconstruction" else ())]))
-        prepared = prepare_metrics(names, self.device, config.skip_unavailable)
+        prepared = prepare_metrics(names, self.device, config.skip_unavailable, options=config.metric_options)
         self.metrics, self.unavailable, self.located = prepared.active, prepared.unavailable, prepared.located
         self.features = SharedFeatures(prepared.extractors)
         shard_index, shard_count = config.shard or (0, 1)
         self.slice = (shard_index * self.ranks.world + self.ranks.rank, shard_count * self.ranks.world)
         self.text: TextReader | None = None
         self.statistics_file: str | None = None
+        self.stored_statistics: str | None = None  # an ADM reference batch whose mu/sigma FID and sFID use
         if isinstance(config, RunConfig):
             self._set_up_reconstruction(config)
         else:
@@ -151,6 +152,8 @@ class Engine:
             self.statistics_file, self.reference = config.reference, None
         else:
             self.reference = create_dataset(config.reference, config.reference_options)
+            if config.stored_statistics and _is_adm_batch(config.reference):
+                self.stored_statistics = config.reference
             reference_total = len(self.reference) if config.limit is None else min(config.limit, len(self.reference))
             self.reference_total = reference_total
             phases.append(Phase("reference", range(*slice_bounds(reference_total, *self.slice)), self._score_reference, self.reference))
@@ -191,7 +194,22 @@ class Engine:
             record = None
         else:
             record = write_record(merged, self.out_dir)
+            self._pack_samples()
         return record
+
+    def _pack_samples(self) -> None:
+        """A generation run that saved its samples also writes them as one ADM-format batch,
+        ``OUT/RUN.samples.npz`` (``arr_0`` images, ``arr_1`` class labels when the generator has them)."""
+        if self.config.task != "generation" or not self.config.save_reconstructions or self.dataset is not None:
+            return
+        from vtbench.engine.outputs import sample_path, write_adm_npz
+
+        indices = [i for i in range(self.total) if sample_path(self.out_dir, self.config.run_name, i).is_file()]
+        if not indices:
+            return
+        labels = self.generator.labels(indices) if callable(getattr(self.generator, "labels", None)) else None
+        pngs = [sample_path(self.out_dir, self.config.run_name, i) for i in indices]
+        write_adm_npz(self.out_dir / f"{self.config.run_name}.samples.npz", pngs, labels)
 
     def _run_slice(self) -> SliceResult:
         self.partial.lock()
@@ -225,10 +243,26 @@ class Engine:
             if self.config.task == "reconstruction":
                 self.partial.check_contents(self.dataset.content_sha256)
             self.features.open_cache(self.dataset, self.total, self.preprocessing, False, False, "off (resumed run)")
+            self._fix_stored_reference(enter=False)  # the loaded states hold them already
             return state
         state = self.partial.start(identity, ids)
+        self._fix_stored_reference(enter=self.slice[0] == 0)
         self._open_cache(state)
         return state
+
+    def _fix_stored_reference(self, enter: bool) -> None:
+        """An ADM reference batch's stored statistics as the reference side of FID (``mu``,
+        ``sigma``) and sFID (``mu_s``, ``sigma_s``), as the ADM evaluator uses them; the batch's
+        images still feed the other metrics. ``enter``: add them to the states (one slice does)."""
+        if self.stored_statistics is None:
+            return
+        with np.load(self.stored_statistics) as archive:
+            for metric in self.metrics.values():
+                keys = getattr(metric, "stored_keys", None)
+                if isinstance(metric, FrechetDistance) and keys and all(key in archive.files for key in keys):
+                    source = f"{portable_path(self.stored_statistics)}: stored {keys[0]}/{keys[1]} (as the ADM evaluator)"
+                    arrays = (archive[keys[0]].astype(np.float64), archive[keys[1]].astype(np.float64)) if enter else (None, None)
+                    metric.fix_reference(source, *arrays)  # full rank: the batch's statistics come from more images than it holds
 
     def _slice_ids(self) -> list[str]:
         ids: list[str] = []
@@ -505,6 +539,15 @@ class Engine:
                 item["error"] = None if ok else "sample contains NaN or inf"
             keep = [i for i, ok in enumerate(finite) if ok]
             pixels = images[keep].clamp(0, 1).mul(255).round().to(torch.uint8)
+            if self.config.save_reconstructions:  # the samples themselves, for a later look or another evaluator
+                from vtbench.engine.outputs import png_bytes, sample_path
+
+                for position, array in zip(keep, pixels.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
+                    atomic_write_bytes(sample_path(self.out_dir, self.config.run_name, batch.items[position]["index"]), png_bytes(array))
+            if keep and not self.preprocessing.leaves_unchanged(pixels.shape[-1], pixels.shape[-2]):
+                pixels = _preprocessed(pixels, self.preprocessing)  # as the reference images, and as sample files would be
+            for position in keep:
+                batch.items[position]["source_size"] = f"{images.shape[-1]}x{images.shape[-2]}"
             batch = LoadedBatch(batch.items, [(keep, pixels)] if keep else [])
         for item in batch.items:
             if item["error"] is not None:
@@ -549,6 +592,10 @@ class Engine:
             "config": config.to_dict(),
             "recipe": self.recipe,
             "metric_names": list(self.metrics),
+            "metric_options": self.config.metric_options,
+            "fixed_references": {
+                name: metric.reference_source for name, metric in self.metrics.items() if getattr(metric, "reference_source", None)
+            },  # fmt: skip
             "unavailable": unavailable,
             "requested": self.total,
             "environment": environment(self.device),
@@ -601,6 +648,24 @@ def _timed_iteration(loader: DataLoader, state: RunState) -> Iterator[list[dict[
         if batch is None:
             return
         yield batch.in_main_process()
+
+
+def _preprocessed(pixels: torch.Tensor, preprocessing: Any) -> torch.Tensor:
+    """(B, 3, H, W) uint8 samples through the run's resize/crop, as image files are."""
+    from PIL import Image
+
+    from vtbench.images import pil_to_uint8_chw
+
+    arrays = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    return torch.from_numpy(np.stack([pil_to_uint8_chw(preprocessing.apply(Image.fromarray(array))) for array in arrays]))
+
+
+def _is_adm_batch(reference: str) -> bool:
+    """An ``.npz`` with images (``arr_0``) and their stored statistics (``mu``, ``sigma``)."""
+    if not reference.endswith(".npz") or not Path(reference).is_file():
+        return False
+    with np.load(reference, mmap_mode="r") as archive:
+        return "arr_0" in archive.files and "mu" in archive.files and "sigma" in archive.files
 
 
 def _is_statistics_file(reference: str) -> bool:

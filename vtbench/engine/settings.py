@@ -45,9 +45,14 @@ class Settings:
         batches and this many seconds have passed since the last save (and on Ctrl-C).
     shard: ``(K, N)``: evaluate only the K-th of N deterministic slices (0-based), for job
         arrays; ``vtbench merge`` combines the slices into one record.
+    metric_options: keyword arguments per metric, e.g. ``{"isc": {"split_size": 5000}}``.
+    protocol: the name of the protocol preset (``vtbench list protocols``) the settings came
+        from; recorded with the numbers.
     """
 
     metrics: list[str] | None = None
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocol: str | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     batch_size: int = 8
     num_workers: int | None = None
@@ -139,6 +144,8 @@ class RunConfig(_Run):
             "dataset_options": self.dataset_options,
             "dataset_label": self.dataset_label,
             "metrics": self.metrics,
+            "metric_options": self.metric_options,
+            "protocol": self.protocol,
             "preprocessing": asdict(self.preprocessing),
             "limit": self.limit,
             "ocr_engine": self.ocr_engine,
@@ -157,6 +164,7 @@ class GenerationConfig(_Run):
     reference_options: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
     expected_samples: int | None = None
+    stored_statistics: bool = True  # an ADM reference batch's own mu/sigma (mu_s/sigma_s) for FID (sFID), as the ADM evaluator
 
     task: ClassVar[str] = "generation"
     default_metrics: ClassVar[tuple[str, ...]] = GENERATION_METRICS
@@ -184,6 +192,9 @@ class GenerationConfig(_Run):
             "reference": self.reference,
             "reference_options": self.reference_options,
             "metrics": self.metrics,
+            "metric_options": self.metric_options,
+            "protocol": self.protocol,
+            "stored_statistics": self.stored_statistics,
             "preprocessing": asdict(self.preprocessing),
             "limit": self.limit,
             "expected_samples": self.expected_samples,

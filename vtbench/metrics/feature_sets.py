@@ -94,18 +94,28 @@ class InceptionScore(_FeatureSet):
     sides = ("reconstructions",)
     description = "Inception Score of the reconstructions / samples (torch-fidelity formula, 10 splits)"
 
-    def __init__(self, splits: int = 10) -> None:
+    def __init__(self, splits: int = 10, split_size: int | None = None) -> None:
+        """``splits`` shuffled equal parts (torch-fidelity), or, with ``split_size``,
+        consecutive parts of that many images in sample order (the ADM evaluator: 5,000)."""
+        if splits < 1 or (split_size is not None and split_size < 1):
+            raise ValueError(f"splits and split_size must be at least 1, got {splits} and {split_size}")
         super().__init__()
-        self.splits = splits
+        self.splits, self.split_size = splits, split_size
         self._details: dict[str, Any] = {}
 
     def parameters(self) -> dict:
+        if self.split_size is not None:
+            return {"split_size": self.split_size, "shuffle": False, "feature": self.feature, "formula": "ADM evaluator"}
         return {"splits": self.splits, "shuffle": True, "rng_seed": RNG_SEED, "feature": self.feature}
 
     def compute(self) -> float:
         from torch_fidelity.metric_isc import isc_features_to_metric
 
         logits = self.stacked("reconstructions")
+        if self.split_size is not None:
+            scores = split_inception_scores(logits, self.split_size)
+            self._details = {"std": float(scores.std()), "split_size": self.split_size, "splits": len(scores)}
+            return float(scores.mean())
         if len(logits) < self.splits:
             return float("nan")
         out = isc_features_to_metric(logits, splits=self.splits, shuffle=True, rng_seed=RNG_SEED)
@@ -116,21 +126,78 @@ class InceptionScore(_FeatureSet):
         return self._details
 
 
+def split_inception_scores(logits: torch.Tensor, split_size: int) -> torch.Tensor:
+    """The ADM evaluator's Inception Score parts: softmax of the (bias-free) logits, then for
+    each consecutive part of ``split_size`` rows ``exp(mean_i KL(p_i || mean p))``: (parts,) float64."""
+    probs = torch.softmax(logits.double(), dim=1)
+    scores = []
+    for start in range(0, len(probs), split_size):
+        part = probs[start : start + split_size]
+        kl = (part * (torch.log(part) - torch.log(part.mean(dim=0, keepdim=True)))).sum(dim=1).mean()
+        scores.append(torch.exp(kl))
+    return torch.stack(scores) if scores else torch.full((1,), float("nan"), dtype=torch.float64)
+
+
+def _float16_squared_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared distances (M, N) as the ADM evaluator's TF graph computes them:
+    ``max(|u|² - 2 u·v + |v|², 0)`` with inputs and every intermediate rounded to float16
+    (products summed in float32), falling back to float32 when a value is not finite."""
+    u16, v16 = u.half().float(), v.half().float()
+    norm_u = u16.square().sum(dim=1).half().float()[:, None]
+    norm_v = v16.square().sum(dim=1).half().float()[None, :]
+    twice_dot = (2 * (u16 @ v16.T).half().float()).half().float()
+    distances = ((norm_u - twice_dot).half().float() + norm_v).half().clamp(min=0)
+    if torch.isfinite(distances).all():
+        return distances.float()
+    u32, v32 = u.float(), v.float()
+    return (u32.square().sum(1)[:, None] - 2 * u32 @ v32.T + v32.square().sum(1)[None, :]).clamp(min=0)
+
+
+def adm_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, rows: int = 1024) -> tuple[float, float]:
+    """Precision and recall with the ADM evaluator's manifold estimator: each vector's radius
+    is its squared float16 distance to its k-th nearest neighbour in its own set (itself
+    excluded); precision is the fraction of ``fake`` inside some ``real`` radius, recall the
+    fraction of ``real`` inside some ``fake`` radius. (N, D) each; memory ``rows`` x N."""
+
+    def radii(features: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(len(features))
+        for start in range(0, len(features), rows):
+            block = _float16_squared_distances(features[start : start + rows], features)
+            out[start : start + rows] = torch.kthvalue(block, k + 1, dim=1).values  # the k+1-th smallest: self is 0
+        return out
+
+    def inside(points: torch.Tensor, centres: torch.Tensor, centre_radii: torch.Tensor) -> float:
+        hits = torch.zeros(len(points), dtype=torch.bool)
+        for start in range(0, len(points), rows):
+            block = _float16_squared_distances(points[start : start + rows], centres)
+            hits[start : start + rows] = (block <= centre_radii[None, :]).any(dim=1)
+        return float(hits.double().mean())
+
+    real_radii, fake_radii = radii(real), radii(fake)
+    return inside(fake, real, real_radii), inside(real, fake, fake_radii)
+
+
 class PrecisionRecall(_FeatureSet):
-    """k-NN precision or recall (Kynkäänniemi et al. 2019), k = 3, Inception 2048-d features."""
+    """k-NN precision or recall (Kynkäänniemi et al. 2019), k = 3, Inception 2048-d features;
+    ``estimator`` ``torch-fidelity`` (float32 Euclidean distances) or ``adm`` (the ADM
+    evaluator's manifold estimator: squared distances in float16)."""
 
     higher_is_better = True
 
-    def __init__(self, output: str = "precision", neighborhood: int = 3) -> None:
+    def __init__(self, output: str = "precision", neighborhood: int = 3, estimator: str = "torch-fidelity") -> None:
         if output not in ("precision", "recall"):
             raise ValueError(f"output must be precision or recall, got {output!r}")
+        if estimator not in ("torch-fidelity", "adm"):
+            raise ValueError(f"estimator must be torch-fidelity or adm, got {estimator!r}")
         super().__init__()
-        self.output, self.neighborhood = output, neighborhood
+        self.output, self.neighborhood, self.estimator = output, neighborhood, estimator
         self.name = output
         self.description = f"k-NN {output} (k={neighborhood}) of reconstructions vs originals in Inception space"
 
     def parameters(self) -> dict:
-        return {"k": self.neighborhood, "feature": self.feature, "distance": "euclidean, self excluded from the radius"}
+        distance = "euclidean, self excluded from the radius" if self.estimator == "torch-fidelity" else (
+            "squared euclidean rounded to float16 as the ADM evaluator, self excluded from the radius")  # fmt: skip
+        return {"k": self.neighborhood, "feature": self.feature, "estimator": self.estimator, "distance": distance}
 
     def compute(self) -> float:
         from torch_fidelity.metric_prc import calculate_precision_recall_part
@@ -138,5 +205,8 @@ class PrecisionRecall(_FeatureSet):
         generated, real = self.stacked("reconstructions"), self.stacked("originals")
         if len(generated) <= self.neighborhood or len(real) <= self.neighborhood:
             return float("nan")
-        precision, recall = calculate_precision_recall_part(generated, real, self.neighborhood, 10000)
+        if self.estimator == "adm":
+            precision, recall = adm_precision_recall(real, generated, self.neighborhood)
+        else:
+            precision, recall = calculate_precision_recall_part(generated, real, self.neighborhood, 10000)
         return precision if self.output == "precision" else recall

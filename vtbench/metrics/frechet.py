@@ -80,6 +80,8 @@ class FrechetDistance(Metric):
     kind = "distribution"
     higher_is_better = False
     aggregation = "dataset"
+    stored_keys: tuple[str, str] | None = None  # the mean/covariance arrays of an ADM reference batch this metric uses
+    reference_source: str | None = None  # set when the reference side is fixed statistics, not accumulated features
 
     def __init__(self, extractor: str = "inception-v3-compat", feature: str = "2048", dim: int = 2048, name: str | None = None) -> None:
         super().__init__()
@@ -95,6 +97,8 @@ class FrechetDistance(Metric):
         for side in SIDES:
             if side not in batch.features[self.extractor]:  # generation runs feed one side at a time
                 continue
+            if side == "originals" and self.reference_source is not None:  # fixed statistics stand for the reference
+                continue
             features = batch.features[self.extractor][side][self.feature].to(torch.float64).cpu()
             setattr(self, f"{side}_n", getattr(self, f"{side}_n") + features.shape[0])
             setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + features.sum(dim=0))
@@ -106,8 +110,17 @@ class FrechetDistance(Metric):
         return int(self.reconstructions_n)
 
     def parameters(self) -> dict:
+        reference = {"reference_statistics": self.reference_source} if self.reference_source else {}
         return {"feature": self.feature, "dim": self.dim, "covariance": "unbiased (ddof 1), from float64 running sums",
-                "trace_sqrt": "eigenvalues of S2^1/2 S1 S2^1/2 up to the rank min(n1, n2) - 1"}  # fmt: skip
+                "trace_sqrt": "eigenvalues of S2^1/2 S1 S2^1/2 up to the rank min(n1, n2) - 1", **reference}  # fmt: skip
+
+    def fix_reference(self, source: str, mu: np.ndarray | None = None, sigma: np.ndarray | None = None, n: int = 50_000) -> None:
+        """Take the reference side from statistics (``source`` says where they come from) and
+        ignore reference features from now on; ``mu``/``sigma`` are entered once (one slice of
+        a split run enters them, the others only stop accumulating)."""
+        self.reference_source = source
+        if mu is not None and sigma is not None:
+            self.set_reference_statistics(mu, sigma, n)
 
     def set_reference_statistics(self, mu: np.ndarray, sigma: np.ndarray, n: int = 50_000) -> None:
         """Use precomputed reference statistics (e.g. from an ``.npz``) as the originals' side.
@@ -145,6 +158,7 @@ class FID(FrechetDistance):
 
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "2048", 2048, name="fid")
+        self.stored_keys = ("mu", "sigma")
         self.description = "Fréchet Inception Distance (torch-fidelity InceptionV3, pool 2048), reconstructions vs originals"
 
 
@@ -154,4 +168,5 @@ class SFID(FrechetDistance):
 
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "spatial", 2023, name="sfid")
+        self.stored_keys = ("mu_s", "sigma_s")
         self.description = "Spatial FID (ADM evaluator's mixed_6/conv features, 2023-d), reconstructions vs originals"

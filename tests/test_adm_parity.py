@@ -1,0 +1,191 @@
+"""ADM-evaluator parity: a reference batch in the ADM layout (``arr_0`` images plus stored
+``mu``/``sigma``/``mu_s``/``sigma_s``) is scored as openai/guided-diffusion's
+``evaluations/evaluator.py`` scores it, checked against an independent numpy version of the
+evaluator's formulas on the same Inception features; and the protocol presets apply their
+settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import linalg
+from weights_factory import make_inception_weights
+
+from conftest import run_cli, skimage_rgb
+
+
+def _crops(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
+    out = []
+    for i in range(count):
+        photo = skimage_rgb(names[i % len(names)])
+        top, left = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
+        out.append(photo[top : top + 64, left : left + 64])
+    return np.stack(out).astype(np.uint8)
+
+
+def _random_statistics(dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    factor = rng.normal(size=(dim, 64)) * 0.05
+    return rng.normal(size=dim) * 0.1, factor @ factor.T + np.eye(dim) * 1e-3
+
+
+@pytest.fixture(scope="module")
+def adm(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("adm")
+    weights = make_inception_weights(root / "inception.pth", seed=3)
+    mu, sigma = _random_statistics(2048, 1)
+    mu_s, sigma_s = _random_statistics(2023, 2)
+    np.savez(root / "VIRTUAL_test_labeled.npz", arr_0=_crops(40, 0), mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
+    samples = root / "samples"
+    samples.mkdir()
+    for i, crop in enumerate(_crops(30, 1)):
+        Image.fromarray(crop).save(samples / f"{i:03d}.png")
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(weights), "VTBENCH_HOME": str(root / "home")}
+    out = root / "out"
+    run_cli("run", "-g", samples, "--reference", root / "VIRTUAL_test_labeled.npz", "--protocol", "adm-gfid-256",
+            "--resize-mode", "none", "--expected-samples", "30", "--out", out, env=env)  # fmt: skip
+    record = json.loads(next(out.glob("*.json")).read_text())
+    return {"root": root, "weights": weights, "samples": samples, "record": record, "env": env,
+            "stats": {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}}  # fmt: skip
+
+
+def _features(path: Path, weights: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    from vtbench import weights as store
+    from vtbench.engine import create_dataset
+    from vtbench.engine.features import dataset_features
+    from vtbench.features import EXTRACTORS
+    from vtbench.images import Preprocessing
+
+    os.environ["VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT"] = str(weights)
+    try:
+        extractor = EXTRACTORS.create("inception-v3-compat", located={"inception-v3-compat": store.locate("inception-v3-compat")},
+                                      device=torch.device("cpu"))  # fmt: skip
+        features, _ = dataset_features(create_dataset(str(path), {}), Preprocessing(mode="none"), extractor, use_cache=False)
+    finally:
+        del os.environ["VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT"]
+    return {name: value.double().numpy() for name, value in features.items()}
+
+
+def _evaluator_fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """FIDStatistics.frechet_distance of the ADM evaluator: |mu1 - mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2).
+    tr sqrt(S1 S2) is taken from the eigenvalues of S2^1/2 S1 S2^1/2 (the same number; scipy's
+    ``sqrtm``, which the evaluator calls, is inaccurate when S1 is rank-deficient, as with 30
+    samples in 2048 dimensions, and warns so)."""
+    values, vectors = linalg.eigh(sigma2)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    trace_sqrt = np.sqrt(np.clip(linalg.eigvalsh(root @ sigma1 @ root), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def _evaluator_inception_score(logits: np.ndarray, split_size: int = 5000) -> float:
+    preds = np.exp(logits - logits.max(axis=1, keepdims=True))
+    preds /= preds.sum(axis=1, keepdims=True)
+    scores = []
+    for i in range(0, len(preds), split_size):
+        part = preds[i : i + split_size]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    return float(np.mean(scores))
+
+
+def _evaluator_distances(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The evaluator's float16 pairwise squared distances (each op's result rounded to float16)."""
+    u16, v16 = u.astype(np.float16).astype(np.float32), v.astype(np.float16).astype(np.float32)
+    norm_u = np.square(u16).sum(1).astype(np.float16).astype(np.float32)[:, None]
+    norm_v = np.square(v16).sum(1).astype(np.float16).astype(np.float32)[None, :]
+    twice = (2 * (u16 @ v16.T).astype(np.float16).astype(np.float32)).astype(np.float16).astype(np.float32)
+    return np.maximum(((norm_u - twice).astype(np.float16).astype(np.float32) + norm_v).astype(np.float16), 0).astype(np.float32)
+
+
+def _evaluator_precision_recall(ref: np.ndarray, sample: np.ndarray, k: int = 3) -> tuple[float, float]:
+    def radii(x: np.ndarray) -> np.ndarray:
+        return np.partition(_evaluator_distances(x, x), np.arange(k + 1), axis=1)[:, k]
+
+    ref_radii, sample_radii = radii(ref), radii(sample)
+    precision = np.mean(np.any(_evaluator_distances(sample, ref) <= ref_radii[None, :], axis=1))
+    recall = np.mean(np.any(_evaluator_distances(ref, sample) <= sample_radii[None, :], axis=1))
+    return float(precision), float(recall)
+
+
+def test_adm_batch_is_scored_as_the_adm_evaluator_scores_it(adm: dict) -> None:
+    record, stats = adm["record"], adm["stats"]
+    samples = _features(adm["samples"], adm["weights"])
+    reference = _features(adm["root"] / "VIRTUAL_test_labeled.npz", adm["weights"])
+    metrics = record["metrics"]
+    fid = _evaluator_fid(samples["2048"].mean(0), np.cov(samples["2048"], rowvar=False), stats["mu"], stats["sigma"])
+    sfid = _evaluator_fid(samples["spatial"].mean(0), np.cov(samples["spatial"], rowvar=False), stats["mu_s"], stats["sigma_s"])
+    assert metrics["fid"]["value"] == pytest.approx(fid, rel=1e-5)
+    assert metrics["sfid"]["value"] == pytest.approx(sfid, rel=1e-5)
+    assert "stored mu/sigma" in metrics["fid"]["parameters"]["reference_statistics"]
+    assert "stored mu_s/sigma_s" in metrics["sfid"]["parameters"]["reference_statistics"]
+    assert metrics["isc"]["value"] == pytest.approx(_evaluator_inception_score(samples["logits_unbiased"]), rel=1e-9)
+    assert metrics["isc"]["parameters"]["split_size"] == 5000
+    precision, recall = _evaluator_precision_recall(reference["2048"], samples["2048"])
+    assert (metrics["precision"]["value"], metrics["recall"]["value"]) == (precision, recall)
+    assert metrics["precision"]["parameters"]["estimator"] == "adm"
+    assert record["config"]["protocol"] == "adm-gfid-256" and record["samples"]["reference"]["evaluated"] == 40
+
+
+def test_the_batch_images_give_their_own_statistics_when_asked(adm: dict) -> None:
+    out = adm["root"] / "computed"
+    run_cli("run", "-g", adm["samples"], "--reference", adm["root"] / "VIRTUAL_test_labeled.npz", "-m", "fid",
+            "--resize-mode", "none", "--expected-samples", "30", "--computed-statistics", "--out", out, env=adm["env"])  # fmt: skip
+    record = json.loads(next(out.glob("*.json")).read_text())
+    samples = _features(adm["samples"], adm["weights"])["2048"]
+    reference = _features(adm["root"] / "VIRTUAL_test_labeled.npz", adm["weights"])["2048"]
+    expected = _evaluator_fid(samples.mean(0), np.cov(samples, rowvar=False), reference.mean(0), np.cov(reference, rowvar=False))
+    assert record["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-4)
+    assert "reference_statistics" not in record["metrics"]["fid"]["parameters"]
+
+
+def test_every_protocol_applies_its_settings(tmp_path: Path) -> None:
+    import vtbench
+    from vtbench import protocols
+
+    for name, protocol in protocols.PROTOCOLS.items():
+        settings = protocols.apply(name, protocol.task, {"batch_size": 4})
+        if protocol.task == "generation":
+            config = vtbench.GenerationConfig("samples-reader", "ref.npz", **settings)
+            assert config.expected_samples == protocol.settings["expected_samples"] and config.stored_statistics
+        else:
+            config = vtbench.RunConfig("identity", "samples", **settings)
+        assert config.protocol == name and config.batch_size == 4 and config.metrics == protocol.settings["metrics"]
+        for key, value in protocol.settings.get("preprocessing", {}).items():
+            assert getattr(config.preprocessing, key) == value
+        assert config.metric_options == protocol.settings.get("metric_options", {})
+    # explicit settings win, key by key for preprocessing
+    merged = protocols.apply("rfid-imagenet-256", "reconstruction", {"metrics": ["psnr"], "preprocessing": {"resolution": 128}})
+    assert merged["metrics"] == ["psnr"] and merged["preprocessing"] == {"resolution": 128, "mode": "adm-center-crop", "filter": "bicubic"}
+    with pytest.raises(vtbench.errors.VtbenchError, match="is for generation runs"):
+        protocols.apply("adm-gfid-256", "reconstruction", {})
+    listed = json.loads(run_cli("list", "protocols", "--json").stdout)
+    assert {row["name"] for row in listed["entries"]} == set(protocols.PROTOCOLS)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("protocol: rfid-imagenet-256\ntokenizers: [jpeg-q50]\ndatasets: [samples]\nmetrics: [psnr]\n")
+    run = vtbench.load_recipe(recipe).runs()[0]
+    assert run.protocol == "rfid-imagenet-256" and run.metrics == ["psnr"] and run.preprocessing.mode == "adm-center-crop"
+    result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--protocol", "adm-gfid-256", "--out", tmp_path, check=2)
+    assert "protocol 'adm-gfid-256' is for generation runs" in result.stderr
+
+
+def test_metric_options_on_the_command_line_and_in_recipes(tmp_path: Path) -> None:
+    from vtbench.cli.run_cmd import _metric_arguments
+
+    assert _metric_arguments(["psnr,ssim", "isc:split_size=500", "precision:estimator=adm"]) == (
+        ["psnr", "ssim", "isc", "precision"], {"isc": {"split_size": 500}, "precision": {"estimator": "adm"}})  # fmt: skip
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("tokenizers: [jpeg-q50]\ndatasets: [samples]\nmetrics: [psnr]\nmetric_options: {isc: {splitsize: 5}}\n")
+    result = run_cli("validate", "--no-weights", recipe, check=2)
+    assert "splitsize" in result.stderr and "split_size" in result.stderr
+    result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "psnr", "-m", "precision:estimator=exact", "--out", tmp_path, check=2)
+    assert "estimator must be torch-fidelity or adm" in result.stderr
