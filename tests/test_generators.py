@@ -189,3 +189,72 @@ def test_a_llamagen_generation_run_through_the_cli(llamagen_files: dict[str, str
     missing = run_cli("run", "--generator", "llamagen-c2i-l-256", "--reference", "samples", "-m", "fd-efficientnet-lite0",
                       "--out", tmp_path, check=2)  # fmt: skip
     assert "vtbench weights fetch llamagen-c2i-l-256" in missing.stderr
+
+
+def _tiny_dit_pipeline(folder: Path) -> Path:
+    """A DiT pipeline in the layout `save_pretrained` writes (transformer, VAE, scheduler), 8x8 px."""
+    import diffusers
+    from weights_factory import tiny_diffusers_model
+
+    torch.manual_seed(0)
+    transformer = diffusers.DiTTransformer2DModel(  # 1,000 classes: DiTPipeline's null class is 1000
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        norm_num_groups=4,
+        sample_size=4,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+    )
+    pipe = diffusers.DiTPipeline(transformer=transformer, vae=tiny_diffusers_model("AutoencoderKL"), scheduler=diffusers.DDIMScheduler())
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def test_a_diffusers_dit_pipeline_from_the_hub_cache_generates_by_index(tmp_path: Path) -> None:
+    from weights_factory import hub_snapshot
+
+    from vtbench.generators import GENERATORS
+
+    with pytest.raises(
+        Exception, match=r"generator 'facebook/DiT-XL-2-256'.*not in the Hugging Face cache.*hf download facebook/DiT-XL-2-256"
+    ):
+        GENERATORS.create("dit-xl-2-256")
+    _tiny_dit_pipeline(hub_snapshot("facebook/DiT-XL-2-256"))
+    generator = GENERATORS.create("dit-xl-2-256", steps=3, guidance_scale=2.0, num_classes=10, per_class=2)
+    assert generator.num_samples == 20 and generator.labels([0, 11]) == [0, 1]
+    together = generator.samples([0, 1, 2])
+    apart = torch.cat([generator.samples([0]), generator.samples([1, 2])])
+    assert together.shape == (3, 3, 8, 8) and torch.allclose(together, apart, atol=1e-4)
+    assert not torch.allclose(together[0], together[1])
+    options = generator.options()
+    assert options["pipeline"] == "DiTPipeline" and options["scheduler"] == "DDIMScheduler" and options["steps"] == 3
+    local = GENERATORS.create("diffusers", weights=str(_tiny_dit_pipeline(tmp_path / "copy")), steps=3, num_classes=10, per_class=1)
+    assert local.samples([4]).shape == (1, 3, 8, 8)
+    import diffusers
+
+    unet = diffusers.UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+                                 down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)  # fmt: skip
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(tmp_path / "unconditional")
+    with pytest.raises(ValueError, match="DDPMPipeline is not class-conditional: give prompts=FILE"):
+        GENERATORS.create("diffusers", weights=str(tmp_path / "unconditional"))
+
+
+def test_a_text_to_image_pipeline_samples_a_prompt_file(tmp_path: Path) -> None:
+    from weights_factory import tiny_text_to_image_pipeline
+
+    from vtbench.generators import GENERATORS
+
+    folder = tiny_text_to_image_pipeline(tmp_path / "sd")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cat\n\na blue dog\nthe sea\n", encoding="utf-8")
+    generator = GENERATORS.create("diffusers", weights=str(folder), prompts=str(prompts), per_prompt=2, steps=2, resolution=8)
+    assert generator.num_samples == 6 and generator.labels([0]) is None
+    together = generator.samples([0, 1, 5])
+    apart = torch.cat([generator.samples([0]), generator.samples([1, 5])])
+    assert together.shape == (3, 3, 8, 8) and torch.allclose(together, apart, atol=1e-4)
+    assert not torch.allclose(together[0], together[1])  # two seeds of the same prompt
+    options = generator.options()
+    assert options["pipeline"] == "StableDiffusionPipeline" and options["n_prompts"] == 3 and options["per_prompt"] == 2

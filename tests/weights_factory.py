@@ -239,3 +239,36 @@ def save_multimodal_checkpoint(folder: Path, model_type: str, vq_model: torch.nn
     weight_map = {key: name for name, tensors in shards.items() for key in tensors}
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return folder
+
+
+def tiny_text_to_image_pipeline(folder: Path, seed: int = 0) -> Path:
+    """A small Stable Diffusion pipeline saved with ``save_pretrained``: a one-layer CLIP text
+    encoder over a letters-only BPE vocabulary, a two-level UNet and the small KL VAE (8x8 px)."""
+    import json
+
+    import diffusers
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, **{c: 2 + i for i, c in enumerate(letters)}}
+    vocab.update({f"{c}</w>": 2 + len(letters) + i for i, c in enumerate(letters)})
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    torch.manual_seed(seed)
+    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))  # fmt: skip
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=2,
+    )  # fmt: skip
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=tiny_diffusers_model("AutoencoderKL"), text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=diffusers.DDIMScheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(folder / "pipeline")
+    return folder / "pipeline"

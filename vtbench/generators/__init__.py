@@ -35,6 +35,22 @@ for _size, _resolution, _fid in (("B", 256, 5.46), ("B", 384, 6.09), ("L", 256, 
         resolution=_resolution,
     )  # fmt: skip
 
+GENERATORS.register(
+    "diffusers",
+    "vtbench.generators.diffusion:DiffusersPipeline",
+    description="Any diffusers pipeline by hub name: class-conditional (DiTPipeline) or text-to-image with prompts=FILE",
+)
+for _resolution, _fid in ((256, 2.27), (512, 3.04)):
+    GENERATORS.register(
+        f"dit-xl-2-{_resolution}",
+        "vtbench.generators.diffusion:DiffusersPipeline",
+        description=f"DiT-XL/2 class-conditional diffusion transformer at {_resolution} px (diffusers DiTPipeline)",
+        tags={"family": "diffusion", "conditioning": "imagenet-class", "native_resolution": _resolution, "source": f"hf://facebook/DiT-XL-2-{_resolution}",
+              "license": "CC-BY-NC-4.0", "paper": "arXiv:2212.09748",
+              "reported": {"FID": _fid, "setup": "ImageNet, 50,000 samples, cfg 1.5, 250 DDPM steps, ADM reference batch"}},
+        repo=f"facebook/DiT-XL-2-{_resolution}",
+    )  # fmt: skip
+
 __all__ = ["GENERATORS", "Generator"]
 
 

@@ -27,14 +27,14 @@ def compute_dtype(name: str) -> torch.dtype:
         raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}") from None
 
 
-def hub_unavailable(tokenizer: str, repo: str, subfolder: str | None, exc: Exception) -> WeightsUnavailableError:
+def hub_unavailable(tokenizer: str, repo: str, subfolder: str | None, exc: Exception, kind: str = "tokenizer") -> WeightsUnavailableError:
     """The error for a hub model that is neither cached nor downloadable: names the files
     and the command that fetches them."""
     include = f" --include '{subfolder}/*'" if subfolder else ""
     where = f"{repo}/{subfolder}" if subfolder else repo
     state = "vtbench is offline" if offline() else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return WeightsUnavailableError(
-        f"tokenizer {tokenizer!r}: {where} is not in the Hugging Face cache ({state}); fetch it with "
+        f"{kind} {tokenizer!r}: {where} is not in the Hugging Face cache ({state}); fetch it with "
         f"`hf download {repo}{include}` where there is network, or pass --weights PATH (a local copy of that folder)"
     )
 
