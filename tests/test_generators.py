@@ -258,3 +258,90 @@ def test_a_text_to_image_pipeline_samples_a_prompt_file(tmp_path: Path) -> None:
     assert not torch.allclose(together[0], together[1])  # two seeds of the same prompt
     options = generator.options()
     assert options["pipeline"] == "StableDiffusionPipeline" and options["n_prompts"] == 3 and options["per_prompt"] == 2
+
+
+PUBLISHED_VAR_D16_KEYS = {  # var_d16.pth: names and shapes of the ends and the first block
+    "word_embed.weight": (1024, 32), "class_emb.weight": (1001, 1024), "pos_start": (1, 1, 1024), "pos_1LC": (1, 680, 1024),
+    "lvl_embed.weight": (10, 1024), "blocks.0.ada_lin.1.weight": (6144, 1024), "blocks.0.attn.mat_qkv.weight": (3072, 1024),
+    "blocks.0.attn.q_bias": (1024,), "blocks.0.attn.v_bias": (1024,), "blocks.0.attn.zero_k_bias": (1024,),
+    "blocks.0.attn.scale_mul_1H11": (1, 16, 1, 1), "blocks.0.attn.proj.weight": (1024, 1024), "blocks.0.ffn.fc1.weight": (4096, 1024),
+    "blocks.0.ffn.fc2.weight": (1024, 4096), "head_nm.ada_lin.1.weight": (2048, 1024), "head.weight": (4096, 1024),
+}  # fmt: skip
+
+
+def test_var_d16_has_the_published_layout() -> None:
+    from vtbench.generators.var import PATCH_NUMS, VARTransformer
+
+    with torch.device("meta"):
+        model = VARTransformer(16, PATCH_NUMS[256])
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: shapes[k] for k in PUBLISHED_VAR_D16_KEYS} == PUBLISHED_VAR_D16_KEYS
+    assert sum(v.numel() for v in model.parameters()) == pytest.approx(310e6, rel=0.03)
+
+
+def _tiny_var(seed: int = 0) -> torch.nn.Module:
+    from vtbench.generators.var import PATCH_NUMS, VARTransformer
+
+    torch.manual_seed(seed)
+    model = VARTransformer(2, PATCH_NUMS[256], vocab_size=64, latent_dim=8, num_classes=10, width=32, heads=2).eval()
+    for name, parameter in model.named_parameters():
+        if "scale_mul" not in name:
+            torch.nn.init.normal_(parameter, std=0.3)
+    return model
+
+
+def _var_files(folder: Path) -> dict[str, str]:
+    """A tiny VAR transformer saved as upstream saves it (buffers included) and its tiny VQVAE."""
+    from vtbench.tokenizers.var import VarVQVAE
+
+    model = _tiny_var()
+    levels = model.levels
+    state = {**model.state_dict(), "lvl_1L": levels[None], "attn_bias_for_masking": torch.zeros(1, 1, 680, 680)}
+    torch.save(state, folder / "var_d16.pth")
+    torch.manual_seed(1)
+    torch.save(VarVQVAE(vocab_size=64, z_channels=8, ch=32).state_dict(), folder / "vae_ch160v4096z32.pth")
+    return {"VTBENCH_WEIGHTS_VAR_D16": str(folder / "var_d16.pth"), "VTBENCH_WEIGHTS_VAR_VQVAE": str(folder / "vae_ch160v4096z32.pth")}
+
+
+@pytest.mark.parametrize("cfg", [0.0, 1.5])
+def test_var_scale_by_scale_sampling_equals_a_block_causal_pass(cfg: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Greedy next-scale sampling with the key/value cache picks the tokens a teacher-forced
+    block-causal pass over the same scale inputs picks, guidance rising as (1 + t) cond - t uncond."""
+    from vtbench.generators import GENERATORS
+    from vtbench.generators.var import PATCH_NUMS
+
+    for name, value in _var_files(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    generator = GENERATORS.create("var-d16", num_classes=10, per_class=2, cfg=cfg, top_k=1)
+    labels = torch.tensor([3, 8])
+    ids, inputs = generator.model.generate(labels, [torch.Generator().manual_seed(i) for i in (0, 1)], generator.refine, cfg=cfg,
+                                           top_k=1, return_inputs=True)  # fmt: skip
+    assert ids.shape == (2, 680) and inputs.shape == (2, 679, 8)
+    logits = generator.model.logits(labels, inputs)
+    if cfg:
+        uncond = generator.model.logits(torch.full_like(labels, 10), inputs)
+        ratios = torch.cat([torch.full((side * side,), cfg * k / 9) for k, side in enumerate(PATCH_NUMS[256])])[None, :, None]
+        logits = (1 + ratios) * logits - ratios * uncond
+    assert torch.equal(ids, logits.argmax(dim=-1))
+    # the scale inputs are the running estimate, area-downsampled: check the second scale's by hand
+    estimate = generator.refine(ids[:, :1], 0)
+    expected = torch.nn.functional.interpolate(estimate, size=(2, 2), mode="area").flatten(2).transpose(1, 2)
+    assert torch.allclose(inputs[:, :4], expected, atol=1e-6)
+
+
+def test_var_samples_by_index_and_decodes_through_the_vqvae(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtbench.generators import GENERATORS
+
+    for name, value in _var_files(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    generator = GENERATORS.create("var-d16", num_classes=10, per_class=3, top_k=10, top_p=0.9)
+    assert generator.num_samples == 30 and generator.options()["cfg"] == 1.5
+    labels, sampling = torch.tensor(generator.labels([0, 1, 2])), generator.sampling
+    together = generator.model.generate(labels, [generator.plan.generator(i) for i in (0, 1, 2)], generator.refine, **sampling)
+    apart = [generator.model.generate(labels[i : i + 1], [generator.plan.generator(i)], generator.refine, **sampling) for i in (0, 1, 2)]
+    assert torch.equal(together, torch.cat(apart))
+    images = generator.samples([0, 1])
+    assert images.shape == (2, 3, 256, 256) and float(images.min()) >= 0 and float(images.max()) <= 1
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(Exception, match="not a VAR transformer checkpoint"):
+        GENERATORS.create("var-d16", weights=str(tmp_path / "other.pth"))

@@ -151,6 +151,18 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"var-d{depth}",
+            f"var_d{depth}.pth",
+            f"https://huggingface.co/FoundationVision/var/resolve/main/var_d{depth}.pth",
+            "",  # no published digest; the record keeps the file's SHA-256
+            size_mb,
+            f"generator var-d{depth}",
+            "MIT",
+        )
+        for depth, size_mb in ((16, 1240.0), (20, 2400.0), (24, 4100.0), (30, 8000.0))
+    ]
+    + [
+        WeightsFile(
             "var-vqvae",
             "vae_ch160v4096z32.pth",
             "https://huggingface.co/FoundationVision/var/resolve/main/vae_ch160v4096z32.pth",

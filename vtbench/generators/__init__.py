@@ -51,6 +51,23 @@ for _resolution, _fid in ((256, 2.27), (512, 3.04)):
         repo=f"facebook/DiT-XL-2-{_resolution}",
     )  # fmt: skip
 
+GENERATORS.register(
+    "var",
+    "vtbench.generators.var:VARGenerator",
+    description="VAR next-scale prediction transformer (options: depth, weights, cfg, top_k, top_p ...)",
+)
+# (depth, parameters, FID at 256x256 as the VAR README reports it: 50,000 samples, cfg 1.5, top-k 900, top-p 0.96)
+for _depth, _parameters, _fid in ((16, "310M", 3.55), (20, "600M", 2.95), (24, "1.0B", 2.33), (30, "2.0B", 1.97)):
+    GENERATORS.register(
+        f"var-d{_depth}",
+        "vtbench.generators.var:VARGenerator",
+        description=f"VAR-d{_depth} ({_parameters}) class-conditional next-scale prediction at 256 px, 680 tokens in 10 scales",
+        tags={"family": "autoregressive", "conditioning": "imagenet-class", "tokenizer": "var-vqvae-256", "native_resolution": 256,
+              "source": "FoundationVision/var", "license": "MIT", "paper": "arXiv:2404.02905",
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch"}},
+        depth=_depth,
+    )  # fmt: skip
+
 __all__ = ["GENERATORS", "Generator"]
 
 

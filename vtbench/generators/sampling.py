@@ -53,6 +53,18 @@ def sample_rows(logits: torch.Tensor, generators: Sequence[torch.Generator], tem
     return tokens.clamp(max=logits.shape[-1] - 1)
 
 
+def sample_grid(logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float = 1.0, top_k: int = 0,
+                top_p: float = 1.0) -> torch.Tensor:  # fmt: skip
+    """(B, L, V) logits -> (B, L) tokens, row *b*'s L draws made with ``generators[b]`` (in
+    position order), so a sample's tokens do not depend on the other rows of its batch."""
+    batch, length, vocab = logits.shape
+    probs = torch.softmax(filter_logits(logits.float().reshape(-1, vocab) / max(temperature, 1e-5), top_k, top_p), dim=-1)
+    cumulative = probs.double().cumsum(dim=-1).view(batch, length, vocab)
+    uniforms = torch.stack([torch.rand(length, generator=g, dtype=torch.float64) for g in generators]).to(cumulative.device)
+    tokens = torch.searchsorted(cumulative, (uniforms * cumulative[..., -1]).unsqueeze(-1)).squeeze(-1)
+    return tokens.clamp(max=vocab - 1)
+
+
 @dataclass(frozen=True)
 class ClassPlan:
     """Which class and seed sample *i* gets: ``per_class`` samples of each of ``num_classes``
