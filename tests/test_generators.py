@@ -345,3 +345,68 @@ def test_var_samples_by_index_and_decodes_through_the_vqvae(tmp_path: Path, monk
     torch.save({"something": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(Exception, match="not a VAR transformer checkpoint"):
         GENERATORS.create("var-d16", weights=str(tmp_path / "other.pth"))
+
+
+@pytest.fixture
+def titok_generator(monkeypatch: pytest.MonkeyPatch):
+    """A tiny TiTok-S-128-layout tokenizer (8 tokens, 32 codes) and a tiny ImageBert generator
+    saved into the hub cache as their hub repositories hold them."""
+    import json
+
+    from safetensors.torch import save_file
+    from weights_factory import hub_snapshot
+
+    from vtbench.generators import GENERATORS
+    from vtbench.generators.maskgit import ImageBert
+    from vtbench.tokenizers import TOKENIZERS, titok
+
+    monkeypatch.setitem(titok.VIT_SIZES, "tiny", (64, 1, 2))
+    torch.manual_seed(0)
+    model = titok.TiTokModel("tiny", "tiny", 8, 32, 6, True, True).eval()
+    folder = hub_snapshot(TOKENIZERS.get("titok-s128").defaults["repo"])
+    vq = {"vit_enc_model_size": "tiny", "vit_dec_model_size": "tiny", "vit_enc_patch_size": 16, "vit_dec_patch_size": 16,
+          "num_latent_tokens": 8, "codebook_size": 32, "token_size": 6, "use_l2_norm": True}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps({"model": {"vq_model": vq}, "dataset": {"preprocessing": {"crop_size": 256}}}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    bert = ImageBert(32, 8, classes=1000, hidden=32, layers=2, heads=2, intermediate=64).eval()
+    for parameter in bert.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    folder = hub_snapshot("yucornetto/generator_titok_s128_imagenet")
+    generator_config = {"image_seq_len": 8, "condition_num_classes": 1000, "num_attention_heads": 2, "num_steps": 8,
+                        "guidance_scale": 4.5, "guidance_decay": "linear", "randomize_temperature": 9.5}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps({"model": {"vq_model": vq, "generator": generator_config}}))
+    state = {**bert.state_dict(), "model.embeddings.position_ids": torch.arange(9)[None]}  # older transformers saved the ids
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+    return GENERATORS, bert
+
+
+def test_titok_maskgit_follows_upstream_sampling(titok_generator) -> None:
+    import math
+
+    registry, bert = titok_generator
+    generator = registry.create("titok-maskgit-s128", num_classes=10, per_class=2)
+    assert generator.sampling == {"guidance_scale": 4.5, "guidance_decay": "linear", "randomize_temperature": 9.5, "steps": 8}
+    labels = torch.tensor([3, 7])
+    trace: list[list[int]] = []
+    ids = generator.model.generate(labels, [torch.Generator().manual_seed(i) for i in (0, 1)], trace=trace, **generator.sampling)
+    assert ids.shape == (2, 8) and int(ids.max()) < 32  # no mask token left
+    expected, masked = [], 8
+    for step in range(7):  # upstream's arccos schedule: floor(L acos(r) / (pi/2)), at least 1, fewer than before
+        masked = max(1, min(masked - 1, math.floor(8 * math.acos((step + 1) / 8) / (math.pi / 2))))
+        expected.append([masked, masked])
+    assert trace == expected
+    # one step without noise: every token is the argmax of cond + s (cond - uncond)
+    greedy = bert.generate(labels, [torch.Generator()] * 2, guidance_scale=2.0, randomize_temperature=0.0, steps=1)
+    all_masked = torch.full((2, 8), 32)
+    cond, uncond = bert.logits(all_masked, labels), bert.logits(all_masked, labels, conditional=False)
+    assert torch.equal(greedy, (cond + 2.0 * (cond - uncond)).argmax(dim=-1))
+    # sample i depends on i alone, and decodes through the TiTok tokenizer
+    together = generator.model.generate(labels, [generator.plan.generator(i) for i in (3, 7)], **generator.sampling)
+    apart = [generator.model.generate(labels[i : i + 1], [generator.plan.generator(j)], **generator.sampling) for i, j in enumerate((3, 7))]
+    assert torch.equal(together, torch.cat(apart))
+    images = generator.samples([3, 7])
+    assert images.shape == (2, 3, 256, 256) and generator.labels([3, 7]) == [3, 7]
+    assert generator.options()["tokenizer"] == "titok-s128"
+    from vtbench.generators.maskgit import _gumbel
+
+    assert _gumbel(torch.tensor([0.5, 0.9])).tolist() == pytest.approx([-math.log(math.log(2)), -math.log(-math.log(0.9))], rel=1e-6)

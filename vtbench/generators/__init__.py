@@ -68,6 +68,18 @@ for _depth, _parameters, _fid in ((16, "310M", 3.55), (20, "600M", 2.95), (24, "
         depth=_depth,
     )  # fmt: skip
 
+for _size, _fid in (("l32", 2.77), ("b64", 2.48), ("s128", 1.97)):
+    GENERATORS.register(
+        f"titok-maskgit-{_size}",
+        "vtbench.generators.maskgit:TiTokMaskGIT",
+        description=f"MaskGIT over TiTok-{_size.upper()} 1D tokens (ImageBert), class-conditional ImageNet 256",
+        tags={"family": "masked", "conditioning": "imagenet-class", "tokenizer": f"titok-{_size}", "native_resolution": 256,
+              "source": f"hf://yucornetto/generator_titok_{_size}_imagenet", "license": "Apache-2.0", "paper": "arXiv:2406.07550",
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256 generation, as the 1d-tokenizer README reports it"}},
+        repo=f"yucornetto/generator_titok_{_size}_imagenet",
+        tokenizer=f"titok-{_size}",
+    )  # fmt: skip
+
 __all__ = ["GENERATORS", "Generator"]
 
 
