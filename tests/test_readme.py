@@ -42,3 +42,27 @@ def test_readme_commands_run_as_written_in_order(readme_run: tuple[Path, list[tu
     assert len(list((folder / "data" / "text").glob("**/*.png"))) == 60
     assert {p.name for p in (folder / "runs" / "text").glob("*.json")} == {"jpeg-q25__text.json", "resample-x2__text.json"}
     assert len(list((folder / "runs" / "detail").glob("*.json"))) == 6
+
+
+def test_readme_python_example_runs_as_written(readme_run: tuple[Path, list[tuple[str, int, str]], str]) -> None:
+    """The README's Python blocks, executed in order in the README test's working folder."""
+    import contextlib
+    import io
+    import os
+
+    from conftest import REPO
+
+    folder = readme_run[0]
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.DOTALL)
+    assert blocks
+    previous, output = Path.cwd(), io.StringIO()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(output):
+            for block in blocks:
+                exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    finally:
+        os.chdir(previous)
+    records = {p.name for p in (folder / "results" / "api").glob("*.json")}
+    assert records == {"jpeg-q50__samples.json", "jpeg-q75__samples.json", "webp-q50__samples.json"}
+    assert "| jpeg-q75" in output.getvalue() or "jpeg-q75" in output.getvalue()

@@ -48,17 +48,21 @@ _LAZY = {
     "OCR_ENGINES": "vtbench.ocr",
 }
 
-__all__ = ["__version__", *_LAZY]
+_MODULES = ("protocols",)  # submodules reachable as attributes (vtbench.protocols.apply)
+
+__all__ = ["__version__", *_LAZY, *_MODULES]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(f"vtbench.{name}")
     raise AttributeError(f"module 'vtbench' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:  # tab completion sees the lazy names too
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, *_MODULES])
 
 
 def registries() -> dict[str, Any]:
