@@ -410,3 +410,44 @@ def test_titok_maskgit_follows_upstream_sampling(titok_generator) -> None:
     from vtbench.generators.maskgit import _gumbel
 
     assert _gumbel(torch.tensor([0.5, 0.9])).tolist() == pytest.approx([-math.log(math.log(2)), -math.log(-math.log(0.9))], rel=1e-6)
+
+
+def test_clip_score_of_text_to_image_samples_follows_torchmetrics_definition(tmp_path: Path) -> None:
+    import os
+
+    from weights_factory import hub_snapshot, tiny_clip_model, tiny_text_to_image_pipeline
+
+    clip_folder = tiny_clip_model(hub_snapshot("openai/clip-vit-large-patch14"))
+    pipeline = tiny_text_to_image_pipeline(tmp_path / "sd")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cat\na blue dog\nthe sea\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_cli("run", "-g", f"diffusers:weights={pipeline},prompts={prompts},per_prompt=2,steps=2,resolution=32", "--reference", "samples",
+            "--resolution", "32", "-m", "clip-score", "--save-reconstructions", "--out", out, env=dict(os.environ))  # fmt: skip
+    record = json.loads(next(out.glob("*.json")).read_text())
+    with np.load(next(out.glob("*.samples.npz"))) as batch:
+        images = torch.from_numpy(batch["arr_0"]).permute(0, 3, 1, 2)
+    texts = [line for line in ("a red cat", "a blue dog", "the sea") for _ in range(2)]
+    # torchmetrics' definition, written out with transformers (torchmetrics' own helper predates transformers 5's outputs)
+    import transformers
+
+    model, processor = (
+        transformers.CLIPModel.from_pretrained(str(clip_folder)),
+        transformers.CLIPProcessor.from_pretrained(str(clip_folder)),
+    )
+    inputs = processor(text=texts, images=[image for image in images], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        image = model.visual_projection(model.vision_model(pixel_values=inputs["pixel_values"]).pooler_output)
+        text = model.text_projection(model.text_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).pooler_output)
+    cosines = torch.nn.functional.cosine_similarity(image.double(), text.double(), dim=-1)
+    expected = max(float((100 * cosines).mean()), 0.0)
+    assert record["samples"]["evaluated"] == 6
+    assert record["metrics"]["clip-score"]["value"] == pytest.approx(expected, rel=1e-5)
+    # samples made elsewhere take their prompts from a file, line i for sample i
+    again = tmp_path / "again"
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    samples = next(out.glob("*.samples.npz"))
+    run_cli("run", "-g", samples, "--reference", "samples", "--resolution", "32", "-m", f"clip-score:prompts={lines}", "--out", again)
+    rescored = json.loads(next(again.glob("*.json")).read_text())
+    assert rescored["metrics"]["clip-score"]["value"] == pytest.approx(expected, rel=1e-5)

@@ -241,12 +241,10 @@ def save_multimodal_checkpoint(folder: Path, model_type: str, vq_model: torch.nn
     return folder
 
 
-def tiny_text_to_image_pipeline(folder: Path, seed: int = 0) -> Path:
-    """A small Stable Diffusion pipeline saved with ``save_pretrained``: a one-layer CLIP text
-    encoder over a letters-only BPE vocabulary, a two-level UNet and the small KL VAE (8x8 px)."""
+def letters_clip_tokenizer(folder: Path):
+    """A CLIP BPE tokenizer over single letters (no merges), saved in ``folder``."""
     import json
 
-    import diffusers
     import transformers
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -255,7 +253,41 @@ def tiny_text_to_image_pipeline(folder: Path, seed: int = 0) -> Path:
     vocab.update({f"{c}</w>": 2 + len(letters) + i for i, c in enumerate(letters)})
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    return transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def tiny_clip_model(folder: Path, seed: int = 0) -> Path:
+    """A small transformers CLIP (both towers, 32-px images) and its processor, as
+    ``save_pretrained`` writes them (the layout of ``openai/clip-vit-*`` on the hub)."""
+    import transformers
+
+    tokenizer = letters_clip_tokenizer(folder / "tokenizer-files")
+    torch.manual_seed(seed)
+    config = transformers.CLIPConfig(
+        text_config={"vocab_size": len(tokenizer.get_vocab()), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32,
+                       "patch_size": 8},
+        projection_dim=8,
+    )  # fmt: skip
+    transformers.CLIPModel(config).save_pretrained(folder)
+    processor = transformers.CLIPProcessor(
+        image_processor=transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
+def tiny_text_to_image_pipeline(folder: Path, seed: int = 0) -> Path:
+    """A small Stable Diffusion pipeline saved with ``save_pretrained``: a one-layer CLIP text
+    encoder over a letters-only BPE vocabulary, a two-level UNet and the small KL VAE (8x8 px)."""
+
+    import diffusers
+    import transformers
+
+    tokenizer = letters_clip_tokenizer(folder)
+    vocab = tokenizer.get_vocab()
     torch.manual_seed(seed)
     text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,

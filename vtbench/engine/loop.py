@@ -126,7 +126,9 @@ class Engine:
         self.phases = [Phase("images", range(*slice_bounds(self.total, *self.slice)), self._score_pairs, self.dataset)]
 
     def _set_up_generation(self, config: GenerationConfig) -> None:
-        paired = [name for name, metric in self.metrics.items() if metric.kind != "distribution"]
+        paired = [
+            name for name, metric in self.metrics.items() if metric.kind != "distribution" and not getattr(metric, "scores_samples", False)
+        ]
         if paired:
             raise VtbenchError(f"{', '.join(paired)} compare image pairs; a generation run takes distributional metrics")
         self.generator = create_generator(config.generator, config.generator_options)
@@ -528,7 +530,9 @@ class Engine:
         images = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         originals, samples = (images, None) if side == "originals" else (None, images)
         features = self._timed(state, "features_s", lambda: self.features(items, originals, samples))
-        batch = MetricBatch([item["id"] for item in items], torch.zeros(0), torch.zeros(0), features=features)
+        meta = [{**item.get("meta", {}), "index": item["index"]} for item in items]
+        batch = MetricBatch([item["id"] for item in items], torch.zeros(0), images if samples is not None else torch.zeros(0),
+                            meta=meta, features=features)  # fmt: skip
         self._timed(state, "metrics_s", lambda: self._update_metrics(batch))
 
     def _score_samples(self, state: RunState, rows: list[list[Any]], batch: LoadedBatch) -> None:
@@ -546,8 +550,13 @@ class Engine:
                     atomic_write_bytes(sample_path(self.out_dir, self.config.run_name, batch.items[position]["index"]), png_bytes(array))
             if keep and not self.preprocessing.leaves_unchanged(pixels.shape[-1], pixels.shape[-2]):
                 pixels = _preprocessed(pixels, self.preprocessing)  # as the reference images, and as sample files would be
-            for position in keep:
+            prompts = (
+                self.generator.prompts_for([batch.items[p]["index"] for p in keep]) if hasattr(self.generator, "prompts_for") else None
+            )
+            for n, position in enumerate(keep):
                 batch.items[position]["source_size"] = f"{images.shape[-1]}x{images.shape[-2]}"
+                if prompts is not None:
+                    batch.items[position]["meta"] = {**batch.items[position].get("meta", {}), "prompt": prompts[n]}
             batch = LoadedBatch(batch.items, [(keep, pixels)] if keep else [])
         for item in batch.items:
             if item["error"] is not None:

@@ -77,6 +77,10 @@ class DiffusersPipeline(Generator):
     def labels(self, indices: Sequence[int]) -> list[int] | None:
         return [self.plan.label(i) for i in indices] if self.prompts is None else None
 
+    def prompts_for(self, indices: Sequence[int]) -> list[str] | None:
+        """Each sample's prompt (text-to-image pipelines), for prompt-aware metrics (CLIPScore)."""
+        return [self.prompts[i // self.per_prompt] for i in indices] if self.prompts is not None else None
+
     def samples(self, indices: Sequence[int]) -> torch.Tensor:
         generators = [self.plan.generator(i) for i in indices]
         options: dict[str, Any] = {"generator": generators, "output_type": "np"}

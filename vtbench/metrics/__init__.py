@@ -46,6 +46,9 @@ for _extractor, _dim, _label in (
         feature="cls" if _extractor.startswith("dinov2") else "embedding",
         dim=_dim,
     )
+METRICS.register(
+    "clip-score", "vtbench.metrics.clip_score:CLIPScore", description="CLIPScore of samples vs their prompts (higher is better)"
+)
 METRICS.register("kid", "vtbench.metrics.feature_sets:KID", description="Kernel Inception Distance vs the originals (lower is better)")
 METRICS.register(
     "isc", "vtbench.metrics.feature_sets:InceptionScore", description="Inception Score of reconstructions / samples (higher is better)"
