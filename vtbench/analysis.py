@@ -1,0 +1,121 @@
+"""Records as tables for analysis: one row per run and metric (``load_records``), the
+per-image rows of many runs (``load_images``), and Bjøntegaard deltas between rate–quality
+curves (``bd_rate``, ``bd_quality``), with the curves taken from the records
+(``rate_quality_curves``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vtbench.errors import VtbenchError
+from vtbench.record import find_records, per_image_path
+
+
+def _records(paths: str | Path | Iterable[str | Path]) -> list[tuple[dict[str, Any], Path]]:
+    roots = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    found = []
+    for root in roots:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if ".partial" not in p.parts)
+        records = find_records(root)
+        by_name = {f.stem: f for f in files}
+        found += [(record, by_name.get(record["run_name"], root).parent) for record in records]
+    return found
+
+
+def curve_name(record: dict[str, Any]) -> str:
+    """The family a run belongs to on a rate–quality plot: the registered name of its
+    tokenizer class without preset options (``jpeg-q50`` -> ``jpeg``), else its preset."""
+    from vtbench.tokenizers import TOKENIZERS
+
+    subject = record.get("tokenizer") or record.get("generator") or {}
+    preset = subject.get("preset") or subject.get("name", "")
+    if preset not in TOKENIZERS:
+        return preset
+    target = TOKENIZERS.get(preset).target
+    bare = [e.name for e in TOKENIZERS.entries() if e.target == target and not e.defaults]
+    return bare[0] if bare else preset
+
+
+def load_records(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Every record under ``paths`` (files or folders) as a tidy table: one row per run and
+    metric with its value, 95% interval, count, direction, unit, status, and the run's cost
+    (pooled bits per pixel, tokens per image), dataset, protocol preset and curve family."""
+    rows = []
+    for record, _ in _records(paths):
+        subject = record.get("tokenizer") or record.get("generator") or {}
+        cost = record.get("cost") or {}
+        for metric, entry in record["metrics"].items():
+            interval = entry.get("ci95") or [None, None]
+            rows.append({
+                "run": record["run_name"], "task": record.get("task", "reconstruction"), "subject": subject.get("name"),
+                "curve": curve_name(record), "dataset": record["dataset"].get("name"), "metric": metric, "value": entry.get("value"),
+                "ci_low": interval[0], "ci_high": interval[1], "n": entry.get("n"), "higher_is_better": entry.get("higher_is_better"),
+                "unit": entry.get("unit", ""), "kind": entry.get("kind"), "status": entry.get("status", "ok"),
+                "bits_per_pixel": cost.get("bits_per_pixel"), "tokens_per_image": cost.get("tokens_per_image"),
+                "protocol": (record.get("config") or {}).get("protocol"), "created": record.get("created"),
+            })  # fmt: skip
+    columns = ["run", "task", "subject", "curve", "dataset", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better", "unit",
+               "kind", "status", "bits_per_pixel", "tokens_per_image", "protocol", "created"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def load_images(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """The per-image rows of every record under ``paths``, concatenated (each CSV names its
+    run in its first columns), in dataset order within each run."""
+    frames = []
+    for record, folder in _records(paths):
+        csv = per_image_path(folder, record["run_name"])
+        if csv.is_file():
+            frames.append(pd.read_csv(csv, keep_default_na=False, na_values=[""]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:
+    """(curve family, dataset) -> that family's points (``rate``, ``quality``), sorted by rate,
+    from a :func:`load_records` table."""
+    points = frame[(frame["metric"] == quality) & frame["value"].notna() & frame[rate].notna()]
+    return {key: group[["run", rate, "value"]].rename(columns={"value": quality}).sort_values(rate).reset_index(drop=True)
+            for key, group in points.groupby(["curve", "dataset"])}  # fmt: skip
+
+
+def _interpolator(x: np.ndarray, y: np.ndarray, method: str) -> Any:
+    order = np.argsort(x)
+    x, y = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
+    if method == "cubic":  # VCEG-M33: a cubic polynomial through (at least) four points
+        coefficients = np.polyfit(x, y, 3)
+        primitive = np.polyint(coefficients)
+        return lambda low, high: np.polyval(primitive, high) - np.polyval(primitive, low)
+    if method == "pchip":  # piecewise cubic Hermite (as later JVET/AOM tools use)
+        from scipy.interpolate import PchipInterpolator
+
+        return PchipInterpolator(x, y).integrate
+    raise VtbenchError(f"Bjøntegaard method must be cubic or pchip, got {method!r}")
+
+
+def _delta(x_a: Any, y_a: Any, x_b: Any, y_b: Any, method: str) -> float:
+    """Average of y_b - y_a over the overlap of the x ranges."""
+    if min(len(x_a), len(x_b)) < 4:
+        raise VtbenchError(f"a Bjøntegaard delta needs at least 4 points per curve, got {len(x_a)} and {len(x_b)}")
+    low, high = max(np.min(x_a), np.min(x_b)), min(np.max(x_a), np.max(x_b))
+    if high <= low:
+        raise VtbenchError("the two curves do not overlap: no Bjøntegaard delta")
+    return float((_interpolator(x_b, y_b, method)(low, high) - _interpolator(x_a, y_a, method)(low, high)) / (high - low))
+
+
+def bd_rate(rate_anchor: Any, quality_anchor: Any, rate_test: Any, quality_test: Any, method: str = "cubic") -> float:
+    """Bjøntegaard delta rate (%): the test curve's average rate change against the anchor at
+    equal quality (negative: fewer bits), log10 rate fitted as a function of quality."""
+    log_delta = _delta(quality_anchor, np.log10(rate_anchor), quality_test, np.log10(rate_test), method)
+    return (10**log_delta - 1) * 100
+
+
+def bd_quality(rate_anchor: Any, quality_anchor: Any, rate_test: Any, quality_test: Any, method: str = "cubic") -> float:
+    """Bjøntegaard delta quality (BD-PSNR for PSNR): the test curve's average quality change
+    against the anchor at equal rate, quality fitted as a function of log10 rate."""
+    return _delta(np.log10(rate_anchor), quality_anchor, np.log10(rate_test), quality_test, method)
