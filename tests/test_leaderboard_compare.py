@@ -188,3 +188,22 @@ def test_leaderboard_refuses_records_made_under_different_protocols(records_dir:
     result = run_cli("leaderboard", mixed, check=2)
     assert "under different settings (preprocessing" in result.stderr and "--allow-protocol-mismatch" in result.stderr
     run_cli("leaderboard", mixed, "--allow-protocol-mismatch")
+
+
+def test_paper_tables_mark_the_best_and_second_best_by_direction(records_dir: Path) -> None:
+    board = vtbench.build_leaderboard(vtbench.find_records(records_dir), rank_by="psnr")
+    psnr = {row["tokenizer"]: row["psnr"] for row in board.rows}
+    bpp = {row["tokenizer"]: row["bpp"] for row in board.rows}
+    best, second = sorted(psnr, key=psnr.get, reverse=True)[:2]
+    cheapest = min(bpp, key=bpp.get)
+    latex = run_cli("leaderboard", records_dir, "--format", "latex", "--ci").stdout
+    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex and "\\bottomrule" in latex and "psnr $\\uparrow$" in latex
+    lines = {line.split(" & ")[0]: line for line in latex.splitlines() if " & " in line}
+    assert "\\textbf{" + f"{psnr[best]:.4g}" + " $\\pm$" in lines[best]
+    assert "\\underline{" + f"{psnr[second]:.4g}" + " $\\pm$" in lines[second]
+    assert "\\textbf{" + f"{bpp[cheapest]:.4g}" + "}" in lines[cheapest]  # lower is better for bits per pixel
+    markdown = run_cli("leaderboard", records_dir, "--format", "md").stdout
+    assert f"**{psnr[best]:.4g}**" in markdown and f"<u>{psnr[second]:.4g}</u>" in markdown
+    from vtbench.leaderboard import _latex
+
+    assert _latex("jpeg_q50 & 5% {x}") == "jpeg\\_q50 \\& 5\\% \\{x\\}"

@@ -18,7 +18,7 @@ from typing import Any
 from vtbench.errors import VtbenchError
 from vtbench.io import csv_safe, parse_float, to_json
 
-FORMATS = ("table", "md", "csv", "json", "html")
+FORMATS = ("table", "md", "csv", "json", "html", "latex")
 
 
 @dataclass
@@ -46,7 +46,54 @@ class Leaderboard:
     def render(self, fmt: str = "md") -> str:
         if fmt not in FORMATS:
             raise VtbenchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        return {"md": self.to_markdown, "csv": self.to_csv, "json": self.to_json, "html": self.to_html, "table": self.to_markdown}[fmt]()
+        renderers = {"md": self.to_markdown, "csv": self.to_csv, "json": self.to_json, "html": self.to_html, "table": self.to_markdown,
+                     "latex": self.to_latex}  # fmt: skip
+        return renderers[fmt]()
+
+    def places(self) -> dict[tuple[int, str], int]:
+        """(row index, metric) -> 1 or 2 for the best and second-best value of each metric
+        within each dataset, by the metric's direction (ties share the place)."""
+        marks: dict[tuple[int, str], int] = {}
+        for column in self.columns:
+            if column.higher_is_better is None:
+                continue
+            for dataset in {row["dataset"] for row in self.rows}:
+                indexed = [(i, row.get(column.key)) for i, row in enumerate(self.rows) if row["dataset"] == dataset]
+                values = sorted(
+                    {v for _, v in indexed if isinstance(v, (int, float)) and math.isfinite(v)}, reverse=column.higher_is_better
+                )
+                if len(indexed) < 2:
+                    continue
+                for place, value in enumerate(values[:2], start=1):
+                    marks.update({(i, column.key): place for i, v in indexed if v == value})
+        return marks
+
+    def to_latex(self) -> str:
+        """A booktabs table for a paper: best value of each metric bold, second underlined
+        (within each dataset, by the metric's direction), 95% intervals as ± half-widths
+        with ``--ci``, a rule between datasets. Needs ``\\usepackage{booktabs}``."""
+        marks = self.places()
+        arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
+        header = ["Tokenizer", *[_latex(c.key) + arrows[c.higher_is_better] for c in self.columns]]
+        lines = [r"\begin{tabular}{l" + "r" * len(self.columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+        dataset = None
+        for i, row in enumerate(self.rows):
+            if row["dataset"] != dataset:
+                if dataset is not None:
+                    lines.append(r"\midrule")
+                dataset = row["dataset"]
+                lines.append(rf"\multicolumn{{{len(self.columns) + 1}}}{{l}}{{\textit{{{_latex(dataset)}}}}} \\")
+            cells = [_latex(row["tokenizer"])]
+            for column in self.columns:
+                text = _latex(format_value(row.get(column.key)))
+                interval = row.get(f"{column.key}_ci95")
+                if self.show_intervals and interval and column.kind != "cost" and None not in interval:
+                    text += rf" $\pm$ {_latex(format_value((interval[1] - interval[0]) / 2))}"
+                place = marks.get((i, column.key))
+                cells.append(rf"\textbf{{{text}}}" if place == 1 else (rf"\underline{{{text}}}" if place == 2 else text))
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
 
     def _cell(self, row: dict[str, Any], column: Column) -> str:
         text = format_value(row.get(column.key))
@@ -71,7 +118,12 @@ class Leaderboard:
         return header, cells
 
     def to_markdown(self) -> str:
+        """Best value of each metric bold, second underlined, within each dataset."""
         header, cells = self._header_and_cells()
+        marks, first = self.places(), 3  # metric cells start after rank, tokenizer, dataset
+        for (i, key), place in marks.items():
+            j = first + next(n for n, c in enumerate(self.columns) if c.key == key)
+            cells[i][j] = f"**{cells[i][j]}**" if place == 1 else f"<u>{cells[i][j]}</u>"
         aligns = ["---:", ":---", ":---", *["---:"] * len(self.columns), "---:", "---:"]
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(aligns) + " |"]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
@@ -110,6 +162,14 @@ class Leaderboard:
             f"<p>Ranked by {html.escape(self.rank_by)} within each dataset.</p>\n"
             f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
         )
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(character, character) for character in str(text))
 
 
 def format_value(value: float | None) -> str:

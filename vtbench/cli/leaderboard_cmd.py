@@ -9,7 +9,7 @@ import typer
 
 def leaderboard(
     path: Path = typer.Argument(..., help="Folder of run records (searched recursively) or one record."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json or html."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json, html or latex (booktabs, best bold)."),
     as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="With --out: no 'wrote' line."),
     rank_by: str | None = typer.Option(None, "--rank-by", "-r", help="Metric to rank by (default: the first quality metric)."),
