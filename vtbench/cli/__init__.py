@@ -15,6 +15,7 @@ from vtbench.cli import (
     leaderboard_cmd,
     list_cmd,
     merge_cmd,
+    plot_cmd,
     reference_cmd,
     run_cmd,
     show_cmd,
@@ -36,6 +37,7 @@ app.command("leaderboard")(leaderboard_cmd.leaderboard)
 app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)
 app.command("merge")(merge_cmd.merge)
+app.command("plot")(plot_cmd.plot)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")
