@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: install system-deps quickstart test lint bench
 
-# Tesseract with its English, Chinese, Japanese, Korean and Hindi packs, and the Noto/DejaVu
-# fonts the text suite renders with (Debian/Ubuntu; skipped when already present).
+# Tesseract with its English, Chinese, Japanese, Korean and Hindi packs, the Noto/DejaVu
+# fonts the text suite renders with, and chromium (the HTML report's headless-browser test)
+# (Debian/Ubuntu; skipped when already present).
 SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-jpn tesseract-ocr-kor tesseract-ocr-hin \
-	fonts-noto-core fonts-noto-cjk fonts-dejavu-core
+	fonts-noto-core fonts-noto-cjk fonts-dejavu-core chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-deps:

@@ -17,6 +17,7 @@ from vtbench.cli import (
     merge_cmd,
     plot_cmd,
     reference_cmd,
+    report_cmd,
     run_cmd,
     show_cmd,
     validate_cmd,
@@ -38,6 +39,7 @@ app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)
 app.command("merge")(merge_cmd.merge)
 app.command("plot")(plot_cmd.plot)
+app.command("report")(report_cmd.report)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")

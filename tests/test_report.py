@@ -1,0 +1,60 @@
+"""The HTML report, opened in a real headless browser (Debian's chromium): it loads with no
+console error, sorting works, every figure renders; a screenshot is kept."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import REPO, run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make system-deps)")
+
+
+def _browser(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",  # type: ignore[list-item]
+                           "--virtual-time-budget=5000", *args], capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    run_cli("report", REPO / "results" / "quickstart", "--out", out)
+    return out
+
+
+def test_the_report_is_one_self_contained_file(report: Path) -> None:
+    text = report.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?https?:""", text) and "<link" not in text  # nothing fetched from the network
+    assert text.count("<svg") >= 2 and 'id="leaderboard"' in text
+    for run in ("identity__samples", "jpeg-q50__samples", "webp-q25__samples"):
+        assert run in text
+    assert "only 14 images" in text  # the quickstart's 14 images are flagged as few
+
+
+@needs_chromium
+def test_the_report_loads_sorts_and_renders_in_a_headless_browser(report: Path, tmp_path: Path) -> None:
+    result = _browser("--dump-dom", f"{report.as_uri()}#sort=-bpp")
+    errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not errors, errors
+    dom = result.stdout
+    assert 'data-ready="true"' in dom and 'data-images-ok="true"' in dom and 'data-sorted-by="-bpp"' in dom
+    table = dom[dom.index('id="leaderboard"') : dom.index("</table>", dom.index('id="leaderboard"'))]
+    header = re.findall(r'<th data-key="([^"]+)"', table)
+    column = header.index("bpp")
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.DOTALL)[1:]
+    bpp = [float(re.findall(r'data-value="([^"]*)"', row)[column]) for row in rows]
+    assert len(bpp) == 8 and bpp == sorted(bpp, reverse=True)  # sorted by the page's script, descending
+    shot = tmp_path / "report.png"
+    _browser(f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri())
+    with Image.open(shot) as image:
+        assert image.size == (1280, 1600) and len(set(image.convert("L").getdata())) > 16  # a rendered page, not a blank one
+    if os.environ.get("VTBENCH_TEST_ARTIFACTS"):  # kept for a person to look at
+        shutil.copy(shot, Path(os.environ["VTBENCH_TEST_ARTIFACTS"]) / "report.png")

@@ -1,0 +1,150 @@
+"""One self-contained HTML report of run records: the sortable leaderboard, the figures
+(inline SVG), each run's protocol and environment, and warnings (few samples, mixed
+protocols, metrics that were not computed). No network: styles, script and images are in
+the file.
+
+Sorting: click a column header, or open the file with ``#sort=COLUMN`` (``-COLUMN``
+descending). When the page has loaded, ``body[data-ready]`` is set and ``data-images-ok``
+says whether every figure rendered, so a headless browser can check the page.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from vtbench.errors import VtbenchError
+
+FEW_SAMPLES = 50  # below this many images an interval is wide and a Fréchet distance biased
+
+SCRIPT = """
+function sortTable(key, descending) {
+  const table = document.getElementById('leaderboard');
+  const column = [...table.tHead.rows[0].cells].findIndex(c => c.dataset.key === key);
+  if (column < 0) return;
+  const rows = [...table.tBodies[0].rows];
+  const value = r => { const v = r.cells[column].dataset.value; return v === undefined || v === '' ? NaN : Number(v); };
+  rows.sort((a, b) => {
+    const x = value(a), y = value(b);
+    if (isNaN(x) && isNaN(y)) return 0; if (isNaN(x)) return 1; if (isNaN(y)) return -1;
+    return descending ? y - x : x - y;
+  });
+  rows.forEach(r => table.tBodies[0].appendChild(r));
+  table.dataset.sortedBy = (descending ? '-' : '') + key;
+}
+document.addEventListener('DOMContentLoaded', () => {
+  document.querySelectorAll('#leaderboard th[data-key]').forEach(th => th.addEventListener('click', () => {
+    const table = document.getElementById('leaderboard');
+    sortTable(th.dataset.key, table.dataset.sortedBy !== '-' + th.dataset.key);
+  }));
+  const match = location.hash.match(/sort=(-?)([^&]+)/);
+  if (match) sortTable(decodeURIComponent(match[2]), match[1] === '-');
+  const images = [...document.querySelectorAll('img')];
+  const svgs = [...document.querySelectorAll('figure svg')];
+  document.body.dataset.imagesOk = String(images.every(i => i.complete && i.naturalWidth > 0) &&
+                                          svgs.every(s => s.getBBox().width > 0));
+  document.body.dataset.ready = 'true';
+});
+"""
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{cursor:pointer;background:#f3f3f3}td.name{text-align:left}.best{font-weight:bold}.second{text-decoration:underline}
+.warning{background:#fff4e5;border-left:4px solid #E69F00;padding:4px 8px;margin:4px 0}
+figure{display:inline-block;margin:0 1em 1em 0}details{margin:4px 0}pre{background:#f7f7f7;padding:6px;overflow-x:auto}
+"""
+
+
+def _figures(paths: list[Path]) -> list[tuple[str, str]]:
+    """(caption, inline SVG) for each figure the records support."""
+    from vtbench import plots
+
+    figures = []
+    for caption, make in (("Rate–distortion (PSNR)", lambda: plots.rate_distortion(paths, "psnr")),
+                          ("Frequency response", lambda: plots.frequency_response(paths)),
+                          ("Per-image PSNR", lambda: plots.distribution(paths, "psnr"))):  # fmt: skip
+        try:
+            figure = make()
+        except VtbenchError:
+            continue  # the records hold no data for this figure
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        svg = buffer.getvalue()
+        figures.append((caption, svg[svg.index("<svg") :]))
+    return figures
+
+
+def _warnings(records: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for record in records:
+        evaluated = record["samples"]["evaluated"]
+        if evaluated < FEW_SAMPLES:
+            out.append(f"{record['run_name']}: only {evaluated} images; intervals are wide and Fréchet distances biased")
+        for name, entry in record["metrics"].items():
+            if entry.get("status") not in (None, "ok"):
+                out.append(f"{record['run_name']}: {name} {entry['status']}: {entry.get('reason', '')}")
+            out += [f"{record['run_name']}: {name}: {note}" for note in entry.get("warnings", [])]
+    protocols = {json.dumps(r["protocol"].get("preprocessing"), sort_keys=True) for r in records}
+    if len(protocols) > 1:
+        out.append(f"the records were made under {len(protocols)} different preprocessing settings: compare within one only")
+    return out
+
+
+def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench report") -> str:
+    """The report's HTML text for every record under ``paths``."""
+    from vtbench.leaderboard import build_leaderboard, format_value
+    from vtbench.record import find_records
+
+    roots = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    records = [record for root in roots for record in find_records(root)]
+    if not records:
+        raise VtbenchError(f"no run records under {', '.join(map(str, roots))}")
+    board = build_leaderboard(records, allow_protocol_mismatch=True)
+    marks = board.places()
+    head = "".join(f'<th data-key="{html.escape(k)}">{html.escape(h)}</th>' for k, h in
+                   [("rank", "rank"), ("tokenizer", "tokenizer"), ("dataset", "dataset"), *[(c.key, c.header) for c in board.columns],
+                    ("images", "images")])  # fmt: skip
+    body = []
+    for i, row in enumerate(board.rows):
+        cells = [f'<td data-value="{row["rank"]}">{row["rank"]}</td>', f'<td class="name">{html.escape(row["tokenizer"])}</td>',
+                 f'<td class="name">{html.escape(row["dataset"])}</td>']  # fmt: skip
+        for column in board.columns:
+            value = row.get(column.key)
+            number = "" if not isinstance(value, (int, float)) else repr(float(value))
+            css = {1: ' class="best"', 2: ' class="second"'}.get(marks.get((i, column.key)), "")
+            cells.append(f'<td data-value="{number}"{css}>{html.escape(format_value(value))}</td>')
+        cells.append(f'<td data-value="{row["images"]}">{row["images"]}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    warnings = "".join(f'<div class="warning">{html.escape(w)}</div>' for w in _warnings(records)) or "<p>None.</p>"
+    figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots))
+    runs = "".join(
+        f"<details><summary>{html.escape(r['run_name'])}</summary><pre>"
+        + html.escape(json.dumps({"protocol": r["protocol"], "config": r["config"], "environment": r["environment"]}, indent=2))
+        + "</pre></details>"
+        for r in records
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+        f"<p>{len(records)} run(s). Best value of each metric in bold, second underlined (by direction, within each dataset); "
+        "click a header to sort.</p>\n"
+        f'<h2>Leaderboard</h2>\n<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>\n"
+        f"<h2>Warnings</h2>\n{warnings}\n<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
+        f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
+    )
+
+
+def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report") -> Path:
+    from vtbench.io import atomic_write_bytes
+
+    out = Path(out)
+    atomic_write_bytes(out, build_report(paths, title).encode("utf-8"))
+    return out
