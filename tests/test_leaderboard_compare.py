@@ -207,3 +207,40 @@ def test_paper_tables_mark_the_best_and_second_best_by_direction(records_dir: Pa
     from vtbench.leaderboard import _latex
 
     assert _latex("jpeg_q50 & 5% {x}") == "jpeg\\_q50 \\& 5\\% \\{x\\}"
+
+
+def test_paired_sign_flip_p_value_matches_exact_enumeration() -> None:
+    import itertools
+
+    from vtbench.compare import paired_p_value
+
+    d = np.array([0.3, -0.1, 0.4, 0.25, -0.05, 0.2, 0.35, 0.1, -0.2, 0.15])
+    observed = abs(d.mean())
+    exact = np.mean([abs((np.array(signs) * d).mean()) >= observed - 1e-12 for signs in itertools.product((-1, 1), repeat=len(d))])
+    assert paired_p_value(d) == pytest.approx(exact, abs=0.01)
+    assert paired_p_value(d) == paired_p_value(d)  # fixed seed: a CI gate does not flap
+    assert paired_p_value(np.zeros(5)) == 1.0
+
+
+def test_compare_with_significance_tells_a_real_regression_from_noise(records_dir: Path, tmp_path: Path) -> None:
+    good, bad = _record(records_dir, "jpeg-q90"), _record(records_dir, "jpeg-q25")
+    report = json.loads(run_cli("compare", good, bad, "--significance", "0.05", "--json", check=1).stdout)
+    psnr = next(d for d in report["diffs"] if d["metric"] == "psnr")
+    assert psnr["status"] == "regressed" and psnr["p_value"] < 0.05 and psnr["pairs"] >= 4
+    # a candidate whose per-image PSNR moves up and down around the baseline, slightly lower on average
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    record = json.loads(good.read_text())
+    with open(good.with_name(f"{record['run_name']}.images.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for i, row in enumerate(rows):
+        row["psnr"] = repr(float(row["psnr"]) + (0.5 if i % 2 else -0.6))
+    with open(noisy / f"{record['run_name']}.images.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    record["metrics"]["psnr"]["value"] = float(np.mean([float(r["psnr"]) for r in rows]))
+    (noisy / good.name).write_text(json.dumps(record))
+    assert run_cli("compare", good, noisy / good.name, check=1).returncode == 1  # without the test: a regression
+    result = run_cli("compare", good, noisy / good.name, "--significance", "0.05")
+    assert "noise" in result.stdout and "no regression" in result.stdout

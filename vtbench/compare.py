@@ -29,7 +29,9 @@ class MetricDiff:
     candidate: float | None
     tolerance: str
     higher_is_better: bool | None
-    status: str  # ok | improved | regressed | missing | new
+    status: str  # ok | improved | regressed | missing | new | noise (past the tolerance, not significant)
+    p_value: float | None = None  # paired sign-flip test of the per-image differences (with --significance)
+    pairs: int | None = None  # images in that test
 
     @property
     def delta(self) -> float | None:
@@ -148,12 +150,37 @@ def protocol_key(record: dict[str, Any], with_extractors: bool = True) -> dict[s
     return key
 
 
+def paired_p_value(differences: Any, resamples: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired sign-flip (permutation) test that the per-image
+    differences have mean 0: the share of random sign patterns whose mean is at least as far
+    from 0 as the observed one (fixed seed, so the same inputs give the same p)."""
+    import numpy as np
+
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) < 2 or not np.any(d):
+        return 1.0
+    observed = abs(d.mean())
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, resamples, 1000):  # bounded memory
+        signs = rng.choice((-1.0, 1.0), size=(min(1000, resamples - start), len(d)))
+        hits += int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - 1e-15 * max(observed, 1.0)))
+    return (hits + 1) / (resamples + 1)
+
+
 def compare_records(
     baseline: dict[str, Any],
     candidate: dict[str, Any],
     tolerances: dict[str, str] | None = None,
     default_tolerance: str = "0",
+    per_image: dict[str, tuple[Any, Any]] | None = None,
+    significance: float | None = None,
 ) -> list[MetricDiff]:
+    """Diffs of every metric. With ``significance`` and ``per_image`` (metric -> the two runs'
+    values on the same images, in the same order), a change past the tolerance is a
+    regression only when a paired sign-flip test rejects "no change" at that level; otherwise
+    its status is ``noise``."""
     tolerances = tolerances or {}
     run = baseline["run_name"]
     diffs = []
@@ -177,11 +204,40 @@ def compare_records(
                 diff.status = "regressed"
             elif worse < 0:
                 diff.status = "improved"
+            if significance is not None and per_image and name in per_image and diff.status in ("regressed", "improved"):
+                base_values, cand_values = per_image[name]
+                diff.p_value = paired_p_value([c - b for b, c in zip(base_values, cand_values, strict=True)])
+                diff.pairs = len(base_values)
+                if diff.p_value >= significance:
+                    diff.status = "noise"
         diffs.append(diff)
     for name, cand_metric in candidate["metrics"].items():
         if name not in baseline["metrics"]:
             diffs.append(MetricDiff(run, name, None, parse_float(cand_metric["value"]), "", cand_metric.get("higher_is_better"), "new"))
     return diffs
+
+
+def _per_image_values(root: str | Path, run_name: str) -> dict[str, dict[str, float]]:
+    """metric -> {image id: value} from a run's per-image CSV under ``root`` (empty when absent)."""
+    import csv
+
+    root = Path(root)
+    candidates = [root.parent / f"{run_name}.images.csv"] if root.is_file() else sorted(root.rglob(f"{run_name}.images.csv"))
+    for path in candidates:
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = [row for row in csv.DictReader(handle) if row.get("status") == "ok"]
+            values: dict[str, dict[str, float]] = {}
+            for row in rows:
+                for key, text in row.items():
+                    try:
+                        number = float(text) if text not in (None, "") else None
+                    except ValueError:  # the run, id, size and hash columns
+                        continue
+                    if number is not None:
+                        values.setdefault(key, {})[row["id"]] = number
+            return values
+    return {}
 
 
 def compare_runs(
@@ -190,8 +246,13 @@ def compare_runs(
     tolerances: dict[str, str] | None = None,
     default_tolerance: str = "0",
     allow_protocol_mismatch: bool = False,
+    significance: float | None = None,
 ) -> Comparison:
-    """Compare two record files, or two folders of records matched by run name."""
+    """Compare two record files, or two folders of records matched by run name. With
+    ``significance`` (e.g. 0.05), per-image metrics need a significant paired difference
+    (over the images both runs scored) to count as regressed or improved."""
+    if significance is not None and not 0 < significance < 1:
+        raise VtbenchError(f"--significance must be between 0 and 1, got {significance}")
     base_records = {r["run_name"]: r for r in find_records(baseline)}
     cand_records = {r["run_name"]: r for r in find_records(candidate)}
     if not base_records:
@@ -214,5 +275,13 @@ def compare_runs(
                 if not allow_protocol_mismatch:
                     raise VtbenchError(note + "; not comparable (pass --allow-protocol-mismatch to compare anyway)")
                 result.protocol_notes.append(note)
-        result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance))
+        per_image = None
+        if significance is not None:
+            base_images, cand_images = _per_image_values(baseline, run), _per_image_values(candidate, cand["run_name"])
+            per_image = {}
+            for metric, entry in base["metrics"].items():
+                if entry.get("aggregation") == "mean" and metric in base_images and metric in cand_images:
+                    shared = [i for i in base_images[metric] if i in cand_images[metric]]
+                    per_image[metric] = ([base_images[metric][i] for i in shared], [cand_images[metric][i] for i in shared])
+        result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance, per_image, significance))
     return result

@@ -17,6 +17,9 @@ def compare(
     allow_protocol_mismatch: bool = typer.Option(
         False, "--allow-protocol-mismatch", help="Compare records made under different protocols."
     ),
+    significance: float | None = typer.Option(
+        None, "--significance", help="ALPHA (e.g. 0.05): per-image metrics must also differ significantly (paired sign-flip test) to count."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (every metric's diff and status) instead of the table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code says whether anything regressed."),
 ) -> None:
@@ -34,7 +37,7 @@ def compare(
 
     tolerances = parse_tolerances(tolerance)
     parse_tolerances([f"default={default_tolerance}"])
-    result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch)
+    result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch, significance)
     if as_json or quiet:
         if as_json:
             from vtbench.io import to_json
@@ -45,9 +48,10 @@ def compare(
     for note in result.protocol_notes:
         console.print(f"[yellow]warning:[/yellow] {note}")
     table = Table(title=f"{baseline} -> {candidate}")
-    for column in ("run", "metric", "baseline", "candidate", "delta", "tolerance", "status"):
-        table.add_column(column, justify="right" if column in ("baseline", "candidate", "delta") else "left")
-    colours = {"regressed": "red", "missing": "red", "improved": "green"}
+    columns = ("run", "metric", "baseline", "candidate", "delta", "tolerance", *(("p",) if significance is not None else ()), "status")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("baseline", "candidate", "delta", "p") else "left")
+    colours = {"regressed": "red", "missing": "red", "improved": "green", "noise": "yellow"}
     for diff in result.diffs:
         arrow = "" if diff.higher_is_better is None else (" ↑" if diff.higher_is_better else " ↓")
         status = f"[{colours[diff.status]}]{diff.status}[/]" if diff.status in colours else diff.status
@@ -58,10 +62,13 @@ def compare(
             format_value(diff.candidate),
             format_value(diff.delta),
             diff.tolerance if diff.tolerance not in ("", "0") else ("floor" if diff.status not in ("new",) else ""),
+            *((f"{diff.p_value:.3g} (n={diff.pairs})" if diff.p_value is not None else "",) if significance is not None else ()),
             status,
         )
     console.print(table)
     console.print("floor: no tolerance given, so the metric's noise floor applies (1e-12 relative; 1e-6 for feature-space metrics)")
+    if significance is not None:
+        console.print(f"noise: past the tolerance, but not a significant paired difference at {significance} (p from a sign-flip test)")
     if result.regressed:
         console.print("[red]REGRESSION[/red]: at least one metric got worse than its tolerance allows")
         raise typer.Exit(1)
