@@ -31,6 +31,15 @@ def test_bd_rate_and_bd_psnr_equal_an_independent_implementation(method: str) ->
         vtbench.bd_rate(RATE_A[:3], PSNR_A[:3], RATE_B, PSNR_B, method)
 
 
+def test_curve_families_do_not_depend_on_what_was_imported_before() -> None:
+    from vtbench.analysis import curve_name
+
+    vtbench.create_tokenizer("resample-x4")  # imports the preset's class (the registry entry then holds it)
+    assert curve_name({"tokenizer": {"preset": "resample-x4"}}) == "resample"
+    assert curve_name({"tokenizer": {"preset": "jpeg-q50"}}) == "jpeg"
+    assert curve_name({"tokenizer": {"preset": "my-plugin-tokenizer"}}) == "my-plugin-tokenizer"
+
+
 def test_records_load_as_tidy_tables_and_give_codec_curves(tmp_path: Path) -> None:
     tokenizers = [f"{codec}:quality={q},label={codec}-q{q}" for codec in ("jpeg", "webp") for q in (20, 40, 60, 80)]
     run_cli("run", *[a for t in tokenizers for a in ("-t", t)], "-d", "samples", "--limit", "4", "--resolution", "64",

@@ -37,9 +37,14 @@ def curve_name(record: dict[str, Any]) -> str:
     preset = subject.get("preset") or subject.get("name", "")
     if preset not in TOKENIZERS:
         return preset
-    target = TOKENIZERS.get(preset).target
-    bare = [e.name for e in TOKENIZERS.entries() if e.target == target and not e.defaults]
+    target = _target_name(TOKENIZERS.get(preset).target)
+    bare = [e.name for e in TOKENIZERS.entries() if _target_name(e.target) == target and not e.defaults]
     return bare[0] if bare else preset
+
+
+def _target_name(target: Any) -> str:
+    """``module:attribute`` of a registry target, imported (a class) or not yet (a string)."""
+    return target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
 
 
 def load_records(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
