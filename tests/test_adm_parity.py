@@ -189,3 +189,6 @@ def test_metric_options_on_the_command_line_and_in_recipes(tmp_path: Path) -> No
     assert "splitsize" in result.stderr and "split_size" in result.stderr
     result = run_cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "psnr", "-m", "precision:estimator=exact", "--out", tmp_path, check=2)
     assert "estimator must be torch-fidelity or adm" in result.stderr
+    missing = f"clip-score:prompts={tmp_path}/none.txt"  # a component's own missing file: one line, exit 2
+    result = run_cli("run", "-g", f"samples-reader:path={tmp_path}", "--reference", "samples", "-m", missing, "--out", tmp_path, check=2)
+    assert "metric 'clip-score'" in result.stderr and "none.txt" in result.stderr and "Traceback" not in result.stderr

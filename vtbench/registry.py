@@ -157,7 +157,7 @@ class Registry(Generic[T]):
         check_options(f"{self.kind.rstrip('s')} {name!r}", factory, overrides)
         try:
             return factory(**kwargs)
-        except (ValueError, TypeError) as exc:  # the component's own refusal of its options or files
+        except (ValueError, TypeError, OSError) as exc:  # the component's own refusal of its options or files (a missing prompts file ...)
             raise ComponentOptionError(f"{self.kind.rstrip('s')} {name!r}: {exc}") from exc
 
 

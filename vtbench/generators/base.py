@@ -43,3 +43,39 @@ class Generator(ABC):
 
     # A generator with networks also defines ``to(device)``: the engine calls it with the run's
     # device before asking for samples.
+
+
+class TokenGenerator(Generator):
+    """A class-conditional generator that samples token ids with a network and decodes them
+    with a vtbench tokenizer. Subclasses set ``plan`` (a :class:`ClassPlan`), ``network``
+    and ``tokenizer``, and define :meth:`sample_ids` and :meth:`tokens`; sample *i* is class
+    ``plan.label(i)`` drawn with ``plan.generator(i)``."""
+
+    device: torch.device = torch.device("cpu")
+
+    @abstractmethod
+    def sample_ids(self, labels: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """(B,) class labels -> (B, L) token ids, row *b* drawn with ``generators[b]``."""
+
+    @abstractmethod
+    def tokens(self, ids: torch.Tensor) -> Any:
+        """(B, L) ids -> the tokenizer's :class:`~vtbench.tokenizers.base.Tokens`."""
+
+    @property
+    def num_samples(self) -> int:
+        return self.plan.num_samples  # type: ignore[attr-defined]
+
+    def labels(self, indices: Sequence[int]) -> list[int]:
+        return [self.plan.label(i) for i in indices]  # type: ignore[attr-defined]
+
+    def to(self, device: torch.device | str) -> TokenGenerator:
+        self.device = torch.device(device)
+        self.network.to(self.device)  # type: ignore[attr-defined]
+        self.tokenizer.to(self.device)  # type: ignore[attr-defined]
+        return self
+
+    def samples(self, indices: Sequence[int]) -> torch.Tensor:
+        labels = torch.tensor(self.labels(indices), device=self.device)
+        ids = self.sample_ids(labels, [self.plan.generator(i) for i in indices])  # type: ignore[attr-defined]
+        with torch.no_grad():
+            return self.tokenizer.decode(self.tokens(ids)).float().clamp(0, 1)  # type: ignore[attr-defined]

@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.generators.base import Generator
+from vtbench.generators.base import TokenGenerator
 from vtbench.generators.sampling import ClassPlan, guided_logits, sample_rows
-from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import Tokens
-from vtbench.tokenizers.neural import compute_dtype, find_checkpoint, load_exactly
+from vtbench.tokenizers.neural import compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
 
 SIZES = {"B": (12, 12, 768), "L": (24, 16, 1024), "XL": (36, 20, 1280), "XXL": (48, 24, 1536), "3B": (24, 32, 3200)}  # layers, heads, dim
 
@@ -182,14 +181,7 @@ class GPT(nn.Module):
 def checkpoint_state_dict(path: Any) -> dict[str, torch.Tensor]:
     """The weights of a LlamaGen GPT ``.pt`` (under ``model``, ``module`` or ``state_dict``, or
     the dict itself as FSDP saves it); upstream's ``freqs_cis`` table is recomputed, not read."""
-    checkpoint = load_checkpoint(path)
-    for key in ("model", "module", "state_dict"):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            checkpoint = checkpoint[key]
-            break
-    if not isinstance(checkpoint, dict) or "tok_embeddings.weight" not in checkpoint:
-        raise ValueError(f"{path}: not a LlamaGen GPT checkpoint (no tok_embeddings.weight under model/module/state_dict)")
-    return {k.removeprefix("module."): v for k, v in checkpoint.items() if k.removeprefix("module.") != "freqs_cis"}
+    return unwrap_state_dict(path, ("model", "module", "state_dict"), "tok_embeddings.weight", "LlamaGen GPT", ("freqs_cis",))
 
 
 def config_from_state(state: dict[str, torch.Tensor], heads: int | None, grid: int) -> GPTConfig:
@@ -203,7 +195,7 @@ def config_from_state(state: dict[str, torch.Tensor], heads: int | None, grid: i
     return GPTConfig(layers, heads, dim, vocab_size, state["cls_embedding.embedding_table.weight"].shape[0] - 1, grid)
 
 
-class LlamaGenC2I(Generator):
+class LlamaGenC2I(TokenGenerator):
     """A LlamaGen class-conditional GPT sampling ImageNet classes, decoded by a vtbench tokenizer.
 
     ``checkpoint``: a weights-store name (``llamagen-c2i-b-256`` ...), or ``weights=PATH``.
@@ -240,30 +232,17 @@ class LlamaGenC2I(Generator):
             raise ValueError(f"tokenizer {tokenizer!r} has {codebook} codes; the GPT predicts {config.vocab_size}")
         self.plan = ClassPlan(min(num_classes, config.num_classes), per_class, seed)
         self.sampling = {"cfg_scale": cfg_scale, "cfg_interval": cfg_interval, "temperature": temperature, "top_k": top_k, "top_p": top_p}
-        self.device = torch.device("cpu")
 
     @property
-    def num_samples(self) -> int:
-        return self.plan.num_samples
+    def network(self) -> nn.Module:
+        return self.gpt
 
-    def to(self, device: torch.device | str) -> LlamaGenC2I:
-        self.device = torch.device(device)
-        self.gpt.to(self.device)
-        self.tokenizer.to(self.device)
-        if hasattr(self.tokenizer, "model"):
-            self.tokenizer.model.to(self.device)
-        return self
+    def sample_ids(self, labels: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        return self.gpt.generate(labels, generators, **self.sampling)
 
-    def labels(self, indices: Sequence[int]) -> list[int]:
-        return [self.plan.label(i) for i in indices]
-
-    def samples(self, indices: Sequence[int]) -> torch.Tensor:
-        labels = torch.tensor(self.labels(indices), device=self.device)
-        ids = self.gpt.generate(labels, [self.plan.generator(i) for i in indices], **self.sampling)
+    def tokens(self, ids: torch.Tensor) -> Tokens:
         grid = self.gpt.config.grid
-        tokens = Tokens.from_ids(ids.view(-1, grid, grid), self.gpt.config.vocab_size, (self.resolution, self.resolution))
-        with torch.no_grad():
-            return self.tokenizer.decode(tokens).float().clamp(0, 1)
+        return Tokens.from_ids(ids.view(-1, grid, grid), self.gpt.config.vocab_size, (self.resolution, self.resolution))
 
     def options(self) -> dict[str, Any]:
         return {

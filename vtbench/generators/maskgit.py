@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vtbench.generators.base import Generator
+from vtbench.generators.base import TokenGenerator
 from vtbench.generators.sampling import ClassPlan
 from vtbench.tokenizers.base import Tokens
 from vtbench.tokenizers.neural import compute_dtype, hub_unavailable, local_path
@@ -131,7 +131,7 @@ def load_generator_folder(folder: Path) -> tuple[ImageBert, dict[str, Any]]:
     return model, sampling
 
 
-class TiTokMaskGIT(Generator):
+class TiTokMaskGIT(TokenGenerator):
     """A TiTok MaskGIT generator (hub ``repo`` or ``weights=`` a local copy of its folder),
     decoded by the matching TiTok tokenizer; sampling settings default to the repository's
     config (L-32: guidance 4.5 rising linearly, temperature 9.5, 8 steps)."""
@@ -163,7 +163,6 @@ class TiTokMaskGIT(Generator):
             raise ValueError(f"tokenizer {tokenizer!r} ({info.tokens_per_image} tokens of {info.codebook_size} codes) does not match "
                              f"the generator ({self.model.sequence} of {self.model.codebook_size})")  # fmt: skip
         self.plan = ClassPlan(min(num_classes, self.model.classes), per_class, seed)
-        self.device = torch.device("cpu")
 
     def _snapshot(self) -> Path:
         from huggingface_hub import snapshot_download
@@ -175,25 +174,14 @@ class TiTokMaskGIT(Generator):
             raise hub_unavailable(self.repo, self.repo, None, exc, kind="generator") from None
 
     @property
-    def num_samples(self) -> int:
-        return self.plan.num_samples
+    def network(self) -> nn.Module:
+        return self.model
 
-    def to(self, device: torch.device | str) -> TiTokMaskGIT:
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        self.tokenizer.to(self.device)
-        self.tokenizer.model.to(self.device)
-        return self
+    def sample_ids(self, labels: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        return self.model.generate(labels, generators, **self.sampling)
 
-    def labels(self, indices: Sequence[int]) -> list[int]:
-        return [self.plan.label(i) for i in indices]
-
-    def samples(self, indices: Sequence[int]) -> torch.Tensor:
-        labels = torch.tensor(self.labels(indices), device=self.device)
-        ids = self.model.generate(labels, [self.plan.generator(i) for i in indices], **self.sampling)
-        tokens = Tokens.from_ids(ids, self.model.codebook_size, (256, 256))
-        with torch.no_grad():
-            return self.tokenizer.decode(tokens).float().clamp(0, 1)
+    def tokens(self, ids: torch.Tensor) -> Tokens:
+        return Tokens.from_ids(ids, self.model.codebook_size, (256, 256))
 
     def options(self) -> dict[str, Any]:
         return {"repo": self.repo, "revision": self.revision, "source": self.source, "tokenizer": self.tokenizer_name,

@@ -46,11 +46,7 @@ def sample_rows(logits: torch.Tensor, generators: Sequence[torch.Generator], tem
     """One token per row of (B, V) ``logits``, row *b* drawn with ``generators[b]``: (B,) int64.
     The draw is an inverse-CDF lookup of one uniform number, so a row's token depends only
     on its logits and its own generator."""
-    probs = torch.softmax(filter_logits(logits.float() / max(temperature, 1e-5), top_k, top_p), dim=-1)
-    cumulative = probs.double().cumsum(dim=-1)
-    uniforms = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]).to(cumulative.device)
-    tokens = torch.searchsorted(cumulative, (uniforms * cumulative[:, -1]).unsqueeze(1)).squeeze(1)
-    return tokens.clamp(max=logits.shape[-1] - 1)
+    return sample_grid(logits[:, None], generators, temperature, top_k, top_p)[:, 0]
 
 
 def sample_grid(logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float = 1.0, top_k: int = 0,

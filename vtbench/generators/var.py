@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.generators.base import Generator
+from vtbench.generators.base import TokenGenerator
 from vtbench.generators.sampling import ClassPlan, guided_logits, sample_grid
-from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import Tokens
-from vtbench.tokenizers.neural import compute_dtype, find_checkpoint, load_exactly
+from vtbench.tokenizers.neural import compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
 
 PATCH_NUMS = {256: (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), 512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)}
 RECOMPUTED_BUFFERS = ("lvl_1L", "attn_bias_for_masking")  # upstream saves them; they follow from the scales
@@ -170,15 +169,13 @@ class VARTransformer(nn.Module):
 
 def checkpoint_state_dict(path: Any) -> dict[str, torch.Tensor]:
     """The weights of a ``var_d*.pth`` (a plain state dict, or under ``model``/``state_dict``)."""
-    state = load_checkpoint(path)
-    if isinstance(state, dict) and "class_emb.weight" not in state:
-        state = next((state[k] for k in ("model", "state_dict", "trainer") if isinstance(state.get(k), dict)), state)
-    if not isinstance(state, dict) or "class_emb.weight" not in state or "pos_1LC" not in state:
-        raise ValueError(f"{path}: not a VAR transformer checkpoint (no class_emb.weight / pos_1LC)")
-    return {k: v for k, v in state.items() if k not in RECOMPUTED_BUFFERS}
+    state = unwrap_state_dict(path, ("model", "state_dict", "trainer"), "class_emb.weight", "VAR transformer", RECOMPUTED_BUFFERS)
+    if "pos_1LC" not in state:
+        raise ValueError(f"{path}: not a VAR transformer checkpoint (no pos_1LC)")
+    return state
 
 
-class VARGenerator(Generator):
+class VARGenerator(TokenGenerator):
     """A VAR transformer sampling ImageNet classes at 256 (or 512) px, decoded by vtbench's VAR
     VQVAE tokenizer; sample *i* is class ``i % num_classes`` with its own seed."""
 
@@ -214,21 +211,10 @@ class VARGenerator(Generator):
             raise ValueError(f"the VQVAE has {self.tokenizer.info.codebook_size} codes; the transformer predicts {vocab_size}")
         self.plan = ClassPlan(min(num_classes, self.model.num_classes), per_class, seed)
         self.sampling = {"cfg": cfg, "top_k": top_k, "top_p": top_p, "temperature": temperature}
-        self.device = torch.device("cpu")
 
     @property
-    def num_samples(self) -> int:
-        return self.plan.num_samples
-
-    def to(self, device: torch.device | str) -> VARGenerator:
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        self.tokenizer.to(self.device)
-        self.tokenizer.model.to(self.device)
-        return self
-
-    def labels(self, indices: Sequence[int]) -> list[int]:
-        return [self.plan.label(i) for i in indices]
+    def network(self) -> nn.Module:
+        return self.model
 
     def refine(self, ids: torch.Tensor, scale: int) -> torch.Tensor:
         """One scale's ids (B, side²) -> its refined contribution at the full latent size."""
@@ -236,13 +222,12 @@ class VARGenerator(Generator):
         side, size, last = patch_nums[scale], patch_nums[-1], len(patch_nums) - 1
         return quantize.refine(ids, side, size, self.tokenizer.phi[scale], scale == last).float()
 
-    def samples(self, indices: Sequence[int]) -> torch.Tensor:
-        labels = torch.tensor(self.labels(indices), device=self.device)
-        ids = self.model.generate(labels, [self.plan.generator(i) for i in indices], self.refine, **self.sampling)
+    def sample_ids(self, labels: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        return self.model.generate(labels, generators, self.refine, **self.sampling)
+
+    def tokens(self, ids: torch.Tensor) -> Tokens:
         levels = tuple(side * side for side in self.model.patch_nums)
-        tokens = Tokens.from_ids(ids, self.model.vocab_size, (self.resolution, self.resolution), level_sizes=levels)
-        with torch.no_grad():
-            return self.tokenizer.decode(tokens).float().clamp(0, 1)
+        return Tokens.from_ids(ids, self.model.vocab_size, (self.resolution, self.resolution), level_sizes=levels)
 
     def options(self) -> dict[str, Any]:
         return {"depth": self.depth, "resolution": self.resolution, "checkpoint": self.checkpoint, "weights_sha256": self.weights_sha256,

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtbench.safe_load import load_checkpoint
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, nearest_codes
 from vtbench.tokenizers.conv_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, residual_level, run_level
 from vtbench.tokenizers.neural import (
@@ -31,6 +30,7 @@ from vtbench.tokenizers.neural import (
     local_path,
     repository_folder,
     submodel_tensors,
+    unwrap_state_dict,
 )
 
 CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
@@ -127,14 +127,7 @@ class LlamaGenVQModel(nn.Module):
 
 def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The model weights of a LlamaGen ``.pt`` (under ``ema``, ``model`` or ``state_dict``)."""
-    checkpoint = load_checkpoint(path)
-    for key in ("ema", "model", "state_dict"):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            checkpoint = checkpoint[key]
-            break
-    if not isinstance(checkpoint, dict) or "quantize.embedding.weight" not in checkpoint:
-        raise ValueError(f"{path}: not a LlamaGen VQ checkpoint (no quantize.embedding.weight under ema/model/state_dict)")
-    return {k.removeprefix("module."): v for k, v in checkpoint.items() if k.removeprefix("module.") not in IGNORED_KEYS}
+    return unwrap_state_dict(path, ("ema", "model", "state_dict"), "quantize.embedding.weight", "LlamaGen VQ", IGNORED_KEYS)
 
 
 class LlamaGenVQ(NetworkTokenizer):

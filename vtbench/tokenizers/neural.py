@@ -35,7 +35,8 @@ def hub_unavailable(tokenizer: str, repo: str, subfolder: str | None, exc: Excep
     state = "vtbench is offline" if offline() else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return WeightsUnavailableError(
         f"{kind} {tokenizer!r}: {where} is not in the Hugging Face cache ({state}); fetch it with "
-        f"`hf download {repo}{include}` where there is network, or pass --weights PATH (a local copy of that folder)"
+        f"`hf download {repo}{include}` where there is network, or pass {'--weights PATH' if kind == 'tokenizer' else 'weights=PATH'} "
+        "(a local copy of that folder)"
     )
 
 
@@ -136,6 +137,23 @@ def find_checkpoint(weights: str | None, checkpoint: str) -> tuple[Path, str]:
         return path, weights_store.sha256_file(path)
     located = weights_store.locate(checkpoint)
     return located.path, located.sha256
+
+
+def unwrap_state_dict(
+    path: Path, containers: tuple[str, ...], required: str, layout: str, ignored: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
+    """The weights of a training checkpoint: the dict under the first of ``containers`` it has
+    (or the file's own dict), ``module.`` prefixes (DDP) removed, ``ignored`` keys dropped;
+    refused, naming the file, when ``required`` is not among them."""
+    checkpoint = load_checkpoint(path)
+    for key in containers:
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    state = {k.removeprefix("module."): v for k, v in checkpoint.items()} if isinstance(checkpoint, dict) else {}
+    if required not in state:
+        raise ValueError(f"{path}: not a {layout} checkpoint (no {required} under {'/'.join(containers)})")
+    return {k: v for k, v in state.items() if k not in ignored}
 
 
 def load_exactly(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, layout: str) -> None:
