@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import bjontegaard
@@ -59,3 +60,14 @@ def test_records_load_as_tidy_tables_and_give_codec_curves(tmp_path: Path) -> No
     expected = bjontegaard.bd_rate(jpeg["bits_per_pixel"].to_numpy(), jpeg["psnr"].to_numpy(), webp["bits_per_pixel"].to_numpy(),
                                    webp["psnr"].to_numpy(), method="cubic", min_overlap=0)  # fmt: skip
     assert ours == pytest.approx(expected, rel=1e-9) and ours < 0  # WebP needs fewer bits than JPEG for the same PSNR
+    # the leaderboard's Bjøntegaard columns: each family against the baseline family, n/a where no curve
+    board = json.loads(run_cli("leaderboard", tmp_path, "--bd-baseline", "jpeg", "-f", "json").stdout)
+    by_tokenizer = {row["tokenizer"]: row for row in board["rows"]}
+    assert by_tokenizer["webp-q40"]["bd-rate"] == pytest.approx(ours, rel=1e-9) and by_tokenizer["jpeg-q80"]["bd-rate"] == 0.0
+    expected_psnr = bjontegaard.bd_psnr(jpeg["bits_per_pixel"].to_numpy(), jpeg["psnr"].to_numpy(), webp["bits_per_pixel"].to_numpy(),
+                                        webp["psnr"].to_numpy(), method="cubic", min_overlap=0)  # fmt: skip
+    assert by_tokenizer["webp-q20"]["bd-psnr"] == pytest.approx(expected_psnr, rel=1e-9) and expected_psnr > 0
+    latex = run_cli("leaderboard", tmp_path, "--bd-baseline", "jpeg", "--bd-metric", "ssim", "-f", "latex").stdout
+    assert "bd-rate $\\downarrow$" in latex and "bd-ssim $\\uparrow$" in latex
+    error = run_cli("leaderboard", tmp_path, "--bd-baseline", "avif", check=2).stderr
+    assert "baseline 'avif'" in error and "jpeg, webp" in error

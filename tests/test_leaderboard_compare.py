@@ -209,24 +209,38 @@ def test_paper_tables_mark_the_best_and_second_best_by_direction(records_dir: Pa
     assert _latex("jpeg_q50 & 5% {x}") == "jpeg\\_q50 \\& 5\\% \\{x\\}"
 
 
-def test_paired_sign_flip_p_value_matches_exact_enumeration() -> None:
+def test_paired_tests_match_scipy_and_exact_enumeration() -> None:
     import itertools
 
-    from vtbench.compare import paired_p_value
+    from scipy import stats
+
+    from vtbench.compare import paired_test
 
     d = np.array([0.3, -0.1, 0.4, 0.25, -0.05, 0.2, 0.35, 0.1, -0.2, 0.15])
-    observed = abs(d.mean())
-    exact = np.mean([abs((np.array(signs) * d).mean()) >= observed - 1e-12 for signs in itertools.product((-1, 1), repeat=len(d))])
-    assert paired_p_value(d) == pytest.approx(exact, abs=0.01)
-    assert paired_p_value(d) == paired_p_value(d)  # fixed seed: a CI gate does not flap
-    assert paired_p_value(np.zeros(5)) == 1.0
+    result = paired_test(d, alpha=0.05)
+    # Wilcoxon: the exact null distribution of W+ by enumerating every sign pattern of the ranks
+    ranks = stats.rankdata(np.abs(d))
+    w_plus = ranks[d > 0].sum()
+    null = np.array([sum(r for r, s in zip(ranks, signs, strict=True) if s) for signs in itertools.product((0, 1), repeat=len(d))])
+    exact = min(1.0, 2 * min(np.mean(null >= w_plus), np.mean(null <= w_plus)))
+    assert result.p_wilcoxon == pytest.approx(exact, abs=1e-9)
+    # bootstrap interval of the mean against scipy's percentile bootstrap (different draws, same estimator)
+    reference = stats.bootstrap((d,), np.mean, confidence_level=0.95, method="percentile", n_resamples=20_000, random_state=1)
+    assert result.interval[0] == pytest.approx(reference.confidence_interval.low, abs=0.02)
+    assert result.interval[1] == pytest.approx(reference.confidence_interval.high, abs=0.02)
+    assert result.mean_difference == pytest.approx(d.mean()) and result.pairs == 10
+    assert result.p_bootstrap < 0.05 and result.interval[0] > 0
+    assert paired_test(d) == paired_test(d)  # fixed seed: a CI gate does not flap
+    assert paired_test(np.zeros(5)).p_value == 1.0
+    assert paired_test(d, decided_by="wilcoxon").p_value == result.p_wilcoxon
 
 
 def test_compare_with_significance_tells_a_real_regression_from_noise(records_dir: Path, tmp_path: Path) -> None:
     good, bad = _record(records_dir, "jpeg-q90"), _record(records_dir, "jpeg-q25")
-    report = json.loads(run_cli("compare", good, bad, "--significance", "0.05", "--json", check=1).stdout)
+    report = json.loads(run_cli("compare", good, bad, "--require-significance", "--json", check=1).stdout)
     psnr = next(d for d in report["diffs"] if d["metric"] == "psnr")
-    assert psnr["status"] == "regressed" and psnr["p_value"] < 0.05 and psnr["pairs"] >= 4
+    assert psnr["status"] == "regressed" and psnr["p_value"] < 0.05 and psnr["test"]["pairs"] >= 4
+    assert psnr["test"]["interval"][1] < 0 and psnr["test"]["p_wilcoxon"] < 0.05
     # a candidate whose per-image PSNR moves up and down around the baseline, slightly lower on average
     noisy = tmp_path / "noisy"
     noisy.mkdir()
@@ -242,5 +256,13 @@ def test_compare_with_significance_tells_a_real_regression_from_noise(records_di
     record["metrics"]["psnr"]["value"] = float(np.mean([float(r["psnr"]) for r in rows]))
     (noisy / good.name).write_text(json.dumps(record))
     assert run_cli("compare", good, noisy / good.name, check=1).returncode == 1  # without the test: a regression
-    result = run_cli("compare", good, noisy / good.name, "--significance", "0.05")
+    result = run_cli("compare", good, noisy / good.name, "--require-significance", "--alpha", "0.05")
     assert "noise" in result.stdout and "no regression" in result.stdout
+    plain = run_cli("compare", good, noisy / good.name, check=1).stdout  # the interval and p are shown either way
+    assert "interval of delta" in plain and "p (bootstrap)" in plain
+    # without the per-image rows, asking for significance names the missing file
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(noisy / good.name, lonely / good.name)
+    error = run_cli("compare", good, lonely / good.name, "--require-significance", check=2).stderr
+    assert f"{record['run_name']}.images.csv is missing" in error and "--require-significance" in error

@@ -30,16 +30,16 @@ def _metric(out: Path, tokenizer: str, name: str) -> float:
 
 def test_quickstart_prints_a_ranked_table_and_writes_every_record(quickstart: tuple[Path, str]) -> None:
     out, stdout = quickstart
-    assert "ranked by psnr" in stdout and "8 record(s) in" in stdout
-    assert len(list(out.glob("*__samples.json"))) == 8 and len(list(out.glob("*.images.csv"))) == 8
+    assert "ranked by psnr" in stdout and "10 record(s) in" in stdout
+    assert len(list(out.glob("*__samples.json"))) == 10 and len(list(out.glob("*.images.csv"))) == 10
     assert not (out / ".partial").exists()
 
 
 def test_quickstart_numbers_are_ordered_as_codecs_behave(quickstart: tuple[Path, str]) -> None:
     out, _ = quickstart
     for codec in ("jpeg", "webp"):
-        psnrs = [_metric(out, f"{codec}-q{q}", "psnr") for q in (25, 50, 90)]
-        bpps = [_metric(out, f"{codec}-q{q}", "bpp") for q in (25, 50, 90)]
+        psnrs = [_metric(out, f"{codec}-q{q}", "psnr") for q in (25, 50, 75, 90)]
+        bpps = [_metric(out, f"{codec}-q{q}", "bpp") for q in (25, 50, 75, 90)]
         assert psnrs == sorted(psnrs) and bpps == sorted(bpps)
     assert _metric(out, "identity", "psnr") == 100.0 and _metric(out, "identity", "ssim") == 1.0
     assert _metric(out, "identity", "bpp") == 24.0 and _metric(out, "resample-x4", "bpp") == 1.5

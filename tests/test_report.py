@@ -37,6 +37,28 @@ def test_the_report_is_one_self_contained_file(report: Path) -> None:
     for run in ("identity__samples", "jpeg-q50__samples", "webp-q25__samples"):
         assert run in text
     assert "only 14 images" in text  # the quickstart's 14 images are flagged as few
+    # the Bjøntegaard table: WebP against JPEG from the quickstart's four qualities each
+    import vtbench
+    from vtbench.analysis import rate_quality_curves
+
+    curves = rate_quality_curves(vtbench.load_records(REPO / "results" / "quickstart"))
+    jpeg, webp = curves[("jpeg", "samples")], curves[("webp", "samples")]
+    expected = vtbench.bd_rate(jpeg["bits_per_pixel"], jpeg["psnr"], webp["bits_per_pixel"], webp["psnr"])
+    bd = text[text.index('id="bd"') : text.index("</table>", text.index('id="bd"'))]
+    assert f"<td>{expected:.4g}</td>" in bd and expected < 0
+    # the gallery: original, reconstruction and two zoomed crops for each run's 2 worst images, embedded
+    gallery = text[text.index("Worst images by psnr") :]
+    assert gallery.count('<img src="data:image/png;base64,') == 10 * 2 * 2 and gallery.count('class="zoom"') == 10 * 2 * 2
+
+
+def test_the_report_refuses_mixed_protocols_unless_asked(tmp_path: Path) -> None:
+    run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "2", "--resolution", "32", "-m", "psnr", "--out", tmp_path / "small")
+    error = run_cli("report", REPO / "results" / "quickstart", tmp_path / "small", "--out", tmp_path / "r.html", check=2).stderr
+    assert "different settings (" in error and "--allow-protocol-mismatch" in error
+    run_cli("report", REPO / "results" / "quickstart", tmp_path / "small", "--allow-protocol-mismatch", "--gallery-k", "0",
+            "--out", tmp_path / "r.html")  # fmt: skip
+    text = (tmp_path / "r.html").read_text()
+    assert "different preprocessing settings" in text and "No gallery." in text
 
 
 @needs_chromium
@@ -51,7 +73,8 @@ def test_the_report_loads_sorts_and_renders_in_a_headless_browser(report: Path, 
     column = header.index("bpp")
     rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.DOTALL)[1:]
     bpp = [float(re.findall(r'data-value="([^"]*)"', row)[column]) for row in rows]
-    assert len(bpp) == 8 and bpp == sorted(bpp, reverse=True)  # sorted by the page's script, descending
+    assert len(bpp) == 10 and bpp == sorted(bpp, reverse=True)  # sorted by the page's script, descending
+    assert dom.count('class="zoom"') == 2 * 2 * 10  # the gallery's crops (2 per image, 2 images per run) are in the rendered page
     shot = tmp_path / "report.png"
     _browser(f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri())
     with Image.open(shot) as image:

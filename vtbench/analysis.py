@@ -51,8 +51,13 @@ def load_records(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """Every record under ``paths`` (files or folders) as a tidy table: one row per run and
     metric with its value, 95% interval, count, direction, unit, status, and the run's cost
     (pooled bits per pixel, tokens per image), dataset, protocol preset and curve family."""
+    return records_frame([record for record, _ in _records(paths)])
+
+
+def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """The :func:`load_records` table of records already loaded."""
     rows = []
-    for record, _ in _records(paths):
+    for record in records:
         subject = record.get("tokenizer") or record.get("generator") or {}
         cost = record.get("cost") or {}
         for metric, entry in record["metrics"].items():
@@ -82,10 +87,11 @@ def load_images(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 
 
 def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:
-    """(curve family, dataset) -> that family's points (``rate``, ``quality``), sorted by rate,
-    from a :func:`load_records` table."""
+    """(curve family, dataset) -> that family's points (``run``, ``rate``, ``quality`` and its
+    interval ``ci_low``/``ci_high``), sorted by rate, from a :func:`load_records` table."""
     points = frame[(frame["metric"] == quality) & frame["value"].notna() & frame[rate].notna()]
-    return {key: group[["run", rate, "value"]].rename(columns={"value": quality}).sort_values(rate).reset_index(drop=True)
+    columns = ["run", rate, "value", "ci_low", "ci_high"]
+    return {key: group[columns].rename(columns={"value": quality}).sort_values(rate).reset_index(drop=True)
             for key, group in points.groupby(["curve", "dataset"])}  # fmt: skip
 
 
@@ -124,3 +130,37 @@ def bd_quality(rate_anchor: Any, quality_anchor: Any, rate_test: Any, quality_te
     """Bjøntegaard delta quality (BD-PSNR for PSNR): the test curve's average quality change
     against the anchor at equal rate, quality fitted as a function of log10 rate."""
     return _delta(np.log10(rate_anchor), quality_anchor, np.log10(rate_test), quality_test, method)
+
+
+BD_COLUMNS = ["curve", "dataset", "baseline", "quality", "points", "bd_rate", "bd_quality", "note"]
+
+
+def bd_table(frame: pd.DataFrame, baseline: str, quality: str = "psnr", rate: str = "bits_per_pixel",
+             method: str = "cubic") -> pd.DataFrame:  # fmt: skip
+    """Bjøntegaard deltas of every curve family against the ``baseline`` family on the same
+    dataset (from a :func:`load_records` table): BD-rate in % (negative: fewer bits for the
+    same quality) and the quality delta at equal rate (BD-PSNR for PSNR). A family that
+    cannot be compared (fewer than four points, no overlap) has no numbers and a ``note``."""
+    curves = rate_quality_curves(frame, quality, rate)
+    if not any(curve == baseline for curve, _ in curves):
+        known = sorted({curve for curve, _ in curves})
+        raise VtbenchError(
+            f"no {quality} vs {rate} curve for baseline {baseline!r} in these records (curves: {', '.join(known) or 'none'})"
+        )
+    rows = []
+    for (curve, dataset), points in sorted(curves.items()):
+        anchor = curves.get((baseline, dataset))
+        row = {"curve": curve, "dataset": dataset, "baseline": baseline, "quality": quality, "points": len(points),
+               "bd_rate": None, "bd_quality": None, "note": ""}  # fmt: skip
+        if anchor is None:
+            row["note"] = f"no {baseline} curve on {dataset}"
+        elif curve == baseline:
+            row.update(bd_rate=0.0, bd_quality=0.0, note="baseline")
+        else:
+            try:
+                row["bd_rate"] = bd_rate(anchor[rate], anchor[quality], points[rate], points[quality], method)
+                row["bd_quality"] = bd_quality(anchor[rate], anchor[quality], points[rate], points[quality], method)
+            except VtbenchError as exc:
+                row["note"] = str(exc)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=BD_COLUMNS)

@@ -7,6 +7,12 @@ A metric the baseline has and the candidate lacks is a regression too. Each metr
 compared only when the settings it depends on agree (its protocol key: the data, the
 preprocessing and rounding; the extractor, its version and weights for feature metrics;
 the OCR engine for text metrics); otherwise the comparison is refused, naming the keys.
+
+Where the per-image rows are beside the records, each per-image metric also gets paired
+tests of the per-image differences (a bootstrap interval and p for the mean difference, and
+Wilcoxon's signed-rank p); ``require_significance`` makes a change past the tolerance count
+only when it is also significant, so a gate on a small set neither flaps nor needs a loose
+tolerance.
 """
 
 from __future__ import annotations
@@ -22,6 +28,24 @@ from vtbench.record import find_records
 
 
 @dataclass
+class PairedTest:
+    """Paired tests of the per-image differences (candidate - baseline) on the images both runs
+    scored: a percentile bootstrap of their mean (interval and two-sided p) and the Wilcoxon
+    signed-rank test."""
+
+    pairs: int
+    mean_difference: float
+    interval: tuple[float, float]  # (1 - alpha) bootstrap interval of the mean difference
+    p_bootstrap: float
+    p_wilcoxon: float
+    decided_by: str = "bootstrap"  # which p the gate uses
+
+    @property
+    def p_value(self) -> float:
+        return self.p_bootstrap if self.decided_by == "bootstrap" else self.p_wilcoxon
+
+
+@dataclass
 class MetricDiff:
     run: str
     metric: str
@@ -30,8 +54,7 @@ class MetricDiff:
     tolerance: str
     higher_is_better: bool | None
     status: str  # ok | improved | regressed | missing | new | noise (past the tolerance, not significant)
-    p_value: float | None = None  # paired sign-flip test of the per-image differences (with --significance)
-    pairs: int | None = None  # images in that test
+    test: PairedTest | None = None  # the paired test of the per-image values, when both runs have them
 
     @property
     def delta(self) -> float | None:
@@ -55,7 +78,7 @@ class Comparison:
         """What ``vtbench compare --json`` prints (non-finite numbers as null)."""
         return {
             "regressed": self.regressed,
-            "diffs": [{**asdict(d), "delta": d.delta} for d in self.diffs],
+            "diffs": [{**asdict(d), "delta": d.delta, "p_value": d.test.p_value if d.test else None} for d in self.diffs],
             "protocol_notes": list(self.protocol_notes),
         }
 
@@ -150,23 +173,36 @@ def protocol_key(record: dict[str, Any], with_extractors: bool = True) -> dict[s
     return key
 
 
-def paired_p_value(differences: Any, resamples: int = 10_000, seed: int = 0) -> float:
-    """Two-sided p-value of a paired sign-flip (permutation) test that the per-image
-    differences have mean 0: the share of random sign patterns whose mean is at least as far
-    from 0 as the observed one (fixed seed, so the same inputs give the same p)."""
-    import numpy as np
+TESTS = ("bootstrap", "wilcoxon")
 
+
+def paired_test(differences: Any, alpha: float = 0.05, decided_by: str = "bootstrap", resamples: int = 10_000,
+                seed: int = 0) -> PairedTest:  # fmt: skip
+    """Paired tests that the per-image ``differences`` have no shift: a percentile bootstrap of
+    the mean (``resamples`` resamples, fixed ``seed`` so the same inputs give the same p: a gate
+    that does not flap; two-sided p = twice the share of bootstrap means on the far side of 0)
+    and scipy's Wilcoxon signed-rank test (zero differences dropped, exact for small samples)."""
+    import numpy as np
+    from scipy import stats
+
+    if decided_by not in TESTS:
+        raise VtbenchError(f"--test must be one of {', '.join(TESTS)}, got {decided_by!r}")
     d = np.asarray(differences, dtype=np.float64)
     d = d[np.isfinite(d)]
+    mean = float(d.mean()) if len(d) else 0.0
     if len(d) < 2 or not np.any(d):
-        return 1.0
-    observed = abs(d.mean())
+        return PairedTest(len(d), mean, (mean, mean), 1.0, 1.0, decided_by)
     rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, resamples, 1000):  # bounded memory
-        signs = rng.choice((-1.0, 1.0), size=(min(1000, resamples - start), len(d)))
-        hits += int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - 1e-15 * max(observed, 1.0)))
-    return (hits + 1) / (resamples + 1)
+    means = np.empty(resamples)
+    step = max(1, 2_000_000 // len(d))  # bounded memory: at most 2M drawn indices at a time
+    for start in range(0, resamples, step):
+        count = min(step, resamples - start)
+        means[start : start + count] = d[rng.integers(0, len(d), size=(count, len(d)))].mean(axis=1)
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    far_side = min(np.sum(means <= 0), np.sum(means >= 0))
+    p_bootstrap = min(1.0, 2 * (far_side + 1) / (resamples + 1))
+    p_wilcoxon = float(stats.wilcoxon(d[d != 0]).pvalue) if np.count_nonzero(d) >= 1 else 1.0
+    return PairedTest(len(d), mean, (float(low), float(high)), p_bootstrap, p_wilcoxon, decided_by)
 
 
 def compare_records(
@@ -175,12 +211,14 @@ def compare_records(
     tolerances: dict[str, str] | None = None,
     default_tolerance: str = "0",
     per_image: dict[str, tuple[Any, Any]] | None = None,
-    significance: float | None = None,
+    alpha: float = 0.05,
+    require_significance: bool = False,
+    test: str = "bootstrap",
 ) -> list[MetricDiff]:
-    """Diffs of every metric. With ``significance`` and ``per_image`` (metric -> the two runs'
-    values on the same images, in the same order), a change past the tolerance is a
-    regression only when a paired sign-flip test rejects "no change" at that level; otherwise
-    its status is ``noise``."""
+    """Diffs of every metric. With ``per_image`` (metric -> the two runs' values on the same
+    images, in the same order) each such metric gets a :class:`PairedTest`; with
+    ``require_significance``, a change past the tolerance counts (regressed or improved) only
+    when the ``test``'s p is below ``alpha``; otherwise its status is ``noise``."""
     tolerances = tolerances or {}
     run = baseline["run_name"]
     diffs = []
@@ -204,12 +242,12 @@ def compare_records(
                 diff.status = "regressed"
             elif worse < 0:
                 diff.status = "improved"
-            if significance is not None and per_image and name in per_image and diff.status in ("regressed", "improved"):
-                base_values, cand_values = per_image[name]
-                diff.p_value = paired_p_value([c - b for b, c in zip(base_values, cand_values, strict=True)])
-                diff.pairs = len(base_values)
-                if diff.p_value >= significance:
-                    diff.status = "noise"
+        if per_image and name in per_image:
+            base_values, cand_values = per_image[name]
+            differences = [c - b for b, c in zip(base_values, cand_values, strict=True)]
+            diff.test = paired_test(differences, alpha, test)
+            if require_significance and diff.status in ("regressed", "improved") and diff.test.p_value >= alpha:
+                diff.status = "noise"
         diffs.append(diff)
     for name, cand_metric in candidate["metrics"].items():
         if name not in baseline["metrics"]:
@@ -217,12 +255,14 @@ def compare_records(
     return diffs
 
 
-def _per_image_values(root: str | Path, run_name: str) -> dict[str, dict[str, float]]:
-    """metric -> {image id: value} from a run's per-image CSV under ``root`` (empty when absent)."""
+def _per_image_values(root: str | Path, run_name: str) -> tuple[dict[str, dict[str, float]] | None, Path]:
+    """metric -> {image id: value} from a run's per-image CSV under ``root`` (None when the
+    file is absent), and the file's path (where it was expected)."""
     import csv
 
     root = Path(root)
-    candidates = [root.parent / f"{run_name}.images.csv"] if root.is_file() else sorted(root.rglob(f"{run_name}.images.csv"))
+    expected = root.parent / f"{run_name}.images.csv" if root.is_file() else root / f"{run_name}.images.csv"
+    candidates = [expected] if root.is_file() else [*sorted(root.rglob(f"{run_name}.images.csv")), expected]
     for path in candidates:
         if path.is_file():
             with open(path, newline="", encoding="utf-8") as handle:
@@ -236,8 +276,8 @@ def _per_image_values(root: str | Path, run_name: str) -> dict[str, dict[str, fl
                         continue
                     if number is not None:
                         values.setdefault(key, {})[row["id"]] = number
-            return values
-    return {}
+            return values, path
+    return None, expected
 
 
 def compare_runs(
@@ -246,13 +286,19 @@ def compare_runs(
     tolerances: dict[str, str] | None = None,
     default_tolerance: str = "0",
     allow_protocol_mismatch: bool = False,
-    significance: float | None = None,
+    alpha: float = 0.05,
+    require_significance: bool = False,
+    test: str = "bootstrap",
 ) -> Comparison:
-    """Compare two record files, or two folders of records matched by run name. With
-    ``significance`` (e.g. 0.05), per-image metrics need a significant paired difference
-    (over the images both runs scored) to count as regressed or improved."""
-    if significance is not None and not 0 < significance < 1:
-        raise VtbenchError(f"--significance must be between 0 and 1, got {significance}")
+    """Compare two record files, or two folders of records matched by run name. Per-image
+    metrics of runs whose per-image CSVs are beside their records get paired tests (p and
+    the interval of the mean difference at ``alpha``); with ``require_significance`` a change
+    past the tolerance also has to be significant to count as regressed or improved, and a
+    missing per-image file is an error naming it."""
+    if not 0 < alpha < 1:
+        raise VtbenchError(f"--alpha must be between 0 and 1, got {alpha}")
+    if test not in TESTS:
+        raise VtbenchError(f"--test must be one of {', '.join(TESTS)}, got {test!r}")
     base_records = {r["run_name"]: r for r in find_records(baseline)}
     cand_records = {r["run_name"]: r for r in find_records(candidate)}
     if not base_records:
@@ -275,13 +321,17 @@ def compare_runs(
                 if not allow_protocol_mismatch:
                     raise VtbenchError(note + "; not comparable (pass --allow-protocol-mismatch to compare anyway)")
                 result.protocol_notes.append(note)
-        per_image = None
-        if significance is not None:
-            base_images, cand_images = _per_image_values(baseline, run), _per_image_values(candidate, cand["run_name"])
-            per_image = {}
-            for metric, entry in base["metrics"].items():
-                if entry.get("aggregation") == "mean" and metric in base_images and metric in cand_images:
-                    shared = [i for i in base_images[metric] if i in cand_images[metric]]
-                    per_image[metric] = ([base_images[metric][i] for i in shared], [cand_images[metric][i] for i in shared])
-        result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance, per_image, significance))
+        base_images, base_csv = _per_image_values(baseline, run)
+        cand_images, cand_csv = _per_image_values(candidate, cand["run_name"])
+        if require_significance:
+            for images, csv_path in ((base_images, base_csv), (cand_images, cand_csv)):
+                if images is None:
+                    raise VtbenchError(f"--require-significance needs the per-image rows of run {run}: {csv_path} is missing "
+                                       "(vtbench run writes it beside the record; copy it with the record, or rerun)")  # fmt: skip
+        per_image = {}
+        for metric, entry in base["metrics"].items():
+            if entry.get("aggregation") == "mean" and base_images and cand_images and metric in base_images and metric in cand_images:
+                shared = [i for i in base_images[metric] if i in cand_images[metric]]
+                per_image[metric] = ([base_images[metric][i] for i in shared], [cand_images[metric][i] for i in shared])
+        result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance, per_image, alpha, require_significance, test))
     return result

@@ -210,8 +210,12 @@ def check_protocols(records: list[dict[str, Any]]) -> None:
                     )
 
 
-def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None, allow_protocol_mismatch: bool = False) -> Leaderboard:
-    """Build a ranked table from run records (see :func:`vtbench.record.find_records`)."""
+def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None, allow_protocol_mismatch: bool = False,
+                      bd_baseline: str | None = None, bd_metric: str | None = None) -> Leaderboard:  # fmt: skip
+    """Build a ranked table from run records (see :func:`vtbench.record.find_records`). With
+    ``bd_baseline`` (a tokenizer family such as ``jpeg``), each row also gets its family's
+    Bjøntegaard deltas against that family on the same dataset: ``bd-rate`` (%, of
+    ``bd_metric``, default the ranking metric, against bits per pixel) and ``bd-METRIC``."""
     if not records:
         raise VtbenchError("no run records to rank")
     if not allow_protocol_mismatch:
@@ -226,6 +230,23 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
     if rank_by not in columns:
         raise VtbenchError(f"cannot rank by {rank_by!r}: the records have {', '.join(columns)}")
     higher = columns[rank_by].higher_is_better is not False
+    bd_values: dict[tuple[str, str], dict[str, Any]] = {}
+    if bd_baseline:
+        from vtbench.analysis import bd_table, curve_name, records_frame
+
+        bd_metric = bd_metric or rank_by
+        if bd_metric not in columns or columns[bd_metric].kind == "cost":
+            raise VtbenchError(f"--bd-metric {bd_metric!r}: not a quality metric of these records ({', '.join(columns)})")
+        table = bd_table(records_frame(records), bd_baseline, bd_metric)
+
+        def number(value: Any) -> float | None:  # pandas keeps a missing delta as NaN: shown as n/a
+            return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+        bd_values = {(r.curve, r.dataset): {"bd-rate": number(r.bd_rate), f"bd-{bd_metric}": number(r.bd_quality)}
+                     for r in table.itertuples()}  # fmt: skip
+        bd_columns = [Column("bd-rate", False, "bd", "%"), Column(f"bd-{bd_metric}", columns[bd_metric].higher_is_better, "bd",
+                                                                  columns[bd_metric].unit)]  # fmt: skip
+        ordered = [c for c in ordered if c.kind != "cost"] + bd_columns + [c for c in ordered if c.kind == "cost"]
 
     rows = []
     for record in records:
@@ -241,6 +262,8 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
             row[key] = parse_float(metric["value"]) if metric else None
             interval = (metric or {}).get("ci95")
             row[f"{key}_ci95"] = [parse_float(v) for v in interval] if interval else None
+        if bd_baseline:
+            row.update(bd_values.get((curve_name(record), row["dataset"]), dict.fromkeys(("bd-rate", f"bd-{bd_metric}"))))
         rows.append(row)
 
     def sort_key(row: dict[str, Any]) -> tuple[str, int, float]:

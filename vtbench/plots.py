@@ -4,7 +4,12 @@ paper column (3.4 x 2.6 inches) in the Okabe–Ito colour-blind-safe palette.
 - ``rate-distortion``: a quality metric against bits per pixel, one line per tokenizer
   family (codecs are drawn dashed as reference curves), 95% intervals as error bars;
 - ``frequency``: each run's frequency response (the ``hf-fidelity`` power ratio per band);
-- ``distribution``: the per-image values of one metric, one box per run.
+- ``distribution``: the per-image values of one metric, one box per run;
+- ``text``: a text metric (CER by default) per text-size bucket and per script, one bar per run;
+- ``codebook``: codebook usage and perplexity (as fractions of the codebook), per run.
+
+Records made under different protocols are refused in one figure (naming the differing
+setting) unless ``allow_protocol_mismatch``.
 """
 
 from __future__ import annotations
@@ -16,35 +21,57 @@ from typing import Any
 from vtbench.errors import VtbenchError
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-KINDS = ("rate-distortion", "frequency", "distribution")
+KINDS = ("rate-distortion", "frequency", "distribution", "text", "codebook")
 CODEC_FAMILIES = {"codec", "pixel"}
 
 
-def _figure() -> tuple[Any, Any]:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, in the house style."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "svg.hashsalt": "vtbench"})
-    return plt.subplots(figsize=(3.4, 2.6), dpi=200)
+    return plt
 
 
-def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "psnr", rate: str = "bits_per_pixel") -> Any:
+def _figure(panels: int = 1) -> tuple[Any, Any]:
+    """A paper-column figure (3.4 x 2.6 in), or a full-width one with ``panels`` side by side."""
+    return _pyplot().subplots(1, panels, figsize=(3.4 * panels, 2.6), dpi=200, squeeze=True)
+
+
+def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool) -> list[dict[str, Any]]:
+    """The records under ``paths``, refused when they disagree on a metric's protocol."""
+    from vtbench.analysis import _records
+    from vtbench.leaderboard import check_protocols
+
+    records = [record for record, _ in _records(paths)]
+    if not records:
+        raise VtbenchError("no run records to plot")
+    if not allow_protocol_mismatch:
+        check_protocols(records)
+    return records
+
+
+def _short(run_name: str) -> str:
+    return run_name.split("__")[0]
+
+
+def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "psnr", rate: str = "bits_per_pixel",
+                    allow_protocol_mismatch: bool = False) -> Any:  # fmt: skip
     """A quality metric against the rate, one line per (family, dataset); returns the figure."""
-    from vtbench.analysis import load_records, rate_quality_curves
+    from vtbench.analysis import rate_quality_curves, records_frame
 
-    frame = load_records(paths)
+    frame = records_frame(_checked(paths, allow_protocol_mismatch))
     curves = rate_quality_curves(frame, quality, rate)
     if not curves:
         raise VtbenchError(f"no record has both {quality!r} and {rate!r}: nothing to plot")
     families = _families(frame)
     figure, axes = _figure()
-    intervals = frame[frame["metric"] == quality].set_index("run")[["ci_low", "ci_high"]]
     for i, ((curve, dataset), points) in enumerate(sorted(curves.items())):
-        low = points[quality] - intervals.loc[points["run"], "ci_low"].to_numpy()
-        high = intervals.loc[points["run"], "ci_high"].to_numpy() - points[quality]
-        errors = None if low.isna().any() or high.isna().any() else [low.to_numpy(), high]
+        low, high = points[quality] - points["ci_low"], points["ci_high"] - points[quality]
+        errors = None if low.isna().any() or high.isna().any() else [low.to_numpy(), high.to_numpy()]
         style = "--" if families.get(curve) in CODEC_FAMILIES else "-"
         label = curve if len({d for _, d in curves}) == 1 else f"{curve} ({dataset})"
         axes.errorbar(points[rate], points[quality], yerr=errors, fmt="o" + style, color=OKABE_ITO[i % len(OKABE_ITO)], markersize=3,
@@ -61,18 +88,17 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
     return figure
 
 
-def frequency_response(paths: str | Path | Iterable[str | Path]) -> Any:
+def frequency_response(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool = False) -> Any:
     """Power ratio (reconstruction / original) per radial frequency band, one line per run."""
-    from vtbench.analysis import _records
-
+    records = _checked(paths, allow_protocol_mismatch)
     figure, axes = _figure()
     drawn = 0
-    for record, _ in _records(paths):
+    for record in records:
         details = record["metrics"].get("hf-fidelity", {}).get("details") or {}
         if "power_ratio" not in details:
             continue
         axes.plot(details["band_centres"], details["power_ratio"], color=OKABE_ITO[drawn % len(OKABE_ITO)], linewidth=1,
-                  label=record["run_name"].split("__")[0])  # fmt: skip
+                  label=_short(record["run_name"]))  # fmt: skip
         drawn += 1
     if not drawn:
         raise VtbenchError("no record has hf-fidelity details: run with -m hf-fidelity")
@@ -85,10 +111,11 @@ def frequency_response(paths: str | Path | Iterable[str | Path]) -> Any:
     return figure
 
 
-def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr") -> Any:
+def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr", allow_protocol_mismatch: bool = False) -> Any:
     """The per-image values of ``metric``, one box per run."""
     from vtbench.analysis import load_images
 
+    _checked(paths, allow_protocol_mismatch)
     images = load_images(paths)
     if images.empty or metric not in images.columns:
         raise VtbenchError(f"no per-image {metric!r} values in these records")
@@ -99,9 +126,63 @@ def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr")
     for i, box in enumerate(boxes["boxes"]):
         box.set_facecolor(OKABE_ITO[i % len(OKABE_ITO)])
         box.set_alpha(0.6)
-    axes.set_xticks(range(1, len(runs) + 1), [run.split("__")[0] for run in runs], rotation=45, ha="right")
+    axes.set_xticks(range(1, len(runs) + 1), [_short(run) for run in runs], rotation=45, ha="right")
     axes.set_ylabel(metric)
     axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
+
+
+def text_errors(paths: str | Path | Iterable[str | Path], metric: str = "cer", allow_protocol_mismatch: bool = False) -> Any:
+    """A text metric per text-size bucket (left) and per script (right), one bar per run."""
+    import numpy as np
+
+    from vtbench.metrics.text import LANGUAGES, SIZE_BUCKETS
+
+    runs = [(r["run_name"], r["metrics"][metric]["details"]) for r in _checked(paths, allow_protocol_mismatch)
+            if (r["metrics"].get(metric, {}).get("details") or {}).get("by_size")]  # fmt: skip
+    if not runs:
+        raise VtbenchError(f"no record has {metric!r} with per-size details: run a text dataset with -m {metric}")
+    figure, (by_size, by_script) = _figure(panels=2)
+    for axes, key, order in ((by_size, "by_size", SIZE_BUCKETS), (by_script, "by_language", LANGUAGES)):
+        groups = [g for g in order if any(g in details.get(key, {}) for _, details in runs)]
+        width = 0.8 / len(runs)
+        for i, (run, details) in enumerate(runs):
+            values = [details.get(key, {}).get(g, np.nan) for g in groups]  # a bucket a run lacks is a gap, never 0
+            axes.bar(np.arange(len(groups)) + (i - (len(runs) - 1) / 2) * width, values, width, label=_short(run),
+                     color=OKABE_ITO[i % len(OKABE_ITO)])  # fmt: skip
+        axes.set_xticks(range(len(groups)), groups)
+        axes.set_xlabel("text height bucket" if key == "by_size" else "script")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3, axis="y")
+    by_size.legend(frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def codebook_usage(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool = False) -> Any:
+    """Codes used and perplexity, each as a fraction of the codebook size, one pair of bars per run."""
+    import numpy as np
+
+    runs = []
+    for record in _checked(paths, allow_protocol_mismatch):
+        details = next((record["metrics"][m].get("details") or {} for m in ("codebook-usage", "codebook-perplexity", "codebook-entropy")
+                        if m in record["metrics"]), {})  # fmt: skip
+        if details.get("codebook_size"):
+            runs.append((_short(record["run_name"]), details))
+    if not runs:
+        raise VtbenchError("no record has codebook statistics: run a discrete tokenizer with -m codebook-usage")
+    figure, axes = _figure()
+    x = np.arange(len(runs))
+    used = [d["codes_used"] / d["codebook_size"] for _, d in runs]
+    perplexity = [d["perplexity"] / d["codebook_size"] for _, d in runs]
+    axes.bar(x - 0.2, used, 0.4, label="codes used", color=OKABE_ITO[0])
+    axes.bar(x + 0.2, perplexity, 0.4, label="perplexity", color=OKABE_ITO[1])
+    axes.set_xticks(x, [name for name, _ in runs], rotation=45, ha="right")
+    axes.set_ylabel("fraction of the codebook")
+    axes.set_ylim(0, 1.05)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(frameon=False)
     figure.tight_layout()
     return figure
 

@@ -1,10 +1,11 @@
-"""One self-contained HTML report of run records: the sortable leaderboard, the figures
-(inline SVG), each run's protocol and environment, and warnings (few samples, mixed
-protocols, metrics that were not computed). No network: styles, script and images are in
-the file.
+"""One self-contained HTML report of run records: the sortable leaderboard, Bjøntegaard
+deltas against a baseline family, the figures (inline SVG), a worst-case gallery per run
+(embedded PNGs: originals, reconstructions, zoomed crops), each run's protocol and
+environment, and warnings (few samples, mixed protocols, metrics that were not computed, a
+gallery that could not be made). No network: styles, script and images are in the file.
 
 Sorting: click a column header, or open the file with ``#sort=COLUMN`` (``-COLUMN``
-descending). When the page has loaded, ``body[data-ready]`` is set and ``data-images-ok``
+descending). When the page and its images have loaded, ``body[data-ready]`` is set and ``data-images-ok``
 says whether every figure rendered, so a headless browser can check the page.
 """
 
@@ -43,6 +44,8 @@ document.addEventListener('DOMContentLoaded', () => {
   }));
   const match = location.hash.match(/sort=(-?)([^&]+)/);
   if (match) sortTable(decodeURIComponent(match[2]), match[1] === '-');
+});
+window.addEventListener('load', () => {  // after every embedded image has decoded
   const images = [...document.querySelectorAll('img')];
   const svgs = [...document.querySelectorAll('figure svg')];
   document.body.dataset.imagesOk = String(images.every(i => i.complete && i.naturalWidth > 0) &&
@@ -57,7 +60,10 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{cursor:pointer;background:#f3f3f3}td.name{text-align:left}.best{font-weight:bold}.second{text-decoration:underline}
 .warning{background:#fff4e5;border-left:4px solid #E69F00;padding:4px 8px;margin:4px 0}
 figure{display:inline-block;margin:0 1em 1em 0}details{margin:4px 0}pre{background:#f7f7f7;padding:6px;overflow-x:auto}
+.gallery td{text-align:center;vertical-align:top;font-size:80%}.gallery img{width:128px;height:auto}
+.gallery img.zoom{image-rendering:pixelated}
 """
+THUMBNAIL = 128  # px, longer side of the whole-image panels; crops keep their pixels and are enlarged by the browser
 
 
 def _figures(paths: list[Path]) -> list[tuple[str, str]]:
@@ -65,9 +71,11 @@ def _figures(paths: list[Path]) -> list[tuple[str, str]]:
     from vtbench import plots
 
     figures = []
-    for caption, make in (("Rate–distortion (PSNR)", lambda: plots.rate_distortion(paths, "psnr")),
-                          ("Frequency response", lambda: plots.frequency_response(paths)),
-                          ("Per-image PSNR", lambda: plots.distribution(paths, "psnr"))):  # fmt: skip
+    for caption, make in (("Rate–distortion (PSNR)", lambda: plots.rate_distortion(paths, "psnr", allow_protocol_mismatch=True)),
+                          ("Frequency response", lambda: plots.frequency_response(paths, allow_protocol_mismatch=True)),
+                          ("Per-image PSNR", lambda: plots.distribution(paths, "psnr", allow_protocol_mismatch=True)),
+                          ("Character error rate by text size and script", lambda: plots.text_errors(paths, "cer", True)),
+                          ("Codebook usage", lambda: plots.codebook_usage(paths, allow_protocol_mismatch=True))):  # fmt: skip
         try:
             figure = make()
         except VtbenchError:
@@ -98,15 +106,93 @@ def _warnings(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench report") -> str:
-    """The report's HTML text for every record under ``paths``."""
-    from vtbench.leaderboard import build_leaderboard, format_value
+def _png_uri(array: Any, thumbnail: bool = False) -> str:
+    import base64
+
+    from PIL import Image
+
+    image = Image.fromarray(array)
+    if thumbnail and max(image.size) > THUMBNAIL:
+        image.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _gallery(records: list[dict[str, Any]], metric: str, k: int) -> tuple[str, list[str]]:
+    """The gallery section's HTML (the ``k`` worst images of each reconstruction run by
+    ``metric``) and a warning for each run whose gallery could not be made."""
+    from vtbench.gallery import build_gallery
+
+    sections, problems = [], []
+    for record in records:
+        if record.get("task", "reconstruction") != "reconstruction" or metric not in record["metrics"]:
+            continue
+        try:
+            entries = build_gallery(record["_path"], metric, k)
+        except Exception as exc:  # a tokenizer or dataset that cannot be rebuilt here: said, not hidden
+            problems.append(f"{record['run_name']}: no gallery ({type(exc).__name__}: {exc})")
+            continue
+        rows = []
+        for entry in entries:
+            top, left, side = entry.crop
+            cells = [f'<td><img src="{_png_uri(entry.original, True)}" alt="original {html.escape(entry.image_id)}"><br>'
+                     f"{html.escape(entry.image_id)}</td>",
+                     f'<td><img src="{_png_uri(entry.reconstructions[0], True)}" alt="reconstruction"><br>'
+                     f"{html.escape(metric)} {entry.values[0]:.4g}</td>",
+                     f'<td><img class="zoom" src="{_png_uri(entry.cropped(entry.original))}" alt="zoomed original"><br>'
+                     f"zoom at ({left}, {top}), {side} px</td>",
+                     f'<td><img class="zoom" src="{_png_uri(entry.cropped(entry.reconstructions[0]))}" alt="zoomed reconstruction">'
+                     "<br>reconstruction</td>"]  # fmt: skip
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        sections.append(f'<h3>{html.escape(record["run_name"])}</h3>\n<table class="gallery">' + "".join(rows) + "</table>")
+    return "\n".join(sections), problems
+
+
+def _number(value: Any) -> str:
+    from vtbench.leaderboard import format_value
+
+    return format_value(None if value is None or value != value else float(value))  # NaN: n/a
+
+
+def _bd_section(records: list[dict[str, Any]], baseline: str | None) -> str:
+    from vtbench.analysis import bd_table, records_frame
+
+    frame = records_frame(records)
+    if baseline is None:
+        if "jpeg" not in set(frame["curve"]):
+            return "<p>No baseline family (pass one with --bd-baseline).</p>"
+        baseline = "jpeg"
+    try:
+        table = bd_table(frame, baseline, "psnr")
+    except VtbenchError as exc:
+        return f"<p>{html.escape(str(exc))}</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("family", "dataset", "points", "BD-rate (%) ↓", "BD-PSNR (dB) ↑", "note"))
+    rows = "".join(
+        f'<tr><td class="name">{html.escape(r.curve)}</td><td class="name">{html.escape(r.dataset)}</td><td>{r.points}</td>'
+        f'<td>{_number(r.bd_rate)}</td><td>{_number(r.bd_quality)}</td><td class="name">{html.escape(r.note)}</td></tr>'
+        for r in table.itertuples()
+    )
+    return (f"<p>Each family's PSNR against bits per pixel, compared with <b>{html.escape(baseline)}</b> on the same dataset "
+            "(VCEG-M33 cubic fit; negative BD-rate: fewer bits for the same PSNR).</p>"
+            f'<table id="bd"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')  # fmt: skip
+
+
+def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench report", allow_protocol_mismatch: bool = False,
+                 bd_baseline: str | None = None, gallery_metric: str = "psnr", gallery_k: int = 2) -> str:  # fmt: skip
+    """The report's HTML text for every record under ``paths``. Records made under different
+    protocols are refused (naming the setting) unless ``allow_protocol_mismatch``; the
+    Bjøntegaard table uses ``bd_baseline`` (default ``jpeg`` when there is one); the gallery
+    shows each run's ``gallery_k`` worst images by ``gallery_metric`` (0: no gallery)."""
+    from vtbench.leaderboard import build_leaderboard, check_protocols, format_value
     from vtbench.record import find_records
 
     roots = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     records = [record for root in roots for record in find_records(root)]
     if not records:
         raise VtbenchError(f"no run records under {', '.join(map(str, roots))}")
+    if not allow_protocol_mismatch:
+        check_protocols(records)
     board = build_leaderboard(records, allow_protocol_mismatch=True)
     marks = board.places()
     head = "".join(f'<th data-key="{html.escape(k)}">{html.escape(h)}</th>' for k, h in
@@ -123,7 +209,8 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
             cells.append(f'<td data-value="{number}"{css}>{html.escape(format_value(value))}</td>')
         cells.append(f'<td data-value="{row["images"]}">{row["images"]}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    warnings = "".join(f'<div class="warning">{html.escape(w)}</div>' for w in _warnings(records)) or "<p>None.</p>"
+    gallery, gallery_problems = _gallery(records, gallery_metric, gallery_k) if gallery_k > 0 else ("", [])
+    warnings = "".join(f'<div class="warning">{html.escape(w)}</div>' for w in _warnings(records) + gallery_problems) or "<p>None.</p>"
     figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots))
     runs = "".join(
         f"<details><summary>{html.escape(r['run_name'])}</summary><pre>"
@@ -137,14 +224,17 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         f"<p>{len(records)} run(s). Best value of each metric in bold, second underlined (by direction, within each dataset); "
         "click a header to sort.</p>\n"
         f'<h2>Leaderboard</h2>\n<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>\n"
-        f"<h2>Warnings</h2>\n{warnings}\n<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
+        f"<h2>Warnings</h2>\n{warnings}\n<h2>Bjøntegaard deltas</h2>\n{_bd_section(records, bd_baseline)}\n"
+        f"<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
+        f"<h2>Worst images by {html.escape(gallery_metric)}</h2>\n{gallery or '<p>No gallery.</p>'}\n"
         f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
     )
 
 
-def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report") -> Path:
+def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report", **options: Any) -> Path:
+    """Write :func:`build_report` (``options`` are its keyword arguments) to ``out``."""
     from vtbench.io import atomic_write_bytes
 
     out = Path(out)
-    atomic_write_bytes(out, build_report(paths, title).encode("utf-8"))
+    atomic_write_bytes(out, build_report(paths, title, **options).encode("utf-8"))
     return out

@@ -12,6 +12,7 @@ import typer
 from vtbench.cli import (
     compare_cmd,
     data_cmd,
+    gallery_cmd,
     leaderboard_cmd,
     list_cmd,
     merge_cmd,
@@ -40,6 +41,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("merge")(merge_cmd.merge)
 app.command("plot")(plot_cmd.plot)
 app.command("report")(report_cmd.report)
+app.command("gallery")(gallery_cmd.gallery)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from vtbench.compare import PairedTest
 
 
 def compare(
@@ -17,8 +21,14 @@ def compare(
     allow_protocol_mismatch: bool = typer.Option(
         False, "--allow-protocol-mismatch", help="Compare records made under different protocols."
     ),
-    significance: float | None = typer.Option(
-        None, "--significance", help="ALPHA (e.g. 0.05): per-image metrics must also differ significantly (paired sign-flip test) to count."
+    require_significance: bool = typer.Option(
+        False,
+        "--require-significance",
+        help="A change past the tolerance counts only if the paired test on the per-image rows rejects no change.",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the paired tests (and 1 - the interval's coverage)."),
+    test: str = typer.Option(
+        "bootstrap", "--test", help="The test that decides with --require-significance: bootstrap (of the mean) or wilcoxon."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (every metric's diff and status) instead of the table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit code says whether anything regressed."),
@@ -28,6 +38,8 @@ def compare(
     Example (a CI gate against committed results):
 
       vtbench compare results/quickstart new-results/ --tolerance psnr=0.05 --tolerance fid=2%
+
+      vtbench compare old/ new/ --tolerance psnr=0.05 --require-significance --alpha 0.01
     """
     from rich.console import Console
     from rich.table import Table
@@ -37,7 +49,7 @@ def compare(
 
     tolerances = parse_tolerances(tolerance)
     parse_tolerances([f"default={default_tolerance}"])
-    result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch, significance)
+    result = compare_runs(baseline, candidate, tolerances, default_tolerance, allow_protocol_mismatch, alpha, require_significance, test)
     if as_json or quiet:
         if as_json:
             from vtbench.io import to_json
@@ -45,12 +57,17 @@ def compare(
             typer.echo(to_json({"baseline": str(baseline), "candidate": str(candidate), **result.to_dict()}), nl=False)
         raise typer.Exit(1 if result.regressed else 0)
     console = Console()
+    if console.width < 160:  # numbers are never squeezed into ellipses
+        console = Console(width=160)
     for note in result.protocol_notes:
         console.print(f"[yellow]warning:[/yellow] {note}")
     table = Table(title=f"{baseline} -> {candidate}")
-    columns = ("run", "metric", "baseline", "candidate", "delta", "tolerance", *(("p",) if significance is not None else ()), "status")
+    tested = any(diff.test is not None for diff in result.diffs)
+    level = f"{100 * (1 - alpha):.3g}%"
+    columns = ("run", "metric", "baseline", "candidate", "delta", *((f"{level} interval of delta", f"p ({test})") if tested else ()),
+               "tolerance", "status")  # fmt: skip
     for column in columns:
-        table.add_column(column, justify="right" if column in ("baseline", "candidate", "delta", "p") else "left")
+        table.add_column(column, justify="left" if column in ("run", "metric", "tolerance", "status") else "right")
     colours = {"regressed": "red", "missing": "red", "improved": "green", "noise": "yellow"}
     for diff in result.diffs:
         arrow = "" if diff.higher_is_better is None else (" ↑" if diff.higher_is_better else " ↓")
@@ -61,15 +78,26 @@ def compare(
             format_value(diff.baseline),
             format_value(diff.candidate),
             format_value(diff.delta),
+            *(_test_cells(diff.test) if tested else ()),
             diff.tolerance if diff.tolerance not in ("", "0") else ("floor" if diff.status not in ("new",) else ""),
-            *((f"{diff.p_value:.3g} (n={diff.pairs})" if diff.p_value is not None else "",) if significance is not None else ()),
             status,
         )
     console.print(table)
     console.print("floor: no tolerance given, so the metric's noise floor applies (1e-12 relative; 1e-6 for feature-space metrics)")
-    if significance is not None:
-        console.print(f"noise: past the tolerance, but not a significant paired difference at {significance} (p from a sign-flip test)")
+    if tested:
+        console.print(f"interval and p: paired tests on the per-image values (n images both runs scored; {test} p shown)")
+    if require_significance:
+        console.print(f"noise: past the tolerance, but not a significant paired difference at alpha = {alpha}")
     if result.regressed:
         console.print("[red]REGRESSION[/red]: at least one metric got worse than its tolerance allows")
         raise typer.Exit(1)
     console.print("no regression")
+
+
+def _test_cells(test: PairedTest | None) -> tuple[str, str]:
+    from vtbench.leaderboard import format_value
+
+    if test is None:
+        return ("", "")
+    low, high = test.interval
+    return (f"[{format_value(low)}, {format_value(high)}]", f"{test.p_value:.3g} (n={test.pairs})")

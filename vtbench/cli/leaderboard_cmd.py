@@ -16,6 +16,12 @@ def leaderboard(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     intervals: bool = typer.Option(False, "--ci", help="Show 95% bootstrap intervals beside per-image metrics."),
     allow_protocol_mismatch: bool = typer.Option(False, "--allow-protocol-mismatch", help="Rank records made under different protocols."),
+    bd_baseline: str | None = typer.Option(
+        None,
+        "--bd-baseline",
+        help="A tokenizer family (e.g. jpeg): add each family's BD-rate and BD-quality against it (4+ points per curve).",
+    ),
+    bd_metric: str | None = typer.Option(None, "--bd-metric", help="The quality metric of the Bjøntegaard deltas (default: --rank-by)."),
 ) -> None:
     """Turn run records into one comparative table, ranked within each dataset.
 
@@ -24,6 +30,8 @@ def leaderboard(
       vtbench leaderboard results/quickstart
 
       vtbench leaderboard results/ --format md --rank-by lpips-vgg --out leaderboard.md
+
+      vtbench leaderboard results/quickstart --bd-baseline jpeg --format latex
     """
     if as_json:
         fmt = "json"
@@ -32,7 +40,8 @@ def leaderboard(
     from vtbench.leaderboard import print_rich_table
     from vtbench.record import find_records
 
-    board = build(find_records(path), rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch)
+    board = build(find_records(path), rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch, bd_baseline=bd_baseline,
+                  bd_metric=bd_metric)  # fmt: skip
     board.show_intervals = intervals
     if fmt == "table" and out is None:
         print_rich_table(board)

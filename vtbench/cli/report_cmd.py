@@ -11,8 +11,14 @@ def report(
     results: list[Path] = typer.Argument(..., help="Record files or folders of records."),
     out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write (self-contained: no network needed to view it)."),
     title: str = typer.Option("vtbench report", "--title", help="The page title."),
+    allow_protocol_mismatch: bool = typer.Option(False, "--allow-protocol-mismatch", help="Report records made under different protocols."),
+    bd_baseline: str | None = typer.Option(
+        None, "--bd-baseline", help="Family the Bjøntegaard deltas are against (default: jpeg, if present)."
+    ),
+    gallery_metric: str = typer.Option("psnr", "--gallery-metric", help="The per-image metric that picks each run's worst images."),
+    gallery_k: int = typer.Option(2, "--gallery-k", help="Worst images shown per run (0: no gallery)."),
 ) -> None:
-    """Write one HTML page: sortable leaderboard, figures, warnings, each run's protocol and environment.
+    """Write one HTML page: sortable leaderboard, BD-rates, figures, worst-case gallery, warnings, each run's protocol and environment.
 
     Example:
 
@@ -20,4 +26,6 @@ def report(
     """
     from vtbench.report import write_report
 
-    typer.echo(f"wrote {write_report(results, out, title)}")
+    written = write_report(results, out, title, allow_protocol_mismatch=allow_protocol_mismatch, bd_baseline=bd_baseline,
+                           gallery_metric=gallery_metric, gallery_k=gallery_k)  # fmt: skip
+    typer.echo(f"wrote {written}")
