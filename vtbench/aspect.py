@@ -58,13 +58,14 @@ class Fitted:
 
     def merge(self, tokens: list[Tokens]) -> Tokens:
         """Tokens of the M inputs (in chunks) -> per-image Tokens (bits and counts summed
-        over an image's tiles; ids flattened per image)."""
+        over an image's tiles; ids keep their grid, or are flattened per image when tiled)."""
         join = (lambda parts: parts[0]) if len(tokens) == 1 else torch.cat  # one chunk: no copy
         bits = join([t.bits for t in tokens]).reshape(self.images, -1).sum(dim=1)
         counts = join([t.counts for t in tokens]).reshape(self.images, -1).sum(dim=1)
         indices = None
         if all(t.indices is not None for t in tokens) and len({tuple(t.indices.shape[1:]) for t in tokens}) == 1:
-            indices = join([t.indices for t in tokens]).reshape(self.images, -1)
+            indices = join([t.indices for t in tokens])  # the token grid kept when there is one input per image
+            indices = indices if self.tiles_per_image == 1 else indices.reshape(self.images, -1)
         data = tokens[0].data if len(tokens) == 1 else None
         _, _, height, width = self.box
         first = tokens[0]

@@ -17,6 +17,7 @@ from vtbench.cli import (
     list_cmd,
     merge_cmd,
     plot_cmd,
+    probe_cmd,
     reference_cmd,
     report_cmd,
     run_cmd,
@@ -42,6 +43,7 @@ app.command("merge")(merge_cmd.merge)
 app.command("plot")(plot_cmd.plot)
 app.command("report")(report_cmd.report)
 app.command("gallery")(gallery_cmd.gallery)
+app.command("probe")(probe_cmd.probe)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(data_cmd.app, name="data")

@@ -473,7 +473,8 @@ class Engine:
             self._fail(state, rows, items[0], "features" if features is None else "ocr", f"{type(exc).__name__}: {exc}")
             return
         height, width = originals.shape[-2:]
-        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features, text=text)
+        batch = MetricBatch([item["id"] for item in items], originals, recon, tokens=tokens, features=features, text=text,
+                            tokenizer=self.tokenizer)  # fmt: skip
         values = self._timed(state, "metrics_s", lambda: self._update_metrics(batch))
         size = f"{width}x{height}"
         state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(items)

@@ -73,6 +73,26 @@ for _statistic, _label in (
     ("perplexity", "Codebook perplexity, 2^entropy: the effective number of codes used"),
 ):
     METRICS.register(f"codebook-{_statistic}", "vtbench.metrics.codebook:CodebookStatistic", description=_label, statistic=_statistic)
+for _order in range(1, 4):
+    METRICS.register(
+        f"code-entropy-n{_order}",
+        "vtbench.metrics.token_statistics:CodeEntropy",
+        description=f"Conditional entropy of a code given its {_order - 1} raster-order predecessors, bits/token (Miller-Madow)",
+        order=_order,
+    )
+for _transform, _label in (("shift", "a 1-pixel shift"), ("flip", "a horizontal flip (mirrored positions)"),
+                           ("jpeg", "JPEG q90 re-compression")):  # fmt: skip
+    METRICS.register(
+        f"token-consistency-{_transform}",
+        "vtbench.metrics.token_statistics:TokenConsistency",
+        description=f"Fraction of ids unchanged under {_label} of the input",
+        transform=_transform,
+    )
+METRICS.register(
+    "reencode-stability",
+    "vtbench.metrics.token_statistics:ReencodeStability",
+    description="Fraction of ids surviving encode-decode-encode; PSNR drift over k round trips in details",
+)
 METRICS.register(
     "hf-fidelity",
     "vtbench.metrics.frequency:FrequencyResponse",

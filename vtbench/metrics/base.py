@@ -61,6 +61,7 @@ class MetricBatch:
     features: ``features[extractor]["originals" | "reconstructions"][name]`` -> (N, D),
         computed once per batch by the shared extractors the metrics asked for.
     text: per image, its text regions as OCR read them (when a text metric asked for OCR).
+    tokenizer: the run's tokenizer (reconstruction runs), on the run's device.
     """
 
     ids: list[str]
@@ -70,6 +71,7 @@ class MetricBatch:
     meta: list[dict[str, Any]] = field(default_factory=list)
     features: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
     text: list[list[TextReading]] | None = None
+    tokenizer: Any = None  # the run's tokenizer, for metrics that re-encode (token consistency, re-encode stability)
 
 
 class Metric(ABC):
