@@ -167,3 +167,20 @@ def test_probe_command_writes_a_record_and_refuses_a_codec(tmp_path: Path) -> No
     )  # deterministic for its seed, the second time from the id cache
     assert "jpeg-q50' has no discrete ids" in run_cli("probe", "-t", "jpeg-q50", "-d", "samples", "--out", tmp_path, check=2).stderr
     assert again
+
+
+def test_the_probe_under_torchrun_gives_the_one_process_numbers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    args = ["probe", "-t", "resample-x8", "-d", "samples", "--resolution", "32", "--steps", "12", "--device", "cpu"]
+    run_cli(*args, "--out", tmp_path / "one")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "vtbench"]
+    result = subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("bits/token") == 1  # rank 0 reports
+    one, two = (json.loads((tmp_path / d / "resample-x8__samples.probe.json").read_text()) for d in ("one", "two"))
+    assert two["processes"] == 2 and one["tokens"]["cache_key"] == two["tokens"]["cache_key"]
+    for a, b in zip(one["curve"], two["curve"], strict=True):  # each process took half of every batch; gradients averaged
+        assert b["validation_bits_per_token"] == pytest.approx(a["validation_bits_per_token"], abs=1e-5)
+        assert b["train_bits_per_token"] == pytest.approx(a["train_bits_per_token"], abs=1e-5)

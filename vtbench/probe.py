@@ -21,13 +21,16 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from vtbench.errors import VtbenchError
+
+if TYPE_CHECKING:
+    from vtbench.engine.distributed import Ranks
 
 PROBE_SCHEMA = "vtbench.probe-record"
 CACHE_VERSION = 1
@@ -103,11 +106,18 @@ def _learning_rate(recipe: ProbeRecipe, step: int) -> float:
 
 def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recipe: ProbeRecipe, device: str | torch.device = "cpu",
                 state_dir: Path | None = None, checkpoint_seconds: float = 30.0,
-                stop_after: int | None = None) -> dict[str, Any]:  # fmt: skip
+                stop_after: int | None = None, ranks: Ranks | None = None) -> dict[str, Any]:  # fmt: skip
     """Train the probe on ``train`` ids (N, L) and score ``validation`` ids; returns the
     results (validation bits per token, the learning curve, steps/s). With ``state_dir`` the
     run checkpoints there and resumes from it; ``stop_after`` ends early after that many
-    steps (an interrupted run, for tests), leaving the checkpoint."""
+    steps (an interrupted run, for tests), leaving the checkpoint. Under torchrun
+    (``ranks``), each process takes every world-th image of each batch and the gradients
+    are averaged (DistributedDataParallel): the batches of a one-process run."""
+    from vtbench.engine.distributed import Ranks
+
+    ranks = ranks or Ranks()
+    if recipe.batch_size % ranks.world:
+        raise VtbenchError(f"the probe's batch of {recipe.batch_size} does not split over {ranks.world} processes")
     if train.dim() != 2 or validation.dim() != 2 or train.shape[1] != validation.shape[1]:
         raise VtbenchError(f"probe ids must be (N, L) with one length, got {tuple(train.shape)} and {tuple(validation.shape)}")
     if int(train.max()) >= vocab or int(validation.max()) >= vocab or int(train.min()) < 0:
@@ -115,6 +125,9 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
     device = torch.device(device)
     torch.manual_seed(recipe.seed)
     model = ProbeModel(vocab, train.shape[1], recipe.width, recipe.depth, recipe.heads).to(device)
+    trained: nn.Module = model
+    if ranks.world > 1:
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "position" not in n]
     other = [p for n, p in model.named_parameters() if p.dim() < 2 or "position" in n]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay}, {"params": other, "weight_decay": 0.0}],
@@ -127,16 +140,20 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
     started = time.perf_counter()
     while step < recipe.steps:
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)  # the batch depends on the seed and step only
-        batch = train[torch.randint(0, len(train), (recipe.batch_size,), generator=generator).to(device)]
+        batch = train[torch.randint(0, len(train), (recipe.batch_size,), generator=generator)[ranks.rank :: ranks.world].to(device)]
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(recipe, step)
-        logits = model(batch)
+        logits = trained(batch)
         loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss.detach()) / math.log(2))
+        logged = loss.detach()
+        if ranks.world > 1:  # the loss of the whole batch, as one process would log it
+            torch.distributed.all_reduce(logged)
+            logged = logged / ranks.world
+        losses.append(float(logged) / math.log(2))
         step += 1
         if step % recipe.eval_every == 0 or step == recipe.steps:
             curve.append(
@@ -144,7 +161,12 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
             )
             losses = []
         done = stop_after is not None and step >= stop_after
-        if state_dir is not None and (done or time.perf_counter() - last_save > checkpoint_seconds or step == recipe.steps):
+        due = time.perf_counter() - last_save > checkpoint_seconds
+        if ranks.world > 1:  # every rank agrees on when to save, so none waits on another
+            flag = torch.tensor([float(due)], device=device if device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            due = bool(flag.item())
+        if state_dir is not None and ranks.is_main and (done or due or step == recipe.steps):
             _save_state(state_dir, model, optimizer, recipe, step, curve, seconds + time.perf_counter() - started, losses)
             last_save = time.perf_counter()
         if done and step < recipe.steps:
@@ -261,19 +283,28 @@ def encode_dataset(tokenizer_name: str, dataset: str, options: dict[str, Any] | 
 
 def run_probe(tokenizer: str, dataset: str, out_dir: str | Path, recipe: str | ProbeRecipe = "tiny", steps: int | None = None,
               seed: int | None = None, device: str = "auto", restart: bool = False, **encode_options: Any) -> dict[str, Any]:  # fmt: skip
-    """Encode (cached), train the probe and write ``OUT/TOKENIZER__DATASET.probe.json``; returns the record."""
+    """Encode (cached), train the probe and write ``OUT/TOKENIZER__DATASET.probe.json``; returns
+    the record. Under torchrun the processes share each batch; rank 0 encodes first (the
+    others read its cache) and writes the checkpoints and the record."""
     import shutil
 
     from vtbench.engine.components import resolve_device
+    from vtbench.engine.distributed import Ranks
     from vtbench.io import atomic_write_json
     from vtbench.record import environment
+
+    ranks = Ranks.from_environment(device)
 
     if isinstance(recipe, str):
         if recipe not in RECIPES:
             raise VtbenchError(f"unknown probe recipe {recipe!r}; choose from {', '.join(RECIPES)}")
         recipe = RECIPES[recipe]
     recipe = replace(recipe, **{k: v for k, v in {"steps": steps, "seed": seed}.items() if v is not None})
+    if ranks.world > 1 and not ranks.is_main:
+        torch.distributed.barrier()  # wait for rank 0's encoding, then read it from the cache
     names, ids, description = encode_dataset(tokenizer, dataset, device=device, **encode_options)
+    if ranks.world > 1 and ranks.is_main:
+        torch.distributed.barrier()
     vocab = int(description["codebook_size"] or int(ids.max()) + 1)
     held = torch.tensor(split_validation(names))
     if len(names) < 2:
@@ -281,10 +312,12 @@ def run_probe(tokenizer: str, dataset: str, out_dir: str | Path, recipe: str | P
     run_name = f"{tokenizer}__{Path(dataset).name or dataset}"
     out_dir = Path(out_dir)
     state_dir = out_dir / ".partial" / f"probe-{run_name}"
-    if restart and state_dir.exists():
+    if restart and state_dir.exists() and ranks.is_main:
         shutil.rmtree(state_dir)
-    torch_device = resolve_device(device)
-    result = train_probe(ids[~held], ids[held], vocab, recipe, torch_device, state_dir)
+    if ranks.world > 1:
+        torch.distributed.barrier()
+    torch_device = resolve_device(device, ranks.local_rank if ranks.world > 1 else None)
+    result = train_probe(ids[~held], ids[held], vocab, recipe, torch_device, state_dir, ranks=ranks)
     record = {
         "schema": PROBE_SCHEMA, "schema_version": 1, "run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "tokens": {**description, "images": len(names), "train_images": int((~held).sum()), "validation_images": int(held.sum()),
@@ -294,8 +327,10 @@ def run_probe(tokenizer: str, dataset: str, out_dir: str | Path, recipe: str | P
         "validation_bits_per_image": result["validation_bits_per_token"] * ids.shape[1],
         "uniform_bits_per_token": math.log2(vocab),
         "curve": result["curve"], "train_seconds": result["train_seconds"], "steps_per_s": result["steps_per_s"],
-        "parameters": result["parameters"], "environment": environment(torch_device),
+        "parameters": result["parameters"], "processes": ranks.world, "environment": environment(torch_device),
     }  # fmt: skip
+    if not ranks.is_main:
+        return record
     atomic_write_json(out_dir / f"{run_name}.probe.json", record)
     shutil.rmtree(state_dir, ignore_errors=True)
     if state_dir.parent.is_dir() and not any(state_dir.parent.iterdir()):

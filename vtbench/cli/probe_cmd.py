@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -33,6 +34,8 @@ def probe(
     tok, data = Component.from_cli(tokenizer), Component.from_cli(dataset)
     record = run_probe(tok.name, data.name, out, recipe, steps, seed, device, restart, options=dict(tok.options),
                        dataset_options=dict(data.options), resolution=resolution, limit=limit)  # fmt: skip
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return
     tokens = record["tokens"]
     typer.echo(
         f"{record['run_name']}: validation NLL {format_value(record['validation_bits_per_token'])} bits/token "
