@@ -41,7 +41,7 @@ def test_compiled_bfloat16_hub_tokenizer_on_cuda_matches_eager(tmp_path: Path) -
 
 
 @pytest.mark.gpu
-def test_the_probe_trains_on_cuda_deterministically() -> None:
+def test_the_probe_trains_on_cuda_as_on_the_cpu_and_deterministically() -> None:
     from dataclasses import replace
 
     import torch
@@ -53,8 +53,10 @@ def test_the_probe_trains_on_cuda_deterministically() -> None:
     recipe = replace(RECIPES["tiny"], steps=40, eval_every=20)
     first = train_probe(ids[:200], ids[200:], 64, recipe, "cuda")
     second = train_probe(ids[:200], ids[200:], 64, recipe, "cuda")
-    # the same seed gives the same curve on the device, up to the order of CUDA's atomic adds (embedding backward)
-    for a, b in zip(first["curve"], second["curve"], strict=True):
+    on_cpu = train_probe(ids[:200], ids[200:], 64, recipe, "cpu")
+    # the same seed gives the same curve on the device, up to the order of CUDA's atomic adds (embedding backward),
+    # and the CPU's curve up to float rounding in the kernels
+    for a, b, c in zip(first["curve"], second["curve"], on_cpu["curve"], strict=True):
         assert a["validation_bits_per_token"] == pytest.approx(b["validation_bits_per_token"], abs=1e-3)
-    print("probe curves bit-identical on cuda:", first["curve"] == second["curve"])
-    assert abs(first["validation_bits_per_token"] - 6.0) < 0.3  # i.i.d. uniform ids: nothing to learn beyond log2(64)
+        assert a["validation_bits_per_token"] == pytest.approx(c["validation_bits_per_token"], abs=0.02)
+    print("probe curves bit-identical on cuda:", first["curve"] == second["curve"], "cuda vs cpu:", first["curve"], on_cpu["curve"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -188,6 +189,13 @@ def test_leaderboard_refuses_records_made_under_different_protocols(records_dir:
     result = run_cli("leaderboard", mixed, check=2)
     assert "under different settings (preprocessing" in result.stderr and "--allow-protocol-mismatch" in result.stderr
     run_cli("leaderboard", mixed, "--allow-protocol-mismatch")
+    # allowed, they are ranked and marked in separate blocks, one per protocol, never against each other
+    latex = run_cli("leaderboard", mixed, "--allow-protocol-mismatch", "-f", "latex").stdout
+    blocks = re.findall(r"\\multicolumn\{\d+\}\{l\}\{\\textit\{([^}]*)\}\}", latex)
+    assert len(blocks) == 2 and any("32px" in b for b in blocks) and any("64px" in b for b in blocks)
+    board = vtbench.build_leaderboard(vtbench.find_records(mixed), allow_protocol_mismatch=True)
+    alone = next(i for i, row in enumerate(board.rows) if "32px" in row["group"])
+    assert board.rows[alone]["rank"] == 1 and board.places().get((alone, "psnr")) is None  # nothing to beat in its block
 
 
 def test_paper_tables_mark_the_best_and_second_best_by_direction(records_dir: Path) -> None:

@@ -52,13 +52,13 @@ class Leaderboard:
 
     def places(self) -> dict[tuple[int, str], int]:
         """(row index, metric) -> 1 or 2 for the best and second-best value of each metric
-        within each dataset, by the metric's direction (ties share the place)."""
+        within each dataset (each protocol of it), by the metric's direction (ties share the place)."""
         marks: dict[tuple[int, str], int] = {}
         for column in self.columns:
             if column.higher_is_better is None:
                 continue
-            for dataset in {row["dataset"] for row in self.rows}:
-                indexed = [(i, row.get(column.key)) for i, row in enumerate(self.rows) if row["dataset"] == dataset]
+            for group in {_group(row) for row in self.rows}:
+                indexed = [(i, row.get(column.key)) for i, row in enumerate(self.rows) if _group(row) == group]
                 values = sorted(
                     {v for _, v in indexed if isinstance(v, (int, float)) and math.isfinite(v)}, reverse=column.higher_is_better
                 )
@@ -71,17 +71,18 @@ class Leaderboard:
     def to_latex(self) -> str:
         """A booktabs table for a paper: best value of each metric bold, second underlined
         (within each dataset, by the metric's direction), 95% intervals as ± half-widths
-        with ``--ci``, a rule between datasets. Needs ``\\usepackage{booktabs}``."""
+        with ``--ci``, a rule between datasets (and between protocols of one dataset, when
+        mismatched records were allowed). Needs ``\\usepackage{booktabs}``."""
         marks = self.places()
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
         header = ["Tokenizer", *[_latex(c.key) + arrows[c.higher_is_better] for c in self.columns]]
         lines = [r"\begin{tabular}{l" + "r" * len(self.columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
         for i, row in enumerate(self.rows):
-            if row["dataset"] != dataset:
+            if _group(row) != dataset:
                 if dataset is not None:
                     lines.append(r"\midrule")
-                dataset = row["dataset"]
+                dataset = _group(row)
                 lines.append(rf"\multicolumn{{{len(self.columns) + 1}}}{{l}}{{\textit{{{_latex(dataset)}}}}} \\")
             cells = [_latex(row["tokenizer"])]
             for column in self.columns:
@@ -248,11 +249,13 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
                                                                   columns[bd_metric].unit)]  # fmt: skip
         ordered = [c for c in ordered if c.kind != "cost"] + bd_columns + [c for c in ordered if c.kind == "cost"]
 
+    groups = _protocol_groups(records)
     rows = []
     for record in records:
         row: dict[str, Any] = {
             "tokenizer": (record.get("tokenizer") or record.get("generator"))["name"],
             "dataset": record["dataset"]["name"],
+            "group": groups[id(record)],
             "images": record["samples"]["evaluated"],
             "failed": record["samples"]["failed"],
             "record": record.get("_path", record["run_name"]),
@@ -269,16 +272,45 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
     def sort_key(row: dict[str, Any]) -> tuple[str, int, float]:
         value = row[rank_by]
         if value is None or math.isnan(value):
-            return (row["dataset"], 1, 0.0)
-        return (row["dataset"], 0, -value if higher else value)
+            return (row["group"], 1, 0.0)
+        return (row["group"], 0, -value if higher else value)
 
     rows.sort(key=lambda r: (*sort_key(r), r["tokenizer"]))
     rank, previous = 0, None
     for row in rows:
-        rank = 1 if row["dataset"] != previous else rank + 1
-        previous = row["dataset"]
+        rank = 1 if row["group"] != previous else rank + 1
+        previous = row["group"]
         row["rank"] = rank
     return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows)
+
+
+def _group(row: dict[str, Any]) -> str:
+    return row.get("group", row["dataset"])
+
+
+def _protocol_groups(records: list[dict[str, Any]]) -> dict[int, str]:
+    """id(record) -> the block its row is ranked in: the dataset, or, where records of one
+    dataset were made under different protocols (``--allow-protocol-mismatch``), the dataset
+    with the protocol that tells them apart (resolution, mode, data manifest)."""
+    import json
+
+    from vtbench.compare import protocol_key
+
+    keys = {id(r): json.dumps(protocol_key(r, with_extractors=False), sort_keys=True, default=str) for r in records}
+    per_dataset: dict[str, set[str]] = {}
+    for record in records:
+        per_dataset.setdefault(record["dataset"]["name"], set()).add(keys[id(record)])
+    groups = {}
+    for record in records:
+        name = record["dataset"]["name"]
+        if len(per_dataset[name]) == 1:
+            groups[id(record)] = name
+            continue
+        key = json.loads(keys[id(record)])
+        preprocessing = key.get("preprocessing") or {}
+        manifest = (key.get("dataset_manifest") or "")[:8]
+        groups[id(record)] = f"{name} ({preprocessing.get('resolution') or 'native'}px {preprocessing.get('mode', '')}, data {manifest})"
+    return groups
 
 
 def print_rich_table(board: Leaderboard, title: str | None = None) -> None:

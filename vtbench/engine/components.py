@@ -37,10 +37,12 @@ def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
     return torch.device(device)
 
 
-def default_num_workers(dataset: Dataset | None = None) -> int:
-    """Loader processes: none for in-memory arrays (a worker would only add a copy), else half the CPUs, 1 to 4."""
+def default_num_workers(dataset: Dataset | None = None, device: torch.device | None = None) -> int:
+    """Loader processes: half the CPUs, 1 to 4; for in-memory arrays none on a CPU (a worker
+    would only add a copy and share the cores) and one on a GPU (it overlaps the copy with the
+    device's work)."""
     if dataset is not None and not dataset.decodes_files:
-        return 0
+        return 1 if device is not None and device.type == "cuda" else 0
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 

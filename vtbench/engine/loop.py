@@ -349,7 +349,7 @@ class Engine:
         if not positions:
             return iter(())
         source = ImageLoading(phase.source, self.preprocessing, positions) if phase.source is not None else IndexOnly(positions)
-        workers = default_num_workers(phase.source) if self.config.num_workers is None else self.config.num_workers
+        workers = default_num_workers(phase.source, self.device) if self.config.num_workers is None else self.config.num_workers
         loader = DataLoader(source, batch_size=self.config.batch_size, num_workers=workers if phase.source is not None else 0,
                             collate_fn=collate, shuffle=False, pin_memory=self.device.type == "cuda")  # fmt: skip
         return _timed_iteration(loader, state)
