@@ -5,12 +5,13 @@ Speed does not depend on the weights' values, so each family runs with randomly
 initialised weights of the published architecture, saved in the published checkpoint
 format and loaded with ``--weights``, exactly as a user's checkpoint would be. The numbers
 are costs, never quality. Result: results/benchmarks/tokenizer_speed[_DEVICE].json.
-Usage: python benchmarks/tokenizer_speed.py [--images 8] [--batch-size 4] [--device cpu] [--dtype float32]
+Usage: python benchmarks/tokenizer_speed.py [--images 8] [--batch-size 4] [--device cpu] [--dtype float32] [--only PRESET,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ from vtbench.images import Preprocessing
 def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
     """preset -> (preset, a randomly initialised checkpoint in the published format)."""
     from vtbench.tokenizers.bsq_vit import BSQViTModel
+    from vtbench.tokenizers.ibq import IBQVQGAN
     from vtbench.tokenizers.llamagen import LlamaGenVQModel
+    from vtbench.tokenizers.maskbit import MaskBitTokenizerModel
     from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
     from vtbench.tokenizers.var import VarVQVAE
 
@@ -36,6 +39,8 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
         "var-vqvae-256": VarVQVAE().state_dict(),
         "open-magvit2-256-l": {"state_dict": LFQAutoencoder().state_dict()},
         "bsq-vit-b18": {"state_dict": BSQViTModel().state_dict()},
+        "maskbit-14bit": MaskBitTokenizerModel(bits=14).state_dict(),
+        "ibq-16384": {"state_dict": _with_ema(IBQVQGAN(16384).state_dict())},
     }
     paths = {}
     for preset, state in made.items():
@@ -44,17 +49,26 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
     return paths
 
 
+def _with_ema(state: dict) -> dict:
+    """Raw weights plus their EMA copies under ``model_ema.<name without dots>``, as IBQ saves them."""
+    return {**state, **{"model_ema." + k.replace(".", ""): v for k, v in state.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--only", default=None, help="comma-separated presets; their rows replace those in the existing result file")
     args = parser.parse_args()
+    chosen = set(args.only.split(",")) if args.only else None
     root = Path(tempfile.mkdtemp(prefix="vtbench-tokenizer-speed-"))
     images = photo_crops(root / "images", args.images, size=256)
     rows = []
     for preset, (name, path) in checkpoints(root).items():
+        if chosen is not None and preset not in chosen:
+            continue
         config = vtbench.RunConfig(
             name, str(images), metrics=["psnr"], tokenizer_options={"weights": str(path), "dtype": args.dtype},
             preprocessing=Preprocessing(None, "center-crop"), batch_size=args.batch_size, device=args.device, num_workers=0,
@@ -72,6 +86,13 @@ def main() -> None:
         })  # fmt: skip
         print(rows[-1], flush=True)
     suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
+    if chosen is not None:  # keep the other presets' rows of the last full run
+        from common import RESULTS
+
+        previous = RESULTS / f"tokenizer_speed{suffix}.json"
+        if previous.is_file():
+            kept = [row for row in json.loads(previous.read_text())["runs"] if row["tokenizer"] not in chosen]
+            rows = kept + rows
     save(f"tokenizer_speed{suffix}", {"images": args.images, "batch_size": args.batch_size, "dtype": args.dtype, "runs": rows})
 
 

@@ -697,3 +697,137 @@ def test_any_diffusers_class_by_name_from_a_local_folder(tmp_path: Path) -> None
     assert tokenizer.info.extra["latent_normalisation"] == "shift_factor/scaling_factor"  # its per-frame statistics are not per channel
     with pytest.raises(ValueError, match="repo=ORG/NAME"):
         create_tokenizer("diffusers")
+
+
+MASKBIT_14BIT_LAYOUT = {  # from the release's ConvVQModel (markweberdev/maskbit, maskbit_tokenizer_14bit.bin)
+    "encoder.conv_in.weight": (128, 3, 3, 3),
+    "encoder.down.2.res_blocks.0.nin_shortcut.weight": (256, 256, 1, 1),
+    "encoder.down.4.res_blocks.0.nin_shortcut.weight": (512, 512, 1, 1),
+    "encoder.down.3.down_conv.weight": (256, 256, 3, 3),
+    "encoder.conv_out.weight": (14, 512, 1, 1),
+    "decoder.conv_in.weight": (512, 14, 3, 3),
+    "decoder.up.1.res_blocks.0.nin_shortcut.weight": (256, 256, 1, 1),
+    "decoder.up.3.res_blocks.0.nin_shortcut.weight": (128, 128, 1, 1),
+    "decoder.up.0.upsample_conv.weight": (512, 512, 3, 3),
+    "decoder.conv_out.weight": (3, 128, 3, 3),
+    "quantize.bits_to_indices": (14,),
+    "quantize.codebook": (16384, 14),
+}
+
+
+def test_maskbit_modules_reproduce_the_published_key_layout() -> None:
+    from vtbench.tokenizers.maskbit import MaskBitTokenizerModel
+
+    with torch.device("meta"):
+        model = MaskBitTokenizerModel(bits=14)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: state[k] for k in MASKBIT_14BIT_LAYOUT} == MASKBIT_14BIT_LAYOUT
+    assert len(state) == 177 and sum(p.numel() for p in model.parameters()) == 54_489_489  # the release's 54.49M
+    assert "encoder.down.0.res_blocks.0.conv1.bias" not in state and "encoder.down.4.down_conv.weight" not in state
+    assert "decoder.up.4.upsample_conv.weight" not in state  # up.0 is the deepest level, up.4 the last
+
+
+def make_maskbit_checkpoint(path: Path, bits: int = 6) -> tuple[Path, torch.nn.Module]:
+    """A small MaskBiT tokenizer saved as the release saves it: a flat state dict with the quantizer's buffers."""
+    from vtbench.tokenizers.maskbit import MaskBitTokenizerModel
+
+    torch.manual_seed(0)
+    model = MaskBitTokenizerModel(32, (1, 2), 1, bits)
+    with torch.no_grad():
+        for parameter in model.parameters():  # non-zero norms and biases, so a wrong layout shows in the outputs
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    torch.save(model.state_dict(), path)
+    return path, model.eval()
+
+
+def test_maskbit_bit_tokens_shortcut_padding_and_strict_loading(tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    path, model = make_maskbit_checkpoint(tmp_path / "maskbit_tokenizer_6bit.bin")
+    tokenizer = create_tokenizer("maskbit-14bit", weights=str(path))
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        z = model.encoder(images)  # [0, 1] in
+        expected = model.decoder(torch.where(z > 0, 1.0, -1.0)).clamp(0, 1)
+    assert torch.equal(tokens.indices, sum((z[:, c] > 0).long() << c for c in range(6)))  # channel 0 = the lowest bit
+    assert tokens.indices.shape == (2, 16, 16) and tokens.codebook_size == 64 and tokens.bits.tolist() == [256 * 6.0] * 2
+    torch.testing.assert_close(recon, expected)
+    block, x = model.encoder.down[1].res_blocks[0], torch.randn(1, 32, 8, 8)  # 32 -> 64 channels: the shortcut is of the output
+    with torch.no_grad():
+        h = block.conv2(F.silu(block.norm2(block.conv1(F.silu(block.norm1(x))))))
+        torch.testing.assert_close(block(x), h + block.nin_shortcut(h))
+        down = model.encoder.down[0].down_conv  # TensorFlow SAME: the extra pixel of padding right and bottom
+        torch.testing.assert_close(down(x), F.conv2d(F.pad(x, (0, 1, 0, 1)), down.weight, down.bias, stride=2))
+    assert tokenizer.info.extra["bits_per_token"] == 6 and tokenizer.info.input_range == (0.0, 1.0)
+    state = torch.load(path, weights_only=True)
+    del state["decoder.conv_out.bias"]
+    torch.save({**state, "encoder.extra.weight": torch.zeros(1)}, tmp_path / "broken.bin")
+    with pytest.raises(ValueError, match=r"(?s)broken.bin: does not match the MaskBiT layout.*decoder.conv_out.bias.*encoder.extra.weight"):
+        create_tokenizer("maskbit-14bit", weights=str(tmp_path / "broken.bin"))
+    metrics = ["codebook-entropy", "code-entropy-n2"]
+    config = RunConfig("maskbit-12bit", "samples", metrics=metrics, tokenizer_options={"weights": str(path)}, limit=2, num_workers=0,
+                       preprocessing=Preprocessing(32))  # fmt: skip
+    record = evaluate(config, tmp_path / "out")  # bit tokens: per-bit statistics through the codebook metrics
+    assert len(record["metrics"]["codebook-entropy"]["details"]["per_bit"]["p_one"]) == 6
+    assert 0 <= record["metrics"]["code-entropy-n2"]["value"] <= 6
+
+
+def test_ibq_modules_reproduce_the_published_key_layout() -> None:
+    from vtbench.tokenizers.ibq import IBQVQGAN
+
+    with torch.device("meta"):
+        model = IBQVQGAN(16384)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert len(state) == 543  # SEED-Voken's IBQ: taming VQGAN, 4/5 blocks per level, attention at the deepest level
+    assert sum(p.numel() for p in model.encoder.parameters()) == 46_752_256
+    assert sum(p.numel() for p in model.decoder.parameters()) == 59_903_875
+    layout = {"encoder.down.2.block.0.nin_shortcut.weight": (256, 128, 1, 1), "encoder.down.4.attn.3.q.weight": (512, 512, 1, 1),
+              "encoder.conv_out.weight": (256, 512, 3, 3), "decoder.up.4.attn.4.proj_out.weight": (512, 512, 1, 1),
+              "decoder.up.1.upsample.conv.weight": (128, 128, 3, 3), "quantize.embedding.weight": (16384, 256),
+              "quant_conv.weight": (256, 256, 1, 1), "post_quant_conv.weight": (256, 256, 1, 1)}  # fmt: skip
+    assert {k: state[k] for k in layout} == layout
+
+
+def make_ibq_checkpoint(path: Path, with_ema: bool = True) -> tuple[Path, torch.nn.Module, torch.nn.Module]:
+    """A small IBQ VQGAN saved like the release: raw weights plus different EMA copies of every one."""
+    from vtbench.tokenizers.ibq import IBQVQGAN
+
+    torch.manual_seed(0)
+    raw, ema = IBQVQGAN(64, 8, 16, 32, 1), IBQVQGAN(64, 8, 16, 32, 1)
+    with torch.no_grad():  # codes of very different norms: the dot-product choice differs from the nearest code
+        ema.quantize.embedding.weight.mul_(torch.linspace(0.2, 3.0, 64)[:, None])
+    state = dict(raw.state_dict())
+    if with_ema:
+        state |= {"model_ema." + k.replace(".", ""): v for k, v in ema.state_dict().items()}
+        state |= {"model_ema.decay": torch.tensor(0.999), "model_ema.num_updates": torch.tensor(-1, dtype=torch.int32)}
+    torch.save({"state_dict": state}, path)
+    return path, raw.eval(), ema.eval()
+
+
+def test_ibq_dot_product_codes_and_ema_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtbench.tokenizers import ibq
+
+    path, raw, ema = make_ibq_checkpoint(tmp_path / "imagenet256_16384.ckpt")
+    tokenizer = create_tokenizer("ibq-16384", weights=str(path))
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        z = ema.quant_conv(ema.encoder(images * 2 - 1)).permute(0, 2, 3, 1)  # the EMA weights, everywhere
+        codebook = ema.quantize.embedding.weight
+        expected_ids = torch.einsum("bhwd,nd->bhwn", z, codebook).argmax(-1)
+        nearest = torch.cdist(z.reshape(-1, 8), codebook).argmin(-1).reshape(expected_ids.shape)
+        expected = (ema.decoder(ema.post_quant_conv(codebook[expected_ids].permute(0, 3, 1, 2))).clamp(-1, 1) + 1) / 2
+    assert torch.equal(tokens.indices, expected_ids) and not torch.equal(expected_ids, nearest)  # z . e, not the nearest code
+    torch.testing.assert_close(recon, expected)
+    assert tokens.indices.shape == (2, 2, 2) and tokens.codebook_size == 64 and tokenizer.info.extra["ema_weights"]
+    monkeypatch.setattr(ibq, "SCORE_CHUNK", 64 * 3)  # three vectors at a time: the same choice in chunks
+    assert torch.equal(tokenizer.encode(images).indices, expected_ids)
+    raw_tokenizer = create_tokenizer("ibq-16384", weights=str(path), ema=False)
+    with torch.no_grad():
+        raw_z = raw.quant_conv(raw.encoder(images * 2 - 1))
+    raw_ids = torch.einsum("bdhw,nd->bhwn", raw_z, raw.quantize.embedding.weight).argmax(-1)
+    assert torch.equal(raw_tokenizer.encode(images).indices, raw_ids)
+    no_ema, _, _ = make_ibq_checkpoint(tmp_path / "no_ema.ckpt", with_ema=False)
+    with pytest.raises(ValueError, match="no_ema.ckpt: no EMA copy of 243 weights.*ema=false"):
+        create_tokenizer("ibq-16384", weights=str(no_ema))

@@ -191,6 +191,43 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            name,
+            filename,
+            f"https://huggingface.co/TencentARC/{repo}/resolve/main/{filename}",
+            "",  # the hub's pages give only part of the digests; the record keeps the file's SHA-256
+            size_mb,
+            f"tokenizer {name}",
+            "Apache-2.0",
+        )
+        for name, repo, filename, size_mb in (
+            ("ibq-1024", "IBQ-Tokenizer-1024", "imagenet256_1024.ckpt", 857.0),
+            ("ibq-8192", "IBQ-Tokenizer-8192", "imagenet256_8192.ckpt", 871.4),
+            ("ibq-16384", "IBQ-Tokenizer-16384", "imagenet256_16384.ckpt", 888.0),
+            ("ibq-262144", "IBQ-Tokenizer-262144", "imagenet256_262144.ckpt", 1390.0),
+            ("ibq-pretrain-16384", "IBQ-Tokenizer-16384-Pretrain", "IBQ_pretrain_16384.ckpt", 888.0),
+            ("ibq-pretrain-262144", "IBQ-Tokenizer-262144-Pretrain", "IBQ_pretrain_262144.ckpt", 1390.0),
+        )
+    ]
+    + [
+        WeightsFile(
+            f"maskbit-{bits}bit",
+            f"maskbit_tokenizer_{bits}bit.bin",
+            f"https://huggingface.co/markweber/maskbit_tokenizer_{bits}bit/resolve/main/maskbit_tokenizer_{bits}bit.bin",
+            sha256,  # the hub's Git-LFS object id where the index had it
+            size_mb,
+            f"tokenizer maskbit-{bits}bit",
+            "Apache-2.0",
+        )
+        for bits, sha256, size_mb in (
+            (10, "", 218.0),
+            (12, "3dde024443d68a10295a518d9e851f61e0527c85f1197aa41405237153182170", 218.0),
+            (14, "ca9209fbd55ec467c7151b1f863b99ba2675a5229f6f86f27cfe79152671f310", 219.0),
+            (16, "44e3ff7c3bf15eda4e1e25586ff8f657be9291d5e2bf3b755505394e11765b06", 222.3),
+            (18, "6c672c2508e14c4d7cd8621c1cb8939610478632725bb26521cf3c4bb6fc3f78", 237.0),
+        )
+    ]
+    + [
+        WeightsFile(
             f"bsq-vit-{variant}",
             filename,
             "https://github.com/zhaoyue-zephyrus/bsq-vit#model-zoo",  # the README links the files on UT Box
