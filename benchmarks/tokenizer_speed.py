@@ -26,6 +26,7 @@ from vtbench.images import Preprocessing
 def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
     """preset -> (preset, a randomly initialised checkpoint in the published format)."""
     from vtbench.tokenizers.bsq_vit import BSQViTModel
+    from vtbench.tokenizers.gigatok import GigaTokModel
     from vtbench.tokenizers.ibq import IBQVQGAN
     from vtbench.tokenizers.llamagen import LlamaGenVQModel
     from vtbench.tokenizers.maskbit import MaskBitTokenizerModel
@@ -41,6 +42,7 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
         "bsq-vit-b18": {"state_dict": BSQViTModel().state_dict()},
         "maskbit-14bit": MaskBitTokenizerModel(bits=14).state_dict(),
         "ibq-16384": {"state_dict": _with_ema(IBQVQGAN(16384).state_dict())},
+        "gigatok-s-b": {"model": GigaTokModel().state_dict()},
     }
     paths = {}
     for preset, state in made.items():

@@ -831,3 +831,65 @@ def test_ibq_dot_product_codes_and_ema_weights(tmp_path: Path, monkeypatch: pyte
     no_ema, _, _ = make_ibq_checkpoint(tmp_path / "no_ema.ckpt", with_ema=False)
     with pytest.raises(ValueError, match="no_ema.ckpt: no EMA copy of 243 weights.*ema=false"):
         create_tokenizer("ibq-16384", weights=str(no_ema))
+
+
+def test_gigatok_modules_reproduce_the_published_layouts() -> None:
+    from vtbench.tokenizers.gigatok import TRANSFORMER_SIZES, GigaTokModel
+
+    expected = {("small", "small"): (531, 129_252_619), ("small", "base"): (639, 218_236_939), ("base", "large"): (963, 597_510_923)}
+    for (encoder, decoder), (keys, parameters) in expected.items():  # the releases' S-S, S-B, B-L less the distillation head
+        with torch.device("meta"):
+            model = GigaTokModel(TRANSFORMER_SIZES[encoder], TRANSFORMER_SIZES[decoder])
+        assert (len(model.state_dict()), sum(p.numel() for p in model.parameters())) == (keys, parameters)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    layout = {"s2to1encoder.positional_embedding": (256, 1, 768), "s2to1encoder.latent_token_positional_embedding": (256, 1, 768),
+              "s2to1encoder.transformer.11.multihead_attn.in_proj_weight": (2304, 768), "s2to1encoder.conv_out.weight": (256, 768, 1, 1),
+              "quant_conv.weight": (8, 256, 1, 1), "quantize.embedding.weight": (16384, 8),
+              "s1to2decoder.conv_out.weight": (256, 1024, 3, 3),
+              "decoder.adaptive.0.gamma.weight": (512, 256), "decoder.conv_blocks.0.upsample.conv1.weight": (2048, 512, 3, 3),
+              "encoder.mid.1.conv2.weight": (512, 512, 3, 3)}  # fmt: skip
+    assert {k: state[k] for k in layout} == layout and "encoder.mid.2.conv1.weight" not in state  # no attention in the CNNs
+
+
+def make_gigatok_checkpoint(path: Path) -> tuple[Path, torch.nn.Module]:
+    """A small GigaTok saved like the training script saves it: ``{"model", "ema", "args", ...}``,
+    with the distillation head and the codebook-usage buffer the tokenizer does not use."""
+    import argparse
+
+    from vtbench.tokenizers.gigatok import GigaTokModel
+
+    torch.manual_seed(0)
+    raw, ema = (GigaTokModel((64, 1), (64, 2), codebook_size=64, codebook_dim=8, ch=32, z_channels=32) for _ in range(2))
+    with torch.no_grad():
+        for parameter in ema.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    extra = {"s1to2decoder.distill_mlp.0.weight": torch.zeros(256, 64), "quantize.codebook_used": torch.zeros(65536)}
+    torch.save({"model": {**raw.state_dict(), **extra}, "ema": {**ema.state_dict(), **extra}, "steps": 10,
+                "args": argparse.Namespace(image_size=256)}, path)  # fmt: skip
+    return path, ema.eval()
+
+
+def test_gigatok_one_dimensional_tokens_and_the_qformers(tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    from vtbench.tokenizers.gigatok import multi_level_queries
+
+    path, model = make_gigatok_checkpoint(tmp_path / "VQ_SB256_e200.pt")
+    tokenizer = create_tokenizer("gigatok-s-b", weights=str(path))
+    images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(3))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():  # the EMA weights; ids of the nearest L2-normalised code, in latent-token order
+        z = model.quant_conv(model.s2to1encoder(model.encoder(images * 2 - 1)))[:, :, 0].transpose(1, 2)
+        cosine = F.normalize(z, dim=-1) @ F.normalize(model.quantize.embedding.weight, dim=-1).T
+        codes = F.normalize(model.quantize.embedding.weight, dim=-1)[cosine.argmax(-1)].transpose(1, 2)[:, :, None]
+        expected = (model.decoder(model.s1to2decoder(model.post_quant_conv(codes))).clamp(-1, 1) + 1) / 2
+    assert torch.equal(tokens.indices, cosine.argmax(-1)) and tokens.indices.shape == (2, 256) and tokens.codebook_size == 64
+    torch.testing.assert_close(recon, expected)
+    assert tokenizer.info.token_grid == (256,) and tokenizer.info.extra["encoder"] == (64, 1)
+    grid = torch.arange(16 * 16, dtype=torch.float32).reshape(1, 1, 16, 16)  # 1x1, 1x1, 1x2, 2x2, 2x4, ... cells, columns first
+    queries = multi_level_queries(grid, 8)[0, :, 0]
+    assert queries.shape == (256,) and queries[0] == queries[1] == grid.mean()
+    assert queries[2:4].tolist() == [grid[..., :8].mean().item(), grid[..., 8:].mean().item()]
+    assert queries[-128:].tolist() == F.avg_pool2d(grid, (2, 1)).flatten().tolist()  # the finest level: 8x16 cells
+    with pytest.raises(ValueError, match="fixed at 256x256"):
+        tokenizer.encode(torch.rand(1, 3, 128, 128))

@@ -193,6 +193,24 @@ WEIGHTS: dict[str, WeightsFile] = {
         WeightsFile(
             name,
             filename,
+            f"https://huggingface.co/YuuTennYi/GigaTok/resolve/main/{filename}",  # the README links the same files on Google Drive
+            "",
+            size_mb,  # the inference weights in float32; the files may hold more
+            f"tokenizer {name}",
+            "MIT",
+        )
+        for name, filename, size_mb in (
+            ("gigatok-s-s", "VQ_SS256_e100.pt", 544.0),
+            ("gigatok-s-b", "VQ_SB256_e200.pt", 930.0),
+            ("gigatok-b-l", "VQ_BL256_e200.pt", 2487.0),
+            ("gigatok-b-l-dino", "VQ_BL256_dino_disc.pt", 2487.0),
+            ("gigatok-xl-xxl", "VQ_XLXXL256_e300.pt", 11576.0),
+        )
+    ]
+    + [
+        WeightsFile(
+            name,
+            filename,
             f"https://huggingface.co/TencentARC/{repo}/resolve/main/{filename}",
             "",  # the hub's pages give only part of the digests; the record keeps the file's SHA-256
             size_mb,
