@@ -893,3 +893,62 @@ def test_gigatok_one_dimensional_tokens_and_the_qformers(tmp_path: Path) -> None
     assert queries[-128:].tolist() == F.avg_pool2d(grid, (2, 1)).flatten().tolist()  # the finest level: 8x16 cells
     with pytest.raises(ValueError, match="fixed at 256x256"):
         tokenizer.encode(torch.rand(1, 3, 128, 128))
+
+
+def test_infinity_bitwise_vae_reproduces_the_published_layout() -> None:
+    from vtbench.tokenizers.infinity import BitwiseVAE
+
+    with torch.device("meta"):
+        model = BitwiseVAE(32)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert len(state) == 268 and sum(p.numel() for p in model.parameters()) == 110_118_051  # infinity_vae_d32's VAE
+    assert state["encoder.conv_out.weight"] == (32, 512, 3, 3) and state["decoder.up.0.block.0.nin_shortcut.weight"] == (128, 256, 1, 1)
+    assert not any("attn" in k for k in state)  # no attention anywhere, not even in the middle
+
+
+def make_infinity_checkpoint(path: Path, wrapped: bool = True) -> tuple[Path, torch.nn.Module]:
+    """A small bitwise VAE saved as the release saves it: under ``vae`` with its conv/norm
+    wrappers in the key names (``.conv.weight``, ``.norm.bias``) and the quantizer's masks."""
+    from vtbench.tokenizers.infinity import BitwiseVAE
+
+    torch.manual_seed(0)
+    model = BitwiseVAE(bits=6, ch=32, multipliers=(1, 2, 2, 2, 2), blocks=1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    kinds = {name: type(module) for name, module in model.named_modules()}
+    state = {}
+    for key, value in model.state_dict().items():
+        owner, leaf = key.rsplit(".", 1)
+        wrapper = {torch.nn.Conv2d: ".conv", torch.nn.GroupNorm: ".norm"}.get(kinds[owner], "") if wrapped else ""
+        state[f"{owner}{wrapper}.{leaf}"] = value
+    masks = {"quantizer.lfq.mask": 2 ** torch.arange(5, -1, -1), "quantize.lfq.mask": 2 ** torch.arange(5, -1, -1)}
+    torch.save({"vae": {**state, **masks}, "optimizer": {"state": {}}, "steps": 1}, path)
+    return path, model.eval()
+
+
+def test_infinity_multi_scale_bits_schedule_and_both_key_forms(tmp_path: Path) -> None:
+    from vtbench.tokenizers.infinity import dequantize
+
+    path, model = make_infinity_checkpoint(tmp_path / "infinity_vae_d32.pth")
+    tokenizer = create_tokenizer("infinity-vae-d32", weights=str(path))
+    images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(4))
+    recon, tokens = tokenizer.reconstruct(images)
+    assert tokens.level_sizes == (1, 4, 16, 36, 64, 144, 256) and tokens.indices.shape == (2, 521)  # 7 scales at 256
+    assert tokens.bits.tolist() == [521 * 6.0] * 2 and tokens.codebook_size == 64
+    with torch.no_grad():
+        latent = model.encoder(images * 2 - 1)
+    planes = tokens.data
+    assert torch.equal(planes[0][:, 0, 0], latent.mean(dim=(2, 3)) > 0)  # the first scale: the signs of the whole latent's mean
+    bits = torch.cat([plane.reshape(2, -1, 6) for plane in planes], dim=1)
+    assert torch.equal(tokens.indices, sum(bits[..., c].long() << (5 - c) for c in range(6)))  # channel 0 = the top bit
+    left = latent - dequantize(planes[:-1], (16, 16))  # the last scale, at full size, codes the signs of what the others left
+    assert torch.equal(planes[-1], (left > 0).permute(0, 2, 3, 1))
+    with torch.no_grad():
+        expected = (model.decoder(dequantize(planes, (16, 16))).clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(recon, expected)
+    plain, _ = make_infinity_checkpoint(tmp_path / "plain.pth", wrapped=False)  # plain taming names load the same weights
+    assert torch.equal(create_tokenizer("infinity-vae-d32", weights=str(plain)).encode(images).indices, tokens.indices)
+    assert create_tokenizer("infinity-vae-d32", weights=str(path), native_resolution=1024).info.tokens_per_image == 10521
+    with pytest.raises(ValueError, match="scale schedules for 256x256, 512x512, 1024x1024 images only, got 128x128"):
+        tokenizer.encode(torch.rand(1, 3, 128, 128))

@@ -191,6 +191,24 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"infinity-vae-{variant}",
+            f"infinity_vae_{variant}.pth",
+            f"https://huggingface.co/FoundationVision/Infinity/resolve/main/infinity_vae_{variant}.pth",
+            sha256,  # the hub's Git-LFS object ids
+            1557.3,
+            f"tokenizer infinity-vae-{variant}",
+            "MIT",
+        )
+        for variant, sha256 in (
+            ("d16", "a8b866165f7efbc0ae15667c618bc78c6f37b5e71078a948b78d69ff2348d8a1"),
+            ("d24", "11afd37acbf6b02ae5f176add388ff4d264203e9ee40d1d4f0db398525a4c033"),
+            ("d32", "a669bca347d46dc1b10ca601ab67d4f231ad9bad07339e80b22f807ee36ad3e4"),
+            ("d32reg", "7a37fa3ea1b2a1ebd23de61d91a5e68202825e5a67edaef4b7c55f5fd5b9cf26"),
+            ("d64", "ab1d29c91d52aece43bae1e9c3f11ae993427a315db0be7c26780c5d1e2dbe28"),
+        )
+    ]
+    + [
+        WeightsFile(
             name,
             filename,
             f"https://huggingface.co/YuuTennYi/GigaTok/resolve/main/{filename}",  # the README links the same files on Google Drive

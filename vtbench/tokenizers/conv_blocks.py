@@ -99,22 +99,28 @@ def run_level(level: nn.Module, h: torch.Tensor, name: str = "block") -> torch.T
     return h
 
 
-def _middle(channels: int, attention: type[nn.Module]) -> nn.Module:
+def _middle(channels: int, attention: type[nn.Module] | None) -> nn.Module:
     mid = nn.Module()
-    mid.block_1, mid.attn_1, mid.block_2 = ResnetBlock(channels, channels), attention(channels), ResnetBlock(channels, channels)
+    mid.block_1 = ResnetBlock(channels, channels)
+    if attention is not None:
+        mid.attn_1 = attention(channels)
+    mid.block_2 = ResnetBlock(channels, channels)
     return mid
 
 
 def _run_middle(mid: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    return mid.block_2(mid.attn_1(mid.block_1(h)))
+    h = mid.block_1(h)
+    return mid.block_2(mid.attn_1(h) if hasattr(mid, "attn_1") else h)
 
 
 class TamingEncoder(nn.Module):
     """taming-transformers' encoder: ``down.{i}.block.{j}`` / ``attn.{j}`` / ``downsample``,
-    ``mid.block_1`` / ``attn_1`` / ``block_2``; attention blocks at ``attention_levels``."""
+    ``mid.block_1`` / ``attn_1`` / ``block_2``; attention blocks at ``attention_levels`` and,
+    unless ``middle_attention`` is off, in the middle."""
 
     def __init__(self, ch: int, multipliers: tuple[int, ...], z_channels: int, blocks: int = 2,
-                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = ()) -> None:  # fmt: skip
+                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = (),
+                 middle_attention: bool = True) -> None:  # fmt: skip
         super().__init__()
         widths = [ch * m for m in (1, *multipliers)]
         self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
@@ -124,7 +130,7 @@ class TamingEncoder(nn.Module):
             if i != len(multipliers) - 1:
                 level.downsample = Downsample(widths[i + 1])
             self.down.append(level)
-        self.mid = _middle(widths[-1], attention)
+        self.mid = _middle(widths[-1], attention if middle_attention else None)
         self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,11 +147,12 @@ class TamingDecoder(nn.Module):
     ``blocks + 1`` residual blocks each and an ``upsample`` above level 0."""
 
     def __init__(self, ch: int, multipliers: tuple[int, ...], z_channels: int, blocks: int = 2,
-                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = ()) -> None:  # fmt: skip
+                 attention: type[nn.Module] = AttnBlock, attention_levels: tuple[int, ...] = (),
+                 middle_attention: bool = True) -> None:  # fmt: skip
         super().__init__()
         top = ch * multipliers[-1]
         self.conv_in = nn.Conv2d(z_channels, top, 3, padding=1)
-        self.mid = _middle(top, attention)
+        self.mid = _middle(top, attention if middle_attention else None)
         levels: list[nn.Module] = []
         channels = top
         for i in reversed(range(len(multipliers))):
