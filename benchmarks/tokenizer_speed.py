@@ -28,6 +28,7 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
     from vtbench.tokenizers.bsq_vit import BSQViTModel
     from vtbench.tokenizers.gigatok import GigaTokModel
     from vtbench.tokenizers.ibq import IBQVQGAN
+    from vtbench.tokenizers.infinity import BitwiseVAE
     from vtbench.tokenizers.llamagen import LlamaGenVQModel
     from vtbench.tokenizers.maskbit import MaskBitTokenizerModel
     from vtbench.tokenizers.open_magvit2 import LFQAutoencoder
@@ -43,6 +44,7 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
         "maskbit-14bit": MaskBitTokenizerModel(bits=14).state_dict(),
         "ibq-16384": {"state_dict": _with_ema(IBQVQGAN(16384).state_dict())},
         "gigatok-s-b": {"model": GigaTokModel().state_dict()},
+        "infinity-vae-d32": {"vae": BitwiseVAE(32).state_dict()},
     }
     paths = {}
     for preset, state in made.items():
