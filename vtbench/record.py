@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from vtbench.errors import VtbenchError
 
@@ -117,6 +118,8 @@ def version(package: str) -> str | None:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware that produced a record."""
+    import torch
+
     from vtbench import __version__
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
