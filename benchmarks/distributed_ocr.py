@@ -10,8 +10,10 @@ Usage: python benchmarks/distributed_ocr.py
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ def run(command: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="vtbench-ddp-bench-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # checkpoints and images are temporary
     env = {**os.environ, "VTBENCH_HOME": str(root / "home"), "VTBENCH_OFFLINE": "1", "OMP_THREAD_LIMIT": "1", "OMP_NUM_THREADS": "1"}
     from vtbench.suites import make_suite
 

@@ -25,8 +25,10 @@ Smoke test on a CPU: python benchmarks/gpu_pass.py --device cpu --images 8 --no-
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = Path(tempfile.mkdtemp(prefix="vtbench-gpu-pass-"))
+atexit.register(shutil.rmtree, ROOT, ignore_errors=True)  # checkpoints and images are temporary
 # Nothing is downloaded and no user cache is touched: the weights store, torch's hub and the
 # Hugging Face cache all point into this run's own temporary folder.
 os.environ["VTBENCH_OFFLINE"] = "1"

@@ -7,6 +7,7 @@ backgrounds); EasyOCR is English-only offline. Result: results/benchmarks/ocr_sp
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ def main() -> None:
     from vtbench.images import Preprocessing
 
     root = Path(tempfile.mkdtemp(prefix="vtbench-ocr-bench-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # checkpoints and images are temporary
     os.environ["VTBENCH_HOME"] = str(root / "home")
     dataset = english_subset(root)
     result: dict = {"images": len(list((dataset / "images").glob("*.png"))), "engines": {}}

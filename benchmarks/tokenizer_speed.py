@@ -11,7 +11,9 @@ Usage: python benchmarks/tokenizer_speed.py [--images 8] [--batch-size 4] [--dev
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = set(args.only.split(",")) if args.only else None
     root = Path(tempfile.mkdtemp(prefix="vtbench-tokenizer-speed-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # checkpoints and images are temporary
     images = photo_crops(root / "images", args.images, size=256)
     rows = []
     for preset, (name, path) in checkpoints(root).items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ REPO = TESTS.parent
 
 # Tests never touch the network or the user's caches: weights come from files they make.
 _ISOLATED = Path(tempfile.mkdtemp(prefix="vtbench-tests-"))
+atexit.register(shutil.rmtree, _ISOLATED, ignore_errors=True)  # nothing left behind in the temp folder
 os.environ["VTBENCH_OFFLINE"] = "1"
 os.environ["VTBENCH_HOME"] = str(_ISOLATED / "vtbench-home")
 os.environ["TORCH_HOME"] = str(_ISOLATED / "torch-home")
@@ -60,16 +62,57 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
+# ``vtbench ARGS`` runs the CLI's own entry point in this process (argv, stdout, stderr and
+# the exit code as a user sees them) unless a test needs a process of its own: another
+# environment (plugins on PYTHONPATH, slowed runs) or working folder. That saves the ~3 s an
+# interpreter and torch take to start, ~175 times. The README test runs every documented
+# command as a real subprocess; VTBENCH_TEST_SUBPROCESS=1 runs every call as one.
+SUBPROCESS_ONLY = os.environ.get("VTBENCH_TEST_SUBPROCESS") == "1"
+
+
+def _run_in_process(args: list[str]) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+    import traceback
+
+    from vtbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_columns = sys.argv, os.environ.get("COLUMNS")
+    sys.argv, os.environ["COLUMNS"] = ["vtbench", *args], "200"
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # an unhandled error: a traceback and exit 1, as the interpreter gives
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        if saved_columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved_columns
+    return subprocess.CompletedProcess(["vtbench", *args], code, out.getvalue(), err.getvalue())
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, check: int | None = 0, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``vtbench ARGS`` in a subprocess; assert its exit code unless ``check`` is None."""
-    result = subprocess.run(
-        [sys.executable, "-m", "vtbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**(env or os.environ), "COLUMNS": "200"},
-        cwd=cwd,
-        timeout=600,
-    )
+    """Run ``vtbench ARGS`` (in this process, or in a subprocess when ``env`` or ``cwd`` is
+    given); assert its exit code unless ``check`` is None."""
+    if env is None and cwd is None and not SUBPROCESS_ONLY:
+        result = _run_in_process([str(a) for a in args])
+    else:
+        result = subprocess.run(
+            [sys.executable, "-m", "vtbench", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={**(env or os.environ), "COLUMNS": "200"},
+            cwd=cwd,
+            timeout=600,
+        )
     if check is not None:
         assert result.returncode == check, f"exit {result.returncode} != {check}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
