@@ -54,12 +54,12 @@ class LPIPS(MeanMetric):
         self.name = f"lpips-{net}"
         self.description = f"LPIPS v0.1 with the {net} backbone (lpips package), images in [-1, 1]"
         self.required_weights = (_BACKBONE_WEIGHTS[net],)
+        self.model: torch.nn.Module | None = None  # loaded by prepare()
 
     def parameters(self) -> dict:
         from importlib import metadata
 
         return {"net": self.net, "version": "0.1", "lpips": metadata.version("lpips"), "input_range": "[-1, 1]", "spatial": False}
-        self.model: torch.nn.Module | None = None
 
     def prepare(self, located: dict[str, Any], device: torch.device) -> None:
         self.model = load_lpips(self.net, str(located[_BACKBONE_WEIGHTS[self.net]].path), device)
