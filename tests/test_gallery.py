@@ -71,6 +71,7 @@ def test_missing_inputs_are_named(runs: Path, tmp_path: Path, photo_folder: Path
     csv_file = record.with_name(record.name.replace(".json", ".images.csv"))
     error = run_cli("gallery", record, "-m", "lpips-vgg", "--out", tmp_path / "x.png", check=2).stderr
     assert "no per-image 'lpips-vgg' values" in error
+    assert "--crop 0" in run_cli("gallery", record, "--crop", "0", "--out", tmp_path / "x.png", check=2).stderr
     csv_file.unlink()
     error = run_cli("gallery", record, "--out", tmp_path / "x.png", check=2).stderr
     assert csv_file.name in error and "missing" in error

@@ -59,6 +59,10 @@ def test_the_report_refuses_mixed_protocols_unless_asked(tmp_path: Path) -> None
             "--out", tmp_path / "r.html")  # fmt: skip
     text = (tmp_path / "r.html").read_text()
     assert "different preprocessing settings" in text and "No gallery." in text
+    quickstart = REPO / "results" / "quickstart"
+    assert "--gallery-k must be 0" in run_cli("report", quickstart, "--gallery-k", "-1", "--out", tmp_path / "r.html", check=2).stderr
+    error = run_cli("report", quickstart, "--gallery-metric", "lpips-vgg", "--out", tmp_path / "r.html", check=2).stderr
+    assert "--gallery-metric 'lpips-vgg': no record has it per image" in error
 
 
 @needs_chromium

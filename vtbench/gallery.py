@@ -100,6 +100,8 @@ def build_gallery(path: str | Path, metric: str = "psnr", k: int = 4, versus: st
     zoom window's side in pixels (default a quarter of the image's shorter side, at least 16)."""
     if k < 1:
         raise VtbenchError(f"a gallery needs k >= 1 images, got {k}")
+    if crop is not None and crop < 1:
+        raise VtbenchError(f"the zoom window needs a side of at least 1 pixel, got --crop {crop}")
     runs = [load_run(path)] + ([load_run(versus)] if versus is not None else [])
     if versus is not None and runs[0].record["dataset"].get("manifest_sha256") != runs[1].record["dataset"].get("manifest_sha256"):
         raise VtbenchError(f"{runs[0].name} and {runs[1].name} were made on different data (dataset manifests differ)")

@@ -300,6 +300,10 @@ def run_probe(tokenizer: str, dataset: str, out_dir: str | Path, recipe: str | P
             raise VtbenchError(f"unknown probe recipe {recipe!r}; choose from {', '.join(RECIPES)}")
         recipe = RECIPES[recipe]
     recipe = replace(recipe, **{k: v for k, v in {"steps": steps, "seed": seed}.items() if v is not None})
+    if recipe.steps < 1:
+        raise VtbenchError(f"the probe needs at least 1 training step, got --steps {recipe.steps}")
+    if encode_options.get("resolution") is not None and encode_options["resolution"] < 1:
+        raise VtbenchError(f"--resolution must be a positive number of pixels, got {encode_options['resolution']}")
     if ranks.world > 1 and not ranks.is_main:
         torch.distributed.barrier()  # wait for rank 0's encoding, then read it from the cache
     names, ids, description = encode_dataset(tokenizer, dataset, device=device, **encode_options)

@@ -193,6 +193,11 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         raise VtbenchError(f"no run records under {', '.join(map(str, roots))}")
     if not allow_protocol_mismatch:
         check_protocols(records)
+    if gallery_k < 0:
+        raise VtbenchError(f"--gallery-k must be 0 (no gallery) or more, got {gallery_k}")
+    per_image = sorted({m for r in records for m, e in r["metrics"].items() if e.get("aggregation") == "mean"})
+    if gallery_k and gallery_metric not in per_image:
+        raise VtbenchError(f"--gallery-metric {gallery_metric!r}: no record has it per image (per-image metrics: {', '.join(per_image)})")
     board = build_leaderboard(records, allow_protocol_mismatch=True)
     marks = board.places()
     head = "".join(f'<th data-key="{html.escape(k)}">{html.escape(h)}</th>' for k, h in
