@@ -163,4 +163,7 @@ def bd_table(frame: pd.DataFrame, baseline: str, quality: str = "psnr", rate: st
             except VtbenchError as exc:
                 row["note"] = str(exc)
         rows.append(row)
-    return pd.DataFrame(rows, columns=BD_COLUMNS)
+    table = pd.DataFrame(rows, columns=BD_COLUMNS)
+    for column in ("bd_rate", "bd_quality"):  # a missing delta is None (n/a in tables), not NaN
+        table[column] = table[column].astype(object).where(table[column].notna(), None)
+    return table

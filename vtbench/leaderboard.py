@@ -240,11 +240,7 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
             raise VtbenchError(f"--bd-metric {bd_metric!r}: not a quality metric of these records ({', '.join(columns)})")
         table = bd_table(records_frame(records), bd_baseline, bd_metric)
 
-        def number(value: Any) -> float | None:  # pandas keeps a missing delta as NaN: shown as n/a
-            return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-        bd_values = {(r.curve, r.dataset): {"bd-rate": number(r.bd_rate), f"bd-{bd_metric}": number(r.bd_quality)}
-                     for r in table.itertuples()}  # fmt: skip
+        bd_values = {(r.curve, r.dataset): {"bd-rate": r.bd_rate, f"bd-{bd_metric}": r.bd_quality} for r in table.itertuples()}
         bd_columns = [Column("bd-rate", False, "bd", "%"), Column(f"bd-{bd_metric}", columns[bd_metric].higher_is_better, "bd",
                                                                   columns[bd_metric].unit)]  # fmt: skip
         ordered = [c for c in ordered if c.kind != "cost"] + bd_columns + [c for c in ordered if c.kind == "cost"]

@@ -16,6 +16,7 @@ and the learning curve.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import time
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from vtbench.errors import VtbenchError
+from vtbench.io import atomic_write_bytes
 
 if TYPE_CHECKING:
     from vtbench.engine.distributed import Ranks
@@ -246,26 +248,28 @@ def encode_dataset(tokenizer_name: str, dataset: str, options: dict[str, Any] | 
     if preprocessing.resolution is None:
         raise VtbenchError(f"tokenizer {tokenizer_name!r} has no native resolution: pass --resolution (the probe needs one id length)")
     count = len(source) if limit is None else min(limit, len(source))
-    loading = ImageLoading(source, preprocessing, range(count))
-    items = [loading[i] for i in range(count)]
-    bad = [f"{item['id']} ({item['error']})" for item in items if item["error"] is not None]
-    if bad:
-        raise VtbenchError(f"cannot read {len(bad)} image(s) of {dataset}: {'; '.join(bad[:3])}")
-    manifest = manifest_sha256([(item["id"], item["sha256"]) for item in items])
+    names = [source.ids[i] for i in range(count)]
+    hashes = [source.content_sha256(i) for i in range(count)]  # the files' bytes, not decoded: the cache key comes first
+    manifest = manifest_sha256(list(zip(names, hashes, strict=True)))
     identity = {"tokenizer": tokenizer_name, "options": options, "preprocessing": preprocessing.canonical(), "manifest": manifest,
                 "version": CACHE_VERSION}  # fmt: skip
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
     cache = home() / "cache" / "token-ids" / f"{key}.npz"
     description = {"tokenizer": tokenizer_name, "tokenizer_options": options, "dataset": dataset, "manifest_sha256": manifest,
                    "preprocessing": preprocessing.to_dict(), "codebook_size": tokenizer.info.codebook_size, "cache_key": key}  # fmt: skip
-    names = [item["id"] for item in items]
     if use_cache and cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
-            return names, torch.from_numpy(stored["ids"]), {**description, "cached": True}
+            return names, torch.from_numpy(stored["ids"]), {**description, "codebook_size": int(stored["codebook_size"]), "cached": True}
     rows = []
     with torch.inference_mode():
-        for start in range(0, count, batch_size):
-            pixels = torch.stack([item["pixels"] for item in items[start : start + batch_size]]).to(torch_device).float().div(255)
+        for start in range(0, count, batch_size):  # one batch of decoded images in memory at a time
+            loading = ImageLoading(source, preprocessing, range(start, min(start + batch_size, count)))
+            items = [loading[i] for i in range(len(loading))]
+            bad = [f"{item['id']} ({item['error'] or 'changed while it was read'})" for item, expected in
+                   zip(items, hashes[start:], strict=False) if item["error"] is not None or item["sha256"] != expected]  # fmt: skip
+            if bad:
+                raise VtbenchError(f"cannot read {len(bad)} image(s) of {dataset}: {'; '.join(bad[:3])}")
+            pixels = torch.stack([item["pixels"] for item in items]).to(torch_device).float().div(255)
             tokens = tokenizer.encode(pixels)
             if tokens.indices is None:
                 raise VtbenchError(f"tokenizer {tokenizer_name!r} returned no ids")
@@ -273,10 +277,8 @@ def encode_dataset(tokenizer_name: str, dataset: str, options: dict[str, Any] | 
             description["codebook_size"] = tokens.codebook_size or description["codebook_size"]
     ids = torch.cat(rows)
     if use_cache:
-        from vtbench.io import atomic_write_bytes
-
-        buffer = __import__("io").BytesIO()
-        np.savez(buffer, ids=ids.numpy())
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=ids.numpy(), codebook_size=np.int64(description["codebook_size"] or int(ids.max()) + 1))
         atomic_write_bytes(cache, buffer.getvalue())
     return names, ids, {**description, "cached": False}
 

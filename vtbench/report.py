@@ -149,14 +149,9 @@ def _gallery(records: list[dict[str, Any]], metric: str, k: int) -> tuple[str, l
     return "\n".join(sections), problems
 
 
-def _number(value: Any) -> str:
-    from vtbench.leaderboard import format_value
-
-    return format_value(None if value is None or value != value else float(value))  # NaN: n/a
-
-
 def _bd_section(records: list[dict[str, Any]], baseline: str | None) -> str:
     from vtbench.analysis import bd_table, records_frame
+    from vtbench.leaderboard import format_value
 
     frame = records_frame(records)
     if baseline is None:
@@ -170,7 +165,7 @@ def _bd_section(records: list[dict[str, Any]], baseline: str | None) -> str:
     head = "".join(f"<th>{h}</th>" for h in ("family", "dataset", "points", "BD-rate (%) ↓", "BD-PSNR (dB) ↑", "note"))
     rows = "".join(
         f'<tr><td class="name">{html.escape(r.curve)}</td><td class="name">{html.escape(r.dataset)}</td><td>{r.points}</td>'
-        f'<td>{_number(r.bd_rate)}</td><td>{_number(r.bd_quality)}</td><td class="name">{html.escape(r.note)}</td></tr>'
+        f'<td>{format_value(r.bd_rate)}</td><td>{format_value(r.bd_quality)}</td><td class="name">{html.escape(r.note)}</td></tr>'
         for r in table.itertuples()
     )
     return (f"<p>Each family's PSNR against bits per pixel, compared with <b>{html.escape(baseline)}</b> on the same dataset "

@@ -28,8 +28,10 @@ def code_histogram(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def merge_histograms(
     ids_a: torch.Tensor, counts_a: torch.Tensor, ids_b: torch.Tensor, counts_b: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two sparse histograms -> one (ids ascending, counts)."""
-    distinct, inverse = torch.unique(torch.cat([ids_a, ids_b]), return_inverse=True)
+    """Two sparse histograms -> one (ids ascending, counts). Ids may be rows (M, k): n-grams."""
+    if not len(ids_b):
+        return ids_a, counts_a
+    distinct, inverse = torch.unique(torch.cat([ids_a, ids_b.to(ids_a.dtype)]), dim=0, return_inverse=True)
     counts = torch.zeros(len(distinct), dtype=torch.int64).scatter_add_(0, inverse, torch.cat([counts_a, counts_b]))
     return distinct, counts
 

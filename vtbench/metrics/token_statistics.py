@@ -21,31 +21,22 @@ generator trained on them has to model.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from vtbench.metrics.base import MeanMetric, Metric, MetricBatch
+from vtbench.metrics.codebook import entropy_bits, merge_histograms
 
 MAX_ORDER = 3
-
-
-def _entropy_bits(counts: torch.Tensor) -> float:
-    if not len(counts):
-        return 0.0
-    p = counts.to(torch.float64) / counts.sum()
-    return float(-(p * torch.log2(p)).sum())
 
 
 def _grouped(rows: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum ``counts`` over identical ``rows`` (M, k) -> (distinct rows, summed counts)."""
     if rows.shape[1] == 0:
         return rows[:1], counts.sum().reshape(1)
-    distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inverse, counts)
+    return merge_histograms(rows[:0], counts[:0], rows, counts)
 
 
 def conditional_entropy(rows: torch.Tensor, counts: torch.Tensor) -> dict[str, float]:
@@ -56,7 +47,7 @@ def conditional_entropy(rows: torch.Tensor, counts: torch.Tensor) -> dict[str, f
         return {"plug_in_bits": math.nan, "miller_madow_bits": math.nan, "ngrams": 0, "distinct_ngrams": 0, "distinct_contexts": 0}
     joint_rows, joint_counts = _grouped(rows, counts)
     _, context_counts = _grouped(joint_rows[:, :-1], joint_counts)
-    plug_in = _entropy_bits(joint_counts) - _entropy_bits(context_counts)
+    plug_in = entropy_bits(joint_counts) - entropy_bits(context_counts)
     correction = (len(joint_counts) - len(context_counts)) / (2 * total * math.log(2))
     return {"plug_in_bits": max(plug_in, 0.0), "miller_madow_bits": max(plug_in + correction, 0.0), "ngrams": total,
             "distinct_ngrams": len(joint_counts), "distinct_contexts": len(context_counts)}  # fmt: skip
@@ -108,11 +99,11 @@ class CodeEntropy(Metric):
             self.without_codes = self.without_codes + len(batch.ids)
             return None
         rows = ngrams(tokens.indices, self.order, tokens.level_sizes)
-        self.rows, self.row_counts = _merge(self.rows, self.row_counts, rows, torch.ones(len(rows), dtype=torch.int64))
+        self.rows, self.row_counts = merge_histograms(self.rows, self.row_counts, rows, torch.ones(len(rows), dtype=torch.int64))
         if tokens.indices.dim() == 2 and not tokens.level_sizes and self.order == 1:  # a 1-D tokenizer: each position's entropy
             ids = tokens.indices.to(torch.int64).cpu()
             pairs = torch.stack([torch.arange(ids.shape[1]).expand_as(ids), ids], dim=-1).reshape(-1, 2)
-            self.positions, self.position_counts = _merge(
+            self.positions, self.position_counts = merge_histograms(
                 self.positions, self.position_counts, pairs, torch.ones(len(pairs), dtype=torch.int64)
             )
         self.n = self.n + len(batch.ids)
@@ -120,8 +111,9 @@ class CodeEntropy(Metric):
 
     def merge_state(self, other: Metric) -> None:
         assert isinstance(other, CodeEntropy)
-        self.rows, self.row_counts = _merge(self.rows, self.row_counts, other.rows, other.row_counts)
-        self.positions, self.position_counts = _merge(self.positions, self.position_counts, other.positions, other.position_counts)
+        self.rows, self.row_counts = merge_histograms(self.rows, self.row_counts, other.rows, other.row_counts)
+        self.positions, self.position_counts = merge_histograms(self.positions, self.position_counts, other.positions,
+                                                                other.position_counts)  # fmt: skip
         self.n, self.without_codes = self.n + other.n, self.without_codes + other.without_codes
 
     def _overall(self) -> dict[str, float]:
@@ -143,7 +135,7 @@ class CodeEntropy(Metric):
             per_position = []
             for position in self.positions[:, 0].unique().tolist():
                 chosen = self.positions[:, 0] == position
-                per_position.append(round(_entropy_bits(self.position_counts[chosen]), 6))
+                per_position.append(round(entropy_bits(self.position_counts[chosen]), 6))
             details["per_position_entropy_bits"] = per_position
         return details
 
@@ -158,29 +150,16 @@ class CodeEntropy(Metric):
         return out
 
 
-def _merge(rows_a: torch.Tensor, counts_a: torch.Tensor, rows_b: torch.Tensor, counts_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if not len(rows_b):
-        return rows_a, counts_a
-    rows = torch.cat([rows_a, rows_b.to(rows_a.dtype)])
-    distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inverse, torch.cat([counts_a, counts_b]))
-
-
 def _ids(tokens: Any) -> torch.Tensor:
     return tokens.indices.reshape(len(tokens.indices), -1).to(torch.int64).cpu()
 
 
 def _jpeg(images: torch.Tensor, quality: int = 90) -> torch.Tensor:
-    from PIL import Image
+    """``images`` re-compressed by the JPEG codec tokenizer (4:4:4), on their device."""
+    from vtbench.tokenizers.codec import JPEGTokenizer
 
-    from vtbench.tokenizers.base import from_uint8_hwc, to_uint8_hwc
-
-    out = []
-    for array in to_uint8_hwc(images):
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="JPEG", quality=quality, subsampling=0)
-        out.append(np.asarray(Image.open(buffer).convert("RGB")))
-    return from_uint8_hwc(out, images.device)
+    recompressed, _ = JPEGTokenizer(quality, "4:4:4").to(images.device).reconstruct(images)
+    return recompressed
 
 
 class TokenConsistency(MeanMetric):

@@ -115,6 +115,27 @@ class Tokenizer(ABC):
         return {}
 
 
+def _bit_shifts(n: int, dim: int, ndim: int, lsb_first: bool, device: torch.device) -> torch.Tensor:
+    shifts = torch.arange(n, device=device) if lsb_first else torch.arange(n - 1, -1, -1, device=device)
+    shape = [1] * ndim
+    shape[dim] = n
+    return shifts.view(shape)
+
+
+def bits_to_ids(bits: torch.Tensor, dim: int = 1, lsb_first: bool = True) -> torch.Tensor:
+    """Binary codes -> int64 ids: ``bits`` (bool or 0/1) along ``dim``, bit c worth 2^c
+    (``lsb_first``) or 2^(n-1-c); 64-bit codes wrap to a signed int64 (all 2^64 codes stay distinct)."""
+    dim = dim % bits.dim()
+    return (bits.long() << _bit_shifts(bits.shape[dim], dim, bits.dim(), lsb_first, bits.device)).sum(dim=dim)
+
+
+def ids_to_signs(ids: torch.Tensor, n_bits: int, dim: int = 1, lsb_first: bool = True, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The inverse of :func:`bits_to_ids` as ±1 codes: a new axis of ``n_bits`` at ``dim``."""
+    expanded = ids.unsqueeze(dim)
+    dim = dim % expanded.dim()
+    return ((expanded >> _bit_shifts(n_bits, dim, expanded.dim(), lsb_first, ids.device)) & 1).to(dtype) * 2 - 1
+
+
 def nearest_codes(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """(M, C) vectors, (K, C) codebook -> (M,) index of each vector's nearest entry (squared
     L2, ties to the lowest index); normalise both first for cosine-nearest codebooks."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.safe_load import load_checkpoint
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids, ids_to_signs
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 from vtbench.tokenizers.transformer_blocks import ResidualAttentionBlock
 
@@ -144,11 +144,11 @@ class BSQViT(NetworkTokenizer):
             raise ValueError(f"BSQ-ViT encodes {self.image_size}x{self.image_size} images (learned positions), got {width}x{height}")
         model = self.model
         h = F.normalize(model.quant_embed(model.encoder(model.patchify(self._input(images)))), dim=-1)
-        ids = ((h > 0).long() * model.quantize.basis).sum(dim=-1)  # (N, tokens)
+        ids = bits_to_ids(h > 0, dim=-1, lsb_first=False)  # (N, tokens), channel 0 = the top bit
         return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         model, (height, width) = self.model, tokens.image_size
-        codes = ((tokens.data[..., None] // model.quantize.basis) % 2).to(self.dtype) * 2 - 1
+        codes = ids_to_signs(tokens.data, self.bits, dim=-1, lsb_first=False, dtype=self.dtype)
         patches = model.decoder(model.post_quant_embed(codes / math.sqrt(self.bits)))
         return self._output(model.unpatchify(patches, height, width).clamp(-1, 1))

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.conv_blocks import Downsample, ResnetBlock, group_norm, residual_level, run_level
-from vtbench.tokenizers.llamagen import VectorQuantizer
+from vtbench.tokenizers.conv_blocks import ResnetBlock, group_norm, residual_level, run_level
+from vtbench.tokenizers.llamagen import Encoder, VectorQuantizer
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
 from vtbench.tokenizers.open_magvit2 import AdaptiveGroupNorm, DepthToSpaceUpsampler
 
@@ -110,33 +110,6 @@ class QFormerDecoder(nn.Module):
         return self.conv_out(self.ln_post(queries).permute(1, 2, 0).reshape(n, -1, GRID, GRID))
 
 
-class CNNEncoder(nn.Module):
-    """LlamaGen's encoder without attention: ``conv_blocks.{i}.res.{j}``, ``mid.{0,1}``."""
-
-    def __init__(self, ch: int = 128, z_channels: int = 256, blocks: int = 2) -> None:
-        super().__init__()
-        widths = [ch * m for m in (1, *MULTIPLIERS)]
-        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
-        self.conv_blocks = nn.ModuleList()
-        for i in range(len(MULTIPLIERS)):
-            level = residual_level(widths[i], widths[i + 1], blocks, None, name="res")
-            if i != len(MULTIPLIERS) - 1:
-                level.downsample = Downsample(widths[i + 1])
-            self.conv_blocks.append(level)
-        self.mid = nn.ModuleList([ResnetBlock(widths[-1], widths[-1]), ResnetBlock(widths[-1], widths[-1])])
-        self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x)
-        for level in self.conv_blocks:
-            h = run_level(level, h, name="res")
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
-        for block in self.mid:
-            h = block(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
-
-
 class CNNDecoder(nn.Module):
     """Levels deepest first, each opened by an adaptive group norm styled by the decoder's input."""
 
@@ -175,7 +148,7 @@ class GigaTokModel(nn.Module):
                  tokens: int = 256) -> None:  # fmt: skip
         """``encoder``/``decoder``: (width, layers) of the two Q-Formers (``TRANSFORMER_SIZES``)."""
         super().__init__()
-        self.encoder = CNNEncoder(ch, z_channels)
+        self.encoder = Encoder(MULTIPLIERS, ch, z_channels, attention=False)  # LlamaGen's, without attention
         self.s2to1encoder = QFormerEncoder(*encoder, tokens, z_channels)
         self.quant_conv = nn.Conv2d(z_channels, codebook_dim, 1)
         self.quantize = VectorQuantizer(codebook_size, codebook_dim)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.safe_load import load_checkpoint
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids
 from vtbench.tokenizers.conv_blocks import TamingDecoder, TamingEncoder
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
@@ -142,9 +142,8 @@ class InfinityBSQ(NetworkTokenizer):
         with torch.autocast(images.device.type, enabled=False):  # the quantizer runs in float32, as upstream
             bits = quantize(self.model.encoder(self._input(images)).float(), scales)
         flat = torch.cat([plane.reshape(len(images), -1, plane.shape[-1]) for plane in bits], dim=1)  # (B, tokens, d)
-        d = flat.shape[-1]
-        ids = (flat.long() << torch.arange(d - 1, -1, -1, device=flat.device)).sum(dim=-1)  # channel 0 = the top bit (wraps at 64)
-        return Tokens.from_ids(ids, 2**d, (height, width), data=bits, level_sizes=tuple(s * s for s in scales))
+        ids = bits_to_ids(flat, dim=-1, lsb_first=False)  # channel 0 = the top bit (64-bit codes wrap)
+        return Tokens.from_ids(ids, 2 ** flat.shape[-1], (height, width), data=bits, level_sizes=tuple(s * s for s in scales))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         height, width = tokens.image_size

@@ -37,22 +37,28 @@ CHANNEL_MULTIPLIERS = {"ds16": (1, 1, 2, 2, 4), "ds8": (1, 2, 2, 4)}
 IGNORED_KEYS = ("quantize.codebook_used",)
 
 
-def _middle(channels: int) -> nn.ModuleList:
-    return nn.ModuleList([ResnetBlock(channels, channels), AttnBlock(channels), ResnetBlock(channels, channels)])
+def _middle(channels: int, attention: bool = True) -> nn.ModuleList:
+    blocks = [ResnetBlock(channels, channels), *([AttnBlock(channels)] if attention else []), ResnetBlock(channels, channels)]
+    return nn.ModuleList(blocks)
 
 
 class Encoder(nn.Module):
-    def __init__(self, multipliers: tuple[int, ...], ch: int = 128, z_channels: int = 256, blocks: int = 2) -> None:
+    """``attention``: single-head attention at the deepest level and in the middle (LlamaGen);
+    without it the middle is two residual blocks (``mid.0``, ``mid.1``, as GigaTok's CNN)."""
+
+    def __init__(self, multipliers: tuple[int, ...], ch: int = 128, z_channels: int = 256, blocks: int = 2,
+                 attention: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
         widths = [ch * m for m in (1, *multipliers)]
         self.conv_blocks = nn.ModuleList()
         for i in range(len(multipliers)):
-            level = residual_level(widths[i], widths[i + 1], blocks, AttnBlock if i == len(multipliers) - 1 else None, name="res")
+            deepest = attention and i == len(multipliers) - 1
+            level = residual_level(widths[i], widths[i + 1], blocks, AttnBlock if deepest else None, name="res")
             if i != len(multipliers) - 1:
                 level.downsample = Downsample(widths[i + 1])
             self.conv_blocks.append(level)
-        self.mid = _middle(widths[-1])
+        self.mid = _middle(widths[-1], attention)
         self.norm_out, self.conv_out = group_norm(widths[-1]), nn.Conv2d(widths[-1], z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.safe_load import load_checkpoint
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids, ids_to_signs
 from vtbench.tokenizers.conv_blocks import group_norm
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
@@ -116,15 +116,15 @@ class BitQuantizer(nn.Module):
     def __init__(self, bits: int) -> None:
         super().__init__()
         self.register_buffer("bits_to_indices", 2 ** torch.arange(bits, dtype=torch.int32))
-        self.register_buffer("codebook", ((torch.arange(2**bits)[:, None] >> torch.arange(bits)) & 1).float() * 2 - 1)
+        self.register_buffer("codebook", ids_to_signs(torch.arange(2**bits), bits, dim=-1))
 
     def indices(self, z: torch.Tensor) -> torch.Tensor:
         """(B, N, h, w) encoder output -> (B, h, w) ids, channel c worth 2^c."""
-        return ((z > 0).long() << torch.arange(z.shape[1], device=z.device).view(1, -1, 1, 1)).sum(dim=1)
+        return bits_to_ids(z > 0, dim=1)
 
     def codes(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """(B, h, w) ids -> (B, N, h, w) codes of ±1."""
-        return ((ids[:, None] >> torch.arange(len(self.bits_to_indices), device=ids.device).view(1, -1, 1, 1)) & 1).to(dtype) * 2 - 1
+        return ids_to_signs(ids, len(self.bits_to_indices), dim=1, dtype=dtype)
 
 
 class MaskBitTokenizerModel(nn.Module):

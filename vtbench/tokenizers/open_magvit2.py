@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.safe_load import load_checkpoint
-from vtbench.tokenizers.base import TokenizerInfo, Tokens
+from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids, ids_to_signs
 from vtbench.tokenizers.conv_blocks import group_norm
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly
 
@@ -195,19 +195,14 @@ class OpenMagvit2(NetworkTokenizer):
     def options(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "weights": str(self.weights_path), "ema": self.ema, "dtype": self.dtype_name}
 
-    def _weights(self, device: torch.device) -> torch.Tensor:
-        bits = torch.arange(self.layout["code_channels"], device=device)
-        return bits if self.lsb_first else bits.flip(0)  # the bit position of each channel
-
     def encode(self, images: torch.Tensor) -> Tokens:
         height, width = images.shape[-2:]
         if height % self.factor or width % self.factor:
             raise ValueError(f"Open-MAGVIT2 needs sides divisible by {self.factor}, got {width}x{height}")
         z = self.model.encoder(self._input(images))
-        ids = ((z > 0).long() << self._weights(z.device).view(1, -1, 1, 1)).sum(dim=1)
+        ids = bits_to_ids(z > 0, dim=1, lsb_first=self.lsb_first)
         return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
-        ids = tokens.data
-        codes = ((ids[:, None] >> self._weights(ids.device).view(1, -1, 1, 1)) & 1).to(self.dtype) * 2 - 1
+        codes = ids_to_signs(tokens.data, self.layout["code_channels"], dim=1, lsb_first=self.lsb_first, dtype=self.dtype)
         return self._output(self.model.decoder(codes).clamp(-1, 1))
