@@ -277,6 +277,18 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"detailflow-{groups}",
+            f"detailflow-{groups}_{tokens}.pt",
+            f"https://huggingface.co/ByteFlow-AI/DetailFlow-{groups}/resolve/main/checkpoints/{tokens}.pt",
+            "",
+            2771.6,  # the file also holds a frozen SigLIP2 and the discriminator, which the tokenizer does not read
+            f"tokenizer detailflow-{groups}",
+            "Apache-2.0",
+        )
+        for groups, tokens in ((16, 128), (32, 256), (64, 512))
+    ]
+    + [
+        WeightsFile(
             "chameleon-vqgan",
             "vqgan.ckpt",
             "https://huggingface.co/GAIR/Anole-7b-v0.1/resolve/main/tokenizer/vqgan.ckpt",  # the same file as Meta's release
