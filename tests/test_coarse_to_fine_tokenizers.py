@@ -71,7 +71,8 @@ def test_detailflow_prefixes_mask_and_resolution_schedule(tmp_path: Path) -> Non
     eight = create_tokenizer("detailflow-16", weights=str(path), tokens=8)
     with torch.no_grad():
         small = model.decoder(model.post_quant_conv(codebook[tokens.indices[:, :8]]), decoder_resolution(8, 32) // 16)
-    torch.testing.assert_close(eight.decode(eight.encode(images)), (F.interpolate(small, size=(256, 256), mode="bicubic").clamp(-1, 1) + 1) / 2)
+    upsampled = F.interpolate(small, size=(256, 256), mode="bicubic").clamp(-1, 1)
+    torch.testing.assert_close(eight.decode(eight.encode(images)), (upsampled + 1) / 2)
     assert eight.info.extra["decoder_resolution"] == small.shape[-1] == 96 and eight.info.tokens_per_image == 8
     # the release's token -> resolution tables (DetailFlow-16, N = 128)
     assert {k: (content_resolution(k, 128), decoder_resolution(k, 128)) for k in (1, 7, 16, 64, 112, 128)} == {
@@ -87,8 +88,8 @@ def test_detailflow_prefixes_mask_and_resolution_schedule(tmp_path: Path) -> Non
 def test_detailflow_token_count_is_a_recorded_option_and_a_user_error(tmp_path: Path) -> None:
     path, _ = make_detailflow_checkpoint(tmp_path / "128.pt")
     out = tmp_path / "runs"
-    result = run_cli("run", "--tokenizer", "detailflow-16:tokens=8", "--weights", str(path), "--dataset", "samples", "--limit", "2",
-                     "--resolution", "256", "--metric", "psnr", "--metric", "tokens", "--out", str(out))  # fmt: skip
+    run_cli("run", "--tokenizer", "detailflow-16:tokens=8", "--weights", str(path), "--dataset", "samples", "--limit", "2",
+            "--resolution", "256", "--metric", "psnr", "--metric", "tokens", "--out", str(out))  # fmt: skip
     record = load_json(next(out.glob("*.json")))
     assert record["tokenizer"]["options"]["tokens"] == 8 and record["metrics"]["tokens"]["value"] == 8
     bad = run_cli("run", "--tokenizer", "detailflow-16:tokens=13", "--weights", str(path), "--dataset", "samples", "--limit", "1",

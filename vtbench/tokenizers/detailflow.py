@@ -157,7 +157,8 @@ class DetailFlowDecoder(nn.Module):
 
 class DetailFlowModel(nn.Module):
     def __init__(self, tokens: int = 128, encoder: tuple[int, int, int, int] = (1152, 12, 16, 4304),
-                 decoder: tuple[int, int, int, int] = (768, 12, 12, 3072), codebook_size: int = 8192, codebook_dim: int = 8) -> None:  # fmt: skip
+                 decoder: tuple[int, int, int, int] = (768, 12, 12, 3072), codebook_size: int = 8192,
+                 codebook_dim: int = 8) -> None:  # fmt: skip
         """``encoder``/``decoder``: (width, layers, heads, MLP width)."""
         super().__init__()
         self.encoder = DetailFlowEncoder(tokens, *encoder)
