@@ -46,7 +46,8 @@ def make_detailflow_checkpoint(path: Path, tokens: int = 32) -> tuple[Path, torc
 
 
 def test_detailflow_prefixes_mask_and_resolution_schedule(tmp_path: Path) -> None:
-    from vtbench.tokenizers.detailflow import content_resolution, decoder_resolution, patchify
+    from vtbench.tokenizers.detailflow import content_resolution, decoder_resolution
+    from vtbench.tokenizers.transformer_blocks import patchify
 
     path, model = make_detailflow_checkpoint(tmp_path / "128.pt")
     images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(5))
@@ -78,7 +79,7 @@ def test_detailflow_prefixes_mask_and_resolution_schedule(tmp_path: Path) -> Non
     assert {k: (content_resolution(k, 128), decoder_resolution(k, 128)) for k in (1, 7, 16, 64, 112, 128)} == {
         1: (1, 16), 7: (18, 32), 16: (44, 48), 64: (164, 176), 112: (244, 256), 128: (256, 256)}  # fmt: skip
     unfolded = F.unfold(images, 16, stride=16).view(2, 3, 16, 16, 256).permute(0, 4, 2, 3, 1).reshape(2, 256, 768)
-    assert torch.equal(patchify(images), unfolded)  # patches as (row, column, channel)
+    assert torch.equal(patchify(images, 16), unfolded)  # patches as (row, column, channel)
     with pytest.raises(ValueError, match="trained on the first 1-8 of its 32 tokens and multiples of 8"):
         create_tokenizer("detailflow-16", weights=str(path), tokens=13)
     with pytest.raises(ValueError, match="fixed at 256x256"):
@@ -95,3 +96,95 @@ def test_detailflow_token_count_is_a_recorded_option_and_a_user_error(tmp_path: 
     bad = run_cli("run", "--tokenizer", "detailflow-16:tokens=13", "--weights", str(path), "--dataset", "samples", "--limit", "1",
                   "--resolution", "256", "--metric", "psnr", "--out", str(tmp_path / "bad"), check=2)  # fmt: skip
     assert "tokens=13" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_flowmo_reproduces_the_published_layouts() -> None:
+    from vtbench.tokenizers.flowmo import FlowMoModel
+
+    for bits, parameters in ((18, 945_374_085), (56, 945_520_081)):  # FlowMo-Lo, FlowMo-Hi
+        with torch.device("meta"):
+            model = FlowMoModel(bits)
+        assert (len(model.state_dict()), sum(p.numel() for p in model.parameters())) == (608, parameters)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert state["encoder.txt_in.weight"] == (768, 56) and state["decoder.txt_in.weight"] == (1152, 57)  # the code and a 1 channel
+    assert state["decoder.double_blocks.15.img_mod.lin.weight"] == (6912, 1152) and state["encoder.img_in.weight"] == (768, 48)
+    assert state["decoder.double_blocks.0.txt_attn.norm.query_norm.scale"] == (96,) and model.decoder.axes == (12, 42, 42)
+    assert state["decoder.final_layer_img.adaLN_modulation.1.weight"] == (2304, 1152)
+
+
+def make_flowmo_checkpoint(path: Path, ema: bool = True) -> tuple[Path, torch.nn.Module]:
+    """A small FlowMo (16 px patches, 384 wide, 6-bit codes) saved as the trainer saves it:
+    ``{"total_steps", "model_ema_state_dict", "model_state_dict"}``."""
+    from vtbench.tokenizers.flowmo import FlowMoModel
+
+    torch.manual_seed(0)
+    raw, averaged = (FlowMoModel(code_dim=6, patch=16, encoder=(384, 1), decoder=(384, 1)) for _ in range(2))
+    with torch.no_grad():  # the release initialises the residual gates to zero; trained weights are not
+        for parameter in averaged.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    saved = {"total_steps": 10, "model_state_dict": raw.state_dict()}
+    if ema:
+        saved["model_ema_state_dict"] = averaged.state_dict()
+    torch.save(saved, path)
+    return path, averaged.eval()
+
+
+def test_flowmo_bits_sampler_and_seeded_noise(tmp_path: Path) -> None:
+    from vtbench.tokenizers.flowmo import GUIDANCE_INTERVAL, image_noise, time_grid
+
+    path, model = make_flowmo_checkpoint(tmp_path / "flowmo_lo.pth")
+    tokenizer = create_tokenizer("flowmo-lo", weights=str(path), code_length=16, steps=6, seed=7)
+    images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(6))
+    recon, tokens = tokenizer.reconstruct(images)
+    with torch.no_grad():
+        code = model.encode(images * 2 - 1, 16)
+    bits = code > 0  # a channel at exactly 0 is a 0 bit
+    assert torch.equal(tokens.indices, sum(bits[..., c].long() << c for c in range(6))) and tokens.codebook_size == 64
+    assert tokens.bits.tolist() == [16 * 6.0] * 2
+    # the sampler, written out: Euler from noise at t = 1, guidance 1.5 against an all-zero code inside the interval
+    signs = bits.float() * 2 - 1
+    condition = torch.cat([signs, torch.ones(2, 16, 1)], dim=-1)
+    z = image_noise(signs, 7, (3, 256, 256))
+    times = [((6 - i) / 6) ** 4 for i in range(7)]
+    torch.testing.assert_close(time_grid(6), torch.tensor(times))
+    guided = 0
+    with torch.no_grad():
+        for t, t_next in zip(times, times[1:], strict=False):
+            v = model.velocity(z, condition, torch.full((2,), t))
+            if GUIDANCE_INTERVAL[0] <= t <= GUIDANCE_INTERVAL[1]:
+                guided += 1
+                free = model.velocity(z, torch.zeros_like(condition), torch.full((2,), t))
+                v = free + 1.5 * (v - free)
+            z = z - (t - t_next) * v
+    assert guided == 2 and sum(GUIDANCE_INTERVAL[0] <= t <= GUIDANCE_INTERVAL[1] for t in time_grid(25).tolist()) == 6  # as released
+    torch.testing.assert_close(recon, (z.clamp(-1, 1) + 1) / 2, atol=2e-5, rtol=0)
+    # a reconstruction depends on its tokens and the seed, not on the batch or a second call
+    alone = tokenizer.decode(tokenizer.encode(images[1:]))
+    torch.testing.assert_close(alone, recon[1:], atol=1e-5, rtol=0)
+    assert torch.equal(tokenizer.decode(tokens), recon)
+    other = create_tokenizer("flowmo-lo", weights=str(path), code_length=16, steps=6, seed=8)
+    assert not torch.allclose(other.decode(tokens), recon, atol=1e-3)
+    assert tokenizer.options() | {"weights": ""} == {"checkpoint": "flowmo-lo", "weights": "", "steps": 6, "guidance": 1.5, "seed": 7,
+                                                     "code_length": 16, "dtype": "float32"}  # fmt: skip
+    assert tokenizer.info.extra["decoder_calls_per_image"] == 8
+    no_ema, _ = make_flowmo_checkpoint(tmp_path / "raw.pth", ema=False)
+    with pytest.raises(ValueError, match="raw.pth: not a FlowMo \\(EMA\\) checkpoint"):
+        create_tokenizer("flowmo-lo", weights=str(no_ema))
+    with pytest.raises(ValueError, match="trained on 256x256"):
+        tokenizer.encode(torch.rand(1, 3, 128, 128))
+
+
+def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None:
+    path, _ = make_flowmo_checkpoint(tmp_path / "flowmo_lo.pth")
+    out = tmp_path / "runs"
+    run_cli("run", "--tokenizer", "flowmo-lo:code_length=16,steps=2,seed=3", "--weights", str(path), "--dataset", "samples",
+            "--limit", "2", "--resolution", "256", "--metric", "psnr", "--metric", "bpp", "--out", str(out))  # fmt: skip
+    record = load_json(next(out.glob("*.json")))
+    assert {k: record["tokenizer"]["options"][k] for k in ("steps", "seed", "guidance")} == {"steps": 2, "seed": 3, "guidance": 1.5}
+    assert record["metrics"]["bpp"]["value"] == pytest.approx(16 * 6 / 256**2)
+    for bad in ("steps=0", "seed=1.5", "guidance=-1"):
+        result = run_cli("run", "--tokenizer", f"flowmo-lo:{bad}", "--weights", str(path), "--dataset", "samples", "--limit", "1",
+                         "--resolution", "256", "--metric", "psnr", "--out", str(tmp_path / "bad"), check=2)  # fmt: skip
+        option = bad.split("=")[0]
+        assert f"'{option}'" in result.stderr or bad in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

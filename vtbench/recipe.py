@@ -261,7 +261,8 @@ def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[st
     problems: list[str] = []
 
     def problem(exc: VtbenchError) -> None:
-        problems.append(str(exc) if isinstance(exc, RecipeError) else f"{source}: {exc}")
+        message = str(exc)
+        problems.append(message if isinstance(exc, RecipeError) or message.startswith(f"{source}: ") else f"{source}: {message}")
 
     for key, registry in (("tokenizers", TOKENIZERS), ("datasets", DATASETS), ("generators", GENERATORS), ("references", DATASETS)):
         for i, component in enumerate(getattr(recipe, key)):

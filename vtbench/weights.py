@@ -289,6 +289,18 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"flowmo-{variant}",
+            f"flowmo_{variant}.pth",
+            f"https://huggingface.co/ksarge/FlowMo/resolve/main/flowmo_{variant}.pth",
+            "",
+            3781.5,  # the EMA weights in float32; the file may also hold the raw weights
+            f"tokenizer flowmo-{variant}",
+            "Apache-2.0 (code)",
+        )
+        for variant in ("lo", "hi")
+    ]
+    + [
+        WeightsFile(
             "chameleon-vqgan",
             "vqgan.ckpt",
             "https://huggingface.co/GAIR/Anole-7b-v0.1/resolve/main/tokenizer/vqgan.ckpt",  # the same file as Meta's release

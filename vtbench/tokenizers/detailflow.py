@@ -33,6 +33,7 @@ from torch import nn
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.llamagen import VectorQuantizer
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
+from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
 
 PATCH, GRID = 16, 16  # 16 px patches, a 16x16 grid at 256 px
 GROUP = 8  # latents are causal one by one for the first group, then group by group
@@ -108,19 +109,6 @@ def encoder_mask(patches: int, latents: int, dtype: torch.dtype, device: torch.d
     return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
-def patchify(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, H/16 * W/16, 768), each patch's pixels in (row, column, channel) order."""
-    batch, channels, height, width = images.shape
-    x = images.reshape(batch, channels, height // PATCH, PATCH, width // PATCH, PATCH)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(batch, -1, PATCH * PATCH * channels)
-
-
-def unpatchify(patches: torch.Tensor, side: int) -> torch.Tensor:
-    """(B, side*side, 768) -> (B, 3, 16 side, 16 side); the inverse of :func:`patchify`."""
-    x = patches.reshape(len(patches), side, side, PATCH, PATCH, 3)
-    return x.permute(0, 5, 1, 3, 2, 4).reshape(len(patches), 3, side * PATCH, side * PATCH)
-
-
 class DetailFlowEncoder(nn.Module):
     def __init__(self, tokens: int, width: int, layers: int, heads: int, hidden: int) -> None:
         super().__init__()
@@ -131,7 +119,7 @@ class DetailFlowEncoder(nn.Module):
     def forward(self, images: torch.Tensor, latents: int) -> torch.Tensor:
         """(B, 3, 256, 256) in [-1, 1] -> (B, latents, width): the first ``latents`` latent outputs."""
         trunk = self.visual_model
-        x = trunk.embeddings.patch_embedding(patchify(images)) + trunk.positions(images.shape[-1] // PATCH)
+        x = trunk.embeddings.patch_embedding(patchify(images, PATCH)) + trunk.positions(images.shape[-1] // PATCH)
         queries = (self.latent_tokens[:, :latents] + self.latent_pos_embed[:, :latents]).expand(len(images), -1, -1)
         mask = encoder_mask(x.shape[1], latents, x.dtype, x.device)
         return trunk(torch.cat([x, queries], dim=1), mask)[:, x.shape[1] :]
@@ -152,7 +140,7 @@ class DetailFlowDecoder(nn.Module):
         patches = (self.mask_token + trunk.positions(side)).expand(len(codes), -1, -1)
         latents = codes + self.latent_pos_embed[:, : codes.shape[1]]
         out = trunk(torch.cat([patches, latents], dim=1))[:, : side * side]
-        return unpatchify(self.to_pixel.model(out), side)
+        return unpatchify(self.to_pixel.model(out), PATCH, side, side)
 
 
 class DetailFlowModel(nn.Module):
@@ -185,7 +173,7 @@ def trained_prefixes(total: int) -> list[int]:
 
 
 def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = unwrap_state_dict(path, ("model", "state_dict"), "encoder.latent_tokens", "DetailFlow")
+    state = unwrap_state_dict(path, ("model", "state_dict"), "encoder.latent_tokens", "DetailFlow", mmap=True)
     return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY)}
 
 

@@ -140,12 +140,13 @@ def find_checkpoint(weights: str | None, checkpoint: str) -> tuple[Path, str]:
 
 
 def unwrap_state_dict(
-    path: Path, containers: tuple[str, ...], required: str, layout: str, ignored: tuple[str, ...] = ()
+    path: Path, containers: tuple[str, ...], required: str, layout: str, ignored: tuple[str, ...] = (), mmap: bool = False
 ) -> dict[str, torch.Tensor]:
     """The weights of a training checkpoint: the dict under the first of ``containers`` it has
     (or the file's own dict), ``module.`` prefixes (DDP) removed, ``ignored`` keys dropped;
-    refused, naming the file, when ``required`` is not among them."""
-    checkpoint = load_checkpoint(path)
+    refused, naming the file, when ``required`` is not among them. ``mmap``: tensors stay in
+    the file until loaded (for multi-gigabyte checkpoints of which only part is read)."""
+    checkpoint = load_checkpoint(path, mmap=mmap)
     for key in containers:
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

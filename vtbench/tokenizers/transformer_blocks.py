@@ -1,4 +1,4 @@
-"""Transformer building blocks shared by the ViT tokenizers (BSQ-ViT, TiTok).
+"""Transformer building blocks shared by the ViT tokenizers (BSQ-ViT, TiTok, DetailFlow, FlowMo).
 
 The block is open_clip's pre-norm residual attention block; its attribute names
 (``ln_1``, ``attn.in_proj_weight``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``) are the keys of
@@ -27,3 +27,17 @@ class ResidualAttentionBlock(nn.Module):
         h = self.ln_1(x)
         x = x + self.attn(h, h, h, need_weights=False)[0]
         return x + self.mlp(self.ln_2(x))
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H/p * W/p, p*p*C): row-major patches, each patch's pixels in (row,
+    column, channel) order, the channel fastest."""
+    batch, channels, height, width = images.shape
+    x = images.reshape(batch, channels, height // patch, patch, width // patch, patch)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(batch, -1, patch * patch * channels)
+
+
+def unpatchify(patches: torch.Tensor, patch: int, rows: int, columns: int) -> torch.Tensor:
+    """(B, rows*columns, p*p*C) -> (B, C, rows*p, columns*p); the inverse of :func:`patchify`."""
+    x = patches.reshape(len(patches), rows, columns, patch, patch, -1)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(len(patches), -1, rows * patch, columns * patch)
