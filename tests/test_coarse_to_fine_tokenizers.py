@@ -188,3 +188,129 @@ def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None
         option = bad.split("=")[0]
         assert f"'{option}'" in result.stderr or bad in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+FLEXTOK_CONFIG = {
+    "vae": {"_target_": "flextok.vae_wrapper.StableDiffusionVAE", "latent_channels": 16, "scaling_factor": 0.88,
+            "hf_hub_path": "EPFL-VILAB/flextok_vae_c16", "sample_posterior": True},
+    "encoder": {"module_dict": {"enc_transformer": {"dim": 64, "depth": 2, "head_dim": 32}}},
+    "decoder": {"module_dict": {"dec_transformer": {"dim": 96, "depth": 2, "head_dim": 32},
+                                "dec_time_embedder": {"max_timestep": 1000.0, "frequency_embedding_size": 256}}},
+    "regularizer": {"_target_": "flextok.regularizers.quantize_fsq.FSQ", "levels": [8, 8, 8, 5, 5, 5]},
+}  # fmt: skip
+
+
+def install_flextok(repo: str = "EPFL-VILAB/flextok_d12_d12_in1k") -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A small FlexTok saved where ``hf download`` puts a release: ``model.safetensors`` holding
+    the tokenizer and its VAE (``vae.vae.*``), the Hydra config in the metadata as the release
+    writes it (one Python literal per top-level key)."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+    from weights_factory import hub_snapshot
+
+    from vtbench.tokenizers.flextok import FlexTokModel
+
+    torch.manual_seed(0)
+    model = FlexTokModel(encoder=(64, 2, 170), decoder=(96, 2, 256), head_dim=32)
+    with torch.no_grad():  # adaLN-zero and the zero-initialised heads would make every path trivial
+        for parameter in model.parameters():
+            parameter.copy_(0.05 * torch.randn_like(parameter))
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        block_out_channels=(32, 32, 32, 32), layers_per_block=1, latent_channels=16)  # fmt: skip
+    tensors = {**model.state_dict(), **{f"vae.vae.{k}": v for k, v in vae.state_dict().items()}}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, hub_snapshot(repo) / "model.safetensors",
+              metadata={k: str(v) for k, v in FLEXTOK_CONFIG.items()})  # fmt: skip
+    return model.eval(), vae.eval()
+
+
+def test_flextok_fsq_ids_and_nested_registers() -> None:
+    from vtbench.tokenizers.flextok import FSQ
+
+    fsq = FSQ([8, 8, 8, 5, 5, 5])
+    z = torch.randn(500, 6, generator=torch.Generator().manual_seed(9)) * 3
+    values = fsq.quantize(z)
+    levels = torch.tensor([8, 8, 8, 5, 5, 5.0])
+    half = (levels - 1) * 1.001 / 2
+    offset = torch.tensor([0.5, 0.5, 0.5, 0, 0, 0])
+    digits = torch.round(torch.tanh(z + torch.atanh(offset / half)) * half - offset) + levels // 2  # 0 .. L-1 per channel
+    assert digits.min() >= 0 and (digits <= levels - 1).all() and len(torch.unique(digits[:, 0])) == 8
+    ids = fsq.ids(values)
+    expected = digits[:, 0] + 8 * digits[:, 1] + 64 * digits[:, 2] + 512 * digits[:, 3] + 2560 * digits[:, 4] + 12800 * digits[:, 5]
+    assert torch.equal(ids, expected.long()) and int(ids.max()) < 64_000 and torch.equal(fsq.values(ids), values)
+
+
+def test_flextok_from_the_hub_cache_tokens_and_sampler(tmp_path: Path) -> None:
+    from vtbench.tokenizers.flextok import REGISTERS, adaptive_projected_guidance, seeded_normal
+
+    model, vae = install_flextok()
+    tokenizer = create_tokenizer("flextok-d12-d12-in1k", steps=3, guidance=4.0, apg=False, seed=11, vae_posterior="mean")
+    assert tokenizer.scaling_factor == 0.88 and tokenizer.layout["head_dim"] == 32 and tokenizer.info.codebook_size == 64_000
+    images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(8))
+    tokens = tokenizer.encode(images)
+    with torch.no_grad():
+        latents = vae.encode(images * 2 - 1).latent_dist.mean * 0.88
+        codes = tokenizer.fsq.quantize(model.encoder(latents))
+    assert torch.equal(tokens.indices, tokenizer.fsq.ids(codes)) and tokens.indices.shape == (2, 256)
+    # registers are causal: a prefix is the same whatever the later registers hold
+    short = create_tokenizer("flextok-d12-d12-in1k", tokens=4, vae_posterior="mean")
+    assert torch.equal(short.encode(images).indices, tokens.indices[:, :4]) and short.info.tokens_per_image == 4
+    with torch.no_grad():
+        model.encoder.module_dict["enc_register_module"].registers[8:].add_(1.0)
+        changed = model.encoder(latents)
+        model.encoder.module_dict["enc_register_module"].registers[8:].sub_(1.0)
+    assert torch.allclose(changed[:, :8], model.encoder(latents)[:, :8], atol=1e-6) and not torch.allclose(
+        changed[:, 8:], model.encoder(latents)[:, 8:]
+    )
+    # the decoder keeps the first k codes and puts the mask token in the other slots
+    slots = model.decoder.registers(codes, 4)
+    assert torch.equal(slots[:, 4:], model.decoder.module_dict["dec_nested_dropout"].dropout_mask_token.expand(2, REGISTERS - 4, -1))
+    # the sampler written out: Euler on t = 1, 2/3, 1/3 from seeded noise, plain guidance against the null token
+    four = create_tokenizer("flextok-d12-d12-in1k", tokens=4, steps=3, guidance=4.0, apg=False, seed=11, vae_posterior="mean")
+    small = four.encode(images)
+    with torch.no_grad():
+        x = torch.stack([seeded_normal(11, row.numpy().tobytes(), (16, 32, 32)) for row in small.indices])
+        conditioned_slots = model.decoder.registers(
+            tokenizer.fsq.values(torch.cat([small.indices, torch.zeros(2, 252, dtype=torch.long)], 1)), 4
+        )
+        for i in (3, 2, 1):
+            t = torch.full((2,), i / 3)
+            v = model.decoder(x, conditioned_slots, t)
+            free = model.decoder(x, model.decoder.null_registers(2), t)
+            x = x - (free + 4.0 * (v - free)) / 3
+        expected = (vae.decode(x / 0.88).sample.clamp(-1, 1) + 1) / 2
+    recon = four.decode(small)
+    torch.testing.assert_close(recon, expected, atol=2e-5, rtol=0)
+    torch.testing.assert_close(four.decode(four.encode(images[1:])), recon[1:], atol=1e-4, rtol=0)  # not the batch's doing
+    apg = create_tokenizer("flextok-d12-d12-in1k", tokens=4, steps=3, guidance=4.0, seed=11, vae_posterior="mean")
+    assert not torch.allclose(apg.decode(small), recon, atol=1e-4)
+    # APG: only the part of the (momentum-averaged, norm-capped) difference orthogonal to the conditioned velocity
+    conditioned, free = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    guided = adaptive_projected_guidance(conditioned, free, 3.0, torch.zeros(2, 16, 4, 4))
+    update = (guided - conditioned) / 2
+    assert torch.allclose((update * conditioned).sum(dim=(1, 2, 3)), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(update.flatten(1).norm(dim=1), update.flatten(1).norm(dim=1).clamp(max=2.5))
+    sampled = create_tokenizer("flextok-d12-d12-in1k", seed=11)  # the release samples the VAE posterior: seeded per image
+    assert torch.equal(sampled.encode(images).indices, sampled.encode(images).indices)
+    assert sampled.options()["vae_posterior"] == "sample" and sampled.options()["apg"] is True and sampled.options()["steps"] == 20
+    with pytest.raises(ValueError, match="tokens=300: expected a whole number from 1 to 256"):
+        create_tokenizer("flextok-d12-d12-in1k", tokens=300)
+    with pytest.raises(ValueError, match="vae_posterior='mode'"):
+        create_tokenizer("flextok-d12-d12-in1k", vae_posterior="mode")
+
+
+def test_flextok_weights_folder_and_missing_release(tmp_path: Path) -> None:
+    from vtbench.weights import WeightsUnavailableError
+
+    with pytest.raises(WeightsUnavailableError, match="EPFL-VILAB/flextok_d18_d28_dfn is not in the Hugging Face cache.*hf download"):
+        create_tokenizer("flextok-d18-d28-dfn")
+    install_flextok("EPFL-VILAB/flextok_d18_d18_in1k")
+    from huggingface_hub import snapshot_download
+
+    folder = snapshot_download("EPFL-VILAB/flextok_d18_d18_in1k", local_files_only=True)
+    out = tmp_path / "runs"
+    run_cli("run", "--tokenizer", "flextok-d18-d18-in1k:tokens=2,steps=2", "--weights", folder, "--dataset", "samples", "--limit", "2",
+            "--resolution", "256", "--metric", "psnr", "--metric", "tokens", "--out", str(out))  # fmt: skip
+    record = load_json(next(out.glob("*.json")))
+    options = record["tokenizer"]["options"]
+    assert (options["tokens"], options["steps"], options["guidance"], options["seed"]) == (2, 2, 7.5, 0)
+    assert record["metrics"]["tokens"]["value"] == 2
