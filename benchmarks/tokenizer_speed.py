@@ -24,10 +24,15 @@ from common import photo_crops, save
 import vtbench
 from vtbench.images import Preprocessing
 
+# Sampler settings a benchmark uses instead of the release's, to keep a CPU run short; the row says so.
+OPTIONS = {"flowmo-lo": {"steps": 2}}  # 2 calls; the release's 25 steps with guidance make 31 (decoder_calls in the row)
+
 
 def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
     """preset -> (preset, a randomly initialised checkpoint in the published format)."""
     from vtbench.tokenizers.bsq_vit import BSQViTModel
+    from vtbench.tokenizers.detailflow import DetailFlowModel
+    from vtbench.tokenizers.flowmo import FlowMoModel
     from vtbench.tokenizers.gigatok import GigaTokModel
     from vtbench.tokenizers.ibq import IBQVQGAN
     from vtbench.tokenizers.infinity import BitwiseVAE
@@ -47,12 +52,36 @@ def checkpoints(folder: Path) -> dict[str, tuple[str, Path]]:
         "ibq-16384": {"state_dict": _with_ema(IBQVQGAN(16384).state_dict())},
         "gigatok-s-b": {"model": GigaTokModel().state_dict()},
         "infinity-vae-d32": {"vae": BitwiseVAE(32).state_dict()},
+        "detailflow-16": {"model": DetailFlowModel(128).state_dict()},
+        "flowmo-lo": {"model_ema_state_dict": FlowMoModel(18).state_dict()},
     }
     paths = {}
     for preset, state in made.items():
         paths[preset] = (preset, folder / f"{preset}.pt")
         torch.save(state, paths[preset][1])
+        del state
+    paths["flextok-d12-d12-in1k"] = ("flextok-d12-d12-in1k", _flextok_release(folder / "flextok_d12_d12"))
     return paths
+
+
+def _flextok_release(folder: Path) -> Path:
+    """FlexTok d12-d12 with its VAE in one ``model.safetensors``, the config in the metadata, as released."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from vtbench.tokenizers.flextok import FlexTokModel
+
+    model = FlexTokModel(encoder=(768, 12, 2048), decoder=(768, 12, 2048))
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16)  # fmt: skip
+    tensors = {**model.state_dict(), **{f"vae.vae.{k}": v for k, v in vae.state_dict().items()}}
+    config = {"vae": {"scaling_factor": 0.88, "latent_channels": 16}, "regularizer": {"levels": [8, 8, 8, 5, 5, 5]},
+              "decoder": {"module_dict": {"dec_time_embedder": {"max_timestep": 1000.0}}}}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()}, folder / "model.safetensors", metadata={k: str(v) for k, v in config.items()}
+    )
+    return folder / "model.safetensors"
 
 
 def _with_ema(state: dict) -> dict:
@@ -77,7 +106,7 @@ def main() -> None:
         if chosen is not None and preset not in chosen:
             continue
         config = vtbench.RunConfig(
-            name, str(images), metrics=["psnr"], tokenizer_options={"weights": str(path), "dtype": args.dtype},
+            name, str(images), metrics=["psnr"], tokenizer_options={"weights": str(path), "dtype": args.dtype, **OPTIONS.get(preset, {})},
             preprocessing=Preprocessing(None, "center-crop"), batch_size=args.batch_size, device=args.device, num_workers=0,
         )  # fmt: skip
         if args.device.startswith("cuda"):
@@ -90,6 +119,8 @@ def main() -> None:
             "parameters": info["extra"]["parameters"], "encode_images_per_s": round(timings["encode_images_per_s"], 2),
             "decode_images_per_s": round(timings["decode_images_per_s"], 2), "wall_s": round(time.perf_counter() - started, 1),
             "process_peak_rss_mb": record["memory"]["peak_rss_mb"], "cuda_peak_mb": record["memory"]["cuda_peak_mb"],
+            **({"options": OPTIONS[preset]} if preset in OPTIONS else {}),
+            **({"decoder_calls": info["extra"]["decoder_calls_per_image"]} if "decoder_calls_per_image" in info["extra"] else {}),
         })  # fmt: skip
         print(rows[-1], flush=True)
     suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"

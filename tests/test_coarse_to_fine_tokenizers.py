@@ -314,3 +314,23 @@ def test_flextok_weights_folder_and_missing_release(tmp_path: Path) -> None:
     options = record["tokenizer"]["options"]
     assert (options["tokens"], options["steps"], options["guidance"], options["seed"]) == (2, 2, 7.5, 0)
     assert record["metrics"]["tokens"]["value"] == 2
+
+
+def test_a_token_count_sweep_is_one_recipe_and_one_curve(tmp_path: Path) -> None:
+    from vtbench.analysis import load_records, rate_quality_curves
+    from vtbench.recipe import load_recipe
+
+    shipped = load_recipe(Path(__file__).parents[1] / "recipes" / "coarse-to-fine-sweep.yaml")
+    assert sorted(c.options["tokens"] for c in shipped.tokenizers if c.name == "detailflow-16") == [1, 4, 8, 16, 32, 64, 96, 128]
+    assert sorted(c.options["tokens"] for c in shipped.tokenizers if c.name.startswith("flextok")) == [2**i for i in range(9)]
+    path, _ = make_detailflow_checkpoint(tmp_path / "128.pt")
+    points = "\n".join(f"  - {{name: detailflow-16, tokens: {k}, weights: {path}, label: detailflow-k{k}}}" for k in (8, 16, 32))
+    recipe = tmp_path / "sweep.yaml"
+    recipe.write_text(f"tokenizers:\n{points}\ndatasets: [samples]\nmetrics: [psnr, bpp, tokens]\nlimit: 2\n"
+                      "preprocessing: {resolution: 256, mode: center-crop}\n")  # fmt: skip
+    run_cli("run", str(recipe), "--out", str(tmp_path / "out"))
+    curves = rate_quality_curves(load_records(tmp_path / "out"))
+    assert list(curves) == [("detailflow-16", "samples")]  # every token budget on the preset's one curve
+    curve = curves[("detailflow-16", "samples")]
+    assert curve["run"].tolist() == ["detailflow-k8__samples", "detailflow-k16__samples", "detailflow-k32__samples"]
+    assert curve["bits_per_pixel"].tolist() == pytest.approx([k * 6 / 256**2 for k in (8, 16, 32)])

@@ -223,9 +223,15 @@ class FSQ:
 def read_config(path: Path) -> dict[str, Any]:
     """The Hydra config a ``model.safetensors`` carries in its metadata (one Python literal per
     top-level key), else the ``config.json`` beside it."""
-    with open(path, "rb") as handle:
-        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
-    metadata = header.get("__metadata__") or {}
+    try:
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 0 < length <= min(path.stat().st_size - 8, 100_000_000):
+                raise ValueError("header length out of range")
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a safetensors file ({exc}); FlexTok's weights are its hub repository's model.safetensors") from None
+    metadata = (header.get("__metadata__") if isinstance(header, dict) else None) or {}
     config = {}
     for key, text in metadata.items():
         try:
