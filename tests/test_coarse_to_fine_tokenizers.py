@@ -240,7 +240,8 @@ def test_flextok_fsq_ids_and_nested_registers() -> None:
 
 
 def test_flextok_from_the_hub_cache_tokens_and_sampler(tmp_path: Path) -> None:
-    from vtbench.tokenizers.flextok import REGISTERS, adaptive_projected_guidance, seeded_normal
+    from vtbench.tokenizers.flextok import REGISTERS, adaptive_projected_guidance
+    from vtbench.tokenizers.sampling import seeded_normal
 
     model, vae = install_flextok()
     tokenizer = create_tokenizer("flextok-d12-d12-in1k", steps=3, guidance=4.0, apg=False, seed=11, vae_posterior="mean")

@@ -28,7 +28,6 @@ FSQ levels and head width are read from it, the rest from the tensors' shapes.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -40,6 +39,7 @@ from torch import nn
 
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, local_path
+from vtbench.tokenizers.sampling import check_sampler_options, seeded_normal
 from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
 from vtbench.weights import offline
 
@@ -310,11 +310,6 @@ def adaptive_projected_guidance(conditioned: torch.Tensor, free: torch.Tensor, s
     return conditioned + (scale - 1) * orthogonal
 
 
-def seeded_normal(seed: int, key: bytes, shape: tuple[int, ...]) -> torch.Tensor:
-    digest = hashlib.sha256(seed.to_bytes(8, "little", signed=True) + key).digest()
-    return torch.randn(shape, generator=torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1)))
-
-
 class FlexTok(NetworkTokenizer):
     """A FlexTok release (``repo`` on the hub, or ``weights=PATH``: its ``model.safetensors`` or
     a folder holding it), keeping the first ``tokens`` of its 256 registers.
@@ -326,13 +321,9 @@ class FlexTok(NetworkTokenizer):
     def __init__(self, repo: str = "EPFL-VILAB/flextok_d18_d28_dfn", revision: str | None = None, weights: str | None = None,
                  tokens: int = 256, steps: int = 20, guidance: float = 7.5, apg: bool = True, seed: int = 0,
                  vae_posterior: str = "sample", dtype: str = "float32") -> None:  # fmt: skip
-        for name, value, low, high in (("tokens", tokens, 1, REGISTERS), ("steps", steps, 1, None)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-                raise ValueError(f"FlexTok {name}={value!r}: expected a whole number from {low}{f' to {high}' if high else ' up'}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"FlexTok seed={seed!r}: expected a whole number")
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance <= 0:
-            raise ValueError(f"FlexTok guidance={guidance!r}: expected a positive number (1 turns guidance off)")
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= REGISTERS:
+            raise ValueError(f"FlexTok tokens={tokens!r}: expected a whole number from 1 to {REGISTERS}")
+        check_sampler_options("FlexTok", steps, guidance, seed)
         if vae_posterior not in ("sample", "mean"):
             raise ValueError(f"FlexTok vae_posterior={vae_posterior!r}: expected 'sample' (as released) or 'mean'")
         self.repo, self.revision, self.dtype_name = repo, revision, dtype

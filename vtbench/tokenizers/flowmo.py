@@ -23,7 +23,6 @@ weights the paper evaluates are under ``model_ema_state_dict``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import nn
 
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids, ids_to_signs
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
+from vtbench.tokenizers.sampling import check_sampler_options, seeded_normal
 from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
 
 HEADS = 12
@@ -236,13 +236,8 @@ def sample(model: FlowMoModel, signs: torch.Tensor, noise: torch.Tensor, steps: 
 
 
 def image_noise(signs: torch.Tensor, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """(B, *shape) standard normal noise, image i's drawn from a CPU generator seeded with ``seed`` and its code."""
-    noise = []
-    for code in (signs > 0).cpu():
-        digest = hashlib.sha256(seed.to_bytes(8, "little", signed=True) + bytes(code.flatten().numpy().astype("uint8"))).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-        noise.append(torch.randn(shape, generator=generator))
-    return torch.stack(noise)
+    """(B, *shape) standard normal noise, image i's seeded with ``seed`` and its code."""
+    return torch.stack([seeded_normal(seed, bytes((code > 0).flatten().numpy().astype("uint8")), shape) for code in signs.cpu()])
 
 
 def layout(state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -264,13 +259,9 @@ class FlowMo(NetworkTokenizer):
 
     def __init__(self, checkpoint: str = "flowmo-lo", weights: str | None = None, steps: int = 25, guidance: float = 1.5,
                  seed: int = 0, code_length: int = 256, dtype: str = "float32") -> None:  # fmt: skip
-        for name, value, low in (("steps", steps, 1), ("code_length", code_length, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"FlowMo {name}={value!r}: expected a whole number >= {low}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"FlowMo seed={seed!r}: expected a whole number")
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance <= 0:
-            raise ValueError(f"FlowMo guidance={guidance!r}: expected a positive number (1 turns guidance off)")
+        check_sampler_options("FlowMo", steps, guidance, seed)
+        if isinstance(code_length, bool) or not isinstance(code_length, int) or code_length < 1:
+            raise ValueError(f"FlowMo code_length={code_length!r}: expected a whole number >= 1")
         self.name, self.checkpoint, self.dtype_name = checkpoint, checkpoint, dtype
         self.steps, self.guidance, self.seed, self.code_length = steps, float(guidance), seed, code_length
         self.dtype = compute_dtype(dtype)
