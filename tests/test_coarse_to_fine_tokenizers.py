@@ -80,6 +80,11 @@ def test_detailflow_prefixes_mask_and_resolution_schedule(tmp_path: Path) -> Non
         1: (1, 16), 7: (18, 32), 16: (44, 48), 64: (164, 176), 112: (244, 256), 128: (256, 256)}  # fmt: skip
     unfolded = F.unfold(images, 16, stride=16).view(2, 3, 16, 16, 256).permute(0, 4, 2, 3, 1).reshape(2, 256, 768)
     assert torch.equal(patchify(images, 16), unfolded)  # patches as (row, column, channel)
+    broken = torch.load(path, weights_only=True)
+    del broken["model"]["decoder.mask_token"]
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="broken.pt: does not match the DetailFlow layout.*Missing key.*decoder.mask_token"):
+        create_tokenizer("detailflow-16", weights=str(tmp_path / "broken.pt"))
     with pytest.raises(ValueError, match="trained on the first 1-8 of its 32 tokens and multiples of 8"):
         create_tokenizer("detailflow-16", weights=str(path), tokens=13)
     with pytest.raises(ValueError, match="fixed at 256x256"):
@@ -178,8 +183,11 @@ def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None
     path, _ = make_flowmo_checkpoint(tmp_path / "flowmo_lo.pth")
     out = tmp_path / "runs"
     run_cli("run", "--tokenizer", "flowmo-lo:code_length=16,steps=2,seed=3", "--weights", str(path), "--dataset", "samples",
-            "--limit", "2", "--resolution", "256", "--metric", "psnr", "--metric", "bpp", "--out", str(out))  # fmt: skip
+            "--limit", "2", "--resolution", "256", "--metric", "psnr", "--metric", "bpp", "--metric", "codebook-entropy",
+            "--out", str(out))  # fmt: skip
     record = load_json(next(out.glob("*.json")))
+    per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]  # sign bits: per-bit statistics like MaskBiT's
+    assert len(per_bit["p_one"]) == 6 and all(0 <= p <= 1 for p in per_bit["p_one"])
     assert {k: record["tokenizer"]["options"][k] for k in ("steps", "seed", "guidance")} == {"steps": 2, "seed": 3, "guidance": 1.5}
     assert record["metrics"]["bpp"]["value"] == pytest.approx(16 * 6 / 256**2)
     for bad in ("steps=0", "seed=1.5", "guidance=-1"):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
-from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, local_path
+from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, load_exactly, local_path
 from vtbench.tokenizers.sampling import check_sampler_options, seeded_normal
 from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
 from vtbench.weights import offline
@@ -357,10 +357,7 @@ class FlexTok(NetworkTokenizer):
         if self.scaling_factor is None:
             self.scaling_factor = self.vae.config.scaling_factor
         model = FlexTokModel(**self.layout)
-        try:
-            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("vae.")}, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{self.weights_path}: does not match the FlexTok layout: {exc}") from None
+        load_exactly(model, {k: v for k, v in state.items() if not k.startswith("vae.")}, self.weights_path, "FlexTok")
         self.model = nn.ModuleDict({"flextok": model, "vae": self.vae}).eval().requires_grad_(False)
         model.to(self.dtype)  # the VAE runs in float32, as released
         self.info = TokenizerInfo(

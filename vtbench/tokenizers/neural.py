@@ -162,7 +162,7 @@ def load_exactly(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"{source}: does not match the {layout} layout: {exc}") from None
+        raise ValueError(f"{source}: does not match the {layout} layout: {' '.join(str(exc).split())}") from None
 
 
 def local_path(weights: str | None) -> Path | None:
