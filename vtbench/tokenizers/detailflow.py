@@ -213,6 +213,7 @@ class DetailFlow(NetworkTokenizer):
         self.model = DetailFlowModel(**self.layout)
         load_exactly(self.model, state, self.weights_path, "DetailFlow")
         self.model.eval().requires_grad_(False).to(self.dtype)
+        self.model.quantize.float()  # nearest codes in float32 whatever the network's dtype
         self.side = decoder_resolution(self.tokens, total)
         self.info = TokenizerInfo(
             family="discrete", quantizer="vq", codebook_size=self.layout["codebook_size"], token_grid=(self.tokens,),

@@ -189,6 +189,7 @@ class GigaTok(NetworkTokenizer):
         self.model = GigaTokModel(**self.layout)
         load_exactly(self.model, state, self.weights_path, "GigaTok")
         self.model.eval().requires_grad_(False).to(self.dtype)
+        self.model.quantize.float()  # nearest codes in float32 whatever the network's dtype
         tokens = self.layout["tokens"]
         sizes = {shape: name for name, shape in TRANSFORMER_SIZES.items()}
         described = {**self.layout, "encoder": sizes.get(self.layout["encoder"], self.layout["encoder"]),

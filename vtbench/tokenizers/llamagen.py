@@ -163,6 +163,7 @@ class LlamaGenVQ(NetworkTokenizer):
         self.model = LlamaGenVQModel(variant, codebook_size, codebook_dim, ch, z_channels)
         load_exactly(self.model, state, self.weights_path, f"LlamaGen VQ-{variant[2:]}")
         self.model.eval().requires_grad_(False).to(self.dtype)
+        self.model.quantize.float()  # nearest codes in float32 whatever the network's dtype
         self.factor = 2 ** (len(CHANNEL_MULTIPLIERS[variant]) - 1)
         grid = native_resolution // self.factor
         inside = bool(self.prefix and self.repo and not path)  # the VQ of a larger model: its license is the model's (see the preset)
@@ -182,7 +183,7 @@ class LlamaGenVQ(NetworkTokenizer):
         height, width = images.shape[-2:]
         if height % self.factor or width % self.factor:
             raise ValueError(f"LlamaGen VQ-{self.variant[2:]} needs sides divisible by {self.factor}, got {width}x{height}")
-        ids = self.model.quantize.ids(self.model.quant_conv(self.model.encoder(self._input(images))))
+        ids = self.model.quantize.ids(self.model.quant_conv(self.model.encoder(self._input(images))).float())
         return Tokens.from_ids(ids, self.info.codebook_size, (height, width))
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
