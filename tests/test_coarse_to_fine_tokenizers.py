@@ -198,6 +198,25 @@ def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_flextok_reproduces_the_published_layouts() -> None:
+    from vtbench.tokenizers.flextok import FlexTokModel
+
+    releases = {"d12_d12": ((768, 12, 2048), (768, 12, 2048), 214, 85_382_406, 172_448_320),
+                "d18_d28": ((1152, 18, 3072), (1792, 28, 4778), 400, 287_326_086, 2_169_735_744)}  # fmt: skip
+    for encoder, decoder, keys, encoder_parameters, decoder_parameters in releases.values():  # the releases less their 248 VAE tensors
+        with torch.device("meta"):
+            model = FlexTokModel(encoder, decoder)
+        counts = [sum(p.numel() for p in part.parameters()) for part in (model.encoder, model.decoder)]
+        assert (len(model.state_dict()), *counts) == (keys, encoder_parameters, decoder_parameters)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    prefix = "decoder.module_dict."
+    assert state[prefix + "dec_transformer.blocks.27.adaLN_modulation.1.weight"] == (21504, 1792)  # two rows: patches, registers
+    assert state[prefix + "dec_registers_posemb_module.posembs"] == (1, 1, 1792, 256)
+    assert state[prefix + "dec_latent_dropout.nullcond"] == (1792,)
+    assert state["encoder.module_dict.enc_register_module.registers"] == (256, 1152)
+    assert not any(k.endswith(".bias") and ".attn." in k for k in state)  # no biases in attention
+
+
 FLEXTOK_CONFIG = {
     "vae": {"_target_": "flextok.vae_wrapper.StableDiffusionVAE", "latent_channels": 16, "scaling_factor": 0.88,
             "hf_hub_path": "EPFL-VILAB/flextok_vae_c16", "sample_posterior": True},

@@ -891,6 +891,9 @@ def test_gigatok_one_dimensional_tokens_and_the_qformers(tmp_path: Path) -> None
     assert queries.shape == (256,) and queries[0] == queries[1] == grid.mean()
     assert queries[2:4].tolist() == [grid[..., :8].mean().item(), grid[..., 8:].mean().item()]
     assert queries[-128:].tolist() == F.avg_pool2d(grid, (2, 1)).flatten().tolist()  # the finest level: 8x16 cells
+    half = create_tokenizer("gigatok-s-b", weights=str(path), dtype="bfloat16")  # the network in bfloat16, codes chosen in float32
+    assert half.model.quantize.embedding.weight.dtype == torch.float32
+    assert (half.encode(images).indices == tokens.indices).float().mean() > 0.9
     with pytest.raises(ValueError, match="fixed at 256x256"):
         tokenizer.encode(torch.rand(1, 3, 128, 128))
 
