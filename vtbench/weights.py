@@ -281,11 +281,11 @@ WEIGHTS: dict[str, WeightsFile] = {
             f"detailflow-{groups}_{tokens}.pt",
             f"https://huggingface.co/ByteFlow-AI/DetailFlow-{groups}/resolve/main/checkpoints/{tokens}.pt",
             "",
-            2771.6,  # the file also holds a frozen SigLIP2 and the discriminator, which the tokenizer does not read
+            size_mb,  # the file also holds a frozen SigLIP2 and the discriminator, which the tokenizer does not read
             f"tokenizer detailflow-{groups}",
             "Apache-2.0",
         )
-        for groups, tokens in ((16, 128), (32, 256), (64, 512))
+        for groups, tokens, size_mb in ((16, 128, 2771.6), (32, 256, 2773.8), (64, 512, 2778.1))  # the hub's 2.77 GB; 32, 64: estimated
     ]
     + [
         WeightsFile(
