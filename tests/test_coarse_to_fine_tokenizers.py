@@ -179,6 +179,22 @@ def test_flowmo_bits_sampler_and_seeded_noise(tmp_path: Path) -> None:
         tokenizer.encode(torch.rand(1, 3, 128, 128))
 
 
+def test_store_checkpoints_are_found_where_hf_download_puts_them(tmp_path: Path) -> None:
+    from weights_factory import hub_snapshot
+
+    from vtbench import weights
+
+    snapshot = hub_snapshot("ksarge/FlowMo")
+    path, _ = make_flowmo_checkpoint(snapshot / "flowmo_hi.pth")  # `hf download ksarge/FlowMo flowmo_hi.pth`
+    located = weights.locate("flowmo-hi", fetch=False)
+    assert located.path == path and located.sha256 == weights.sha256_file(path)
+    tokenizer = create_tokenizer("flowmo-hi", code_length=16)
+    assert tokenizer.weights_path == path and tokenizer.info.codebook_size == 64
+    path.unlink()
+    with pytest.raises(weights.WeightsUnavailableError, match="flowmo_hi.pth .*vtbench weights fetch flowmo-hi"):
+        weights.locate("flowmo-hi", fetch=False)
+
+
 def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None:
     path, _ = make_flowmo_checkpoint(tmp_path / "flowmo_lo.pth")
     out = tmp_path / "runs"

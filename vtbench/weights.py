@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -332,11 +333,27 @@ def _torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def _hugging_face_cached(url: str) -> Path | None:
+    """Where ``hf download`` left the file of a ``huggingface.co/ORG/NAME/resolve/REV/PATH`` URL, if it did."""
+    match = re.fullmatch(r"https://huggingface\.co/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", url)
+    if match is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(match.group(1), match.group(3), revision=match.group(2))
+    return Path(found) if isinstance(found, str) else None
+
+
 def candidate_paths(weights: WeightsFile) -> list[Path]:
-    """Where the file is looked for, in order (the override is handled by :func:`locate`)."""
+    """Where the file is looked for, in order (the override is handled by :func:`locate`): the
+    weights store, torch hub's checkpoints, upstream caches, the Hugging Face cache for files
+    on the hub, and the package that ships it."""
     paths = [home() / "weights" / weights.filename, _torch_hub_checkpoints() / weights.filename]
     for template in weights.upstream_paths:
         paths.append(Path(template.replace("{hub}", str(_torch_hub_checkpoints()))).expanduser())
+    cached = _hugging_face_cached(weights.url)
+    if cached is not None:
+        paths.append(cached)
     if weights.package:
         import importlib.util
 
