@@ -328,14 +328,8 @@ class FlexTok(NetworkTokenizer):
             raise ValueError(f"FlexTok vae_posterior={vae_posterior!r}: expected 'sample' (as released) or 'mean'")
         self.repo, self.revision, self.dtype_name = repo, revision, dtype
         self.name = repo.rsplit("/", 1)[-1]
-        self.tokens, self.steps, self.guidance, self.apg, self.seed, self.vae_posterior = (
-            tokens,
-            steps,
-            float(guidance),
-            bool(apg),
-            seed,
-            vae_posterior,
-        )
+        self.tokens, self.steps, self.guidance, self.apg = tokens, steps, float(guidance), bool(apg)
+        self.seed, self.vae_posterior = seed, vae_posterior
         self.dtype = compute_dtype(dtype)
         self.weights_path = self._weights_file(weights)
         from safetensors.torch import load_file

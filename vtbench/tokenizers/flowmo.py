@@ -162,7 +162,7 @@ class FlowTransformer(nn.Module):
 
     def __init__(self, width: int, depth: int, patch: int, code_dim: int) -> None:
         super().__init__()
-        self.patch, self.width = patch, width
+        self.patch = patch
         self.time_in = TimeEmbedder(width)
         self.img_in = nn.Linear(3 * patch * patch, width)
         self.txt_in = nn.Linear(code_dim, width)
