@@ -202,6 +202,12 @@ def test_flowmo_sampler_options_are_recorded_and_checked(tmp_path: Path) -> None
             "--limit", "2", "--resolution", "256", "--metric", "psnr", "--metric", "bpp", "--metric", "codebook-entropy",
             "--out", str(out))  # fmt: skip
     record = load_json(next(out.glob("*.json")))
+    again = tmp_path / "again"  # the same command twice: the same numbers, so a CI gate on a sampled decoder does not flap
+    run_cli("run", "--tokenizer", "flowmo-lo:code_length=16,steps=2,seed=3", "--weights", str(path), "--dataset", "samples",
+            "--limit", "2", "--resolution", "256", "--metric", "psnr", "--metric", "bpp", "--metric", "codebook-entropy",
+            "--out", str(again))  # fmt: skip
+    assert load_json(next(again.glob("*.json")))["metrics"]["psnr"]["value"] == record["metrics"]["psnr"]["value"]
+    run_cli("compare", str(out), str(again))  # exit 0: nothing regressed
     per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]  # sign bits: per-bit statistics like MaskBiT's
     assert len(per_bit["p_one"]) == 6 and all(0 <= p <= 1 for p in per_bit["p_one"])
     assert {k: record["tokenizer"]["options"][k] for k in ("steps", "seed", "guidance")} == {"steps": 2, "seed": 3, "guidance": 1.5}
