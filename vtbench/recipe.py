@@ -261,15 +261,14 @@ def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[st
     problems: list[str] = []
 
     def problem(exc: VtbenchError) -> None:
-        message = str(exc)
-        problems.append(message if isinstance(exc, RecipeError) or message.startswith(f"{source}: ") else f"{source}: {message}")
+        problems.append(str(exc) if isinstance(exc, RecipeError) else f"{source}: {exc}")
 
     for key, registry in (("tokenizers", TOKENIZERS), ("datasets", DATASETS), ("generators", GENERATORS), ("references", DATASETS)):
         for i, component in enumerate(getattr(recipe, key)):
             if key == "references" and Path(component.name).expanduser().is_file():
                 continue  # an .npz of images or statistics
             try:
-                _check_component(registry, component, f"{source}: {key}[{i}]")
+                _check_component(registry, component, f"{key}[{i}]")  # problem() adds the source
             except VtbenchError as exc:
                 problem(exc)
     for metric in recipe.metrics or []:

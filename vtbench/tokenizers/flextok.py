@@ -40,16 +40,13 @@ from torch import nn
 from vtbench.tokenizers.base import TokenizerInfo, Tokens
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, hub_unavailable, load_exactly, local_path
 from vtbench.tokenizers.sampling import check_sampler_options, seeded_normal
-from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
+from vtbench.tokenizers.transformer_blocks import layer_norm, patchify, sinusoidal_embedding, unpatchify
 from vtbench.weights import offline
 
 PATCH = 2  # latent patches of 2x2
+EPS = 1e-5  # of every LayerNorm (none has parameters)
 REGISTERS = 256
 APG_MOMENTUM, APG_NORM_THRESHOLD = -0.5, 2.5
-
-
-def layer_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    return F.layer_norm(x.float(), x.shape[-1:], eps=eps).type_as(x)
 
 
 class Attention(nn.Module):
@@ -60,7 +57,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         q, k, v = (w(x).unflatten(-1, (-1, self.head_dim)).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
-        out = F.scaled_dot_product_attention(layer_norm(q), layer_norm(k), v, attn_mask=mask, scale=8.0 / self.head_dim)
+        out = F.scaled_dot_product_attention(layer_norm(q, EPS), layer_norm(k, EPS), v, attn_mask=mask, scale=8.0 / self.head_dim)
         return self.proj(out.transpose(1, 2).flatten(2))
 
 
@@ -86,13 +83,13 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, time: torch.Tensor | None = None, split: int = 0) -> torch.Tensor:
         if time is None:
-            x = x + self.attn(layer_norm(x), mask)
-            return x + self.mlp(layer_norm(x))
+            x = x + self.attn(layer_norm(x, EPS), mask)
+            return x + self.mlp(layer_norm(x, EPS))
         rows = self.adaLN_modulation(time).unflatten(-1, (-1, 6 * x.shape[-1]))  # (B, 2, 6 width)
         per_token = torch.cat([rows[:, :1].expand(-1, split, -1), rows[:, 1:].expand(-1, x.shape[1] - split, -1)], dim=1)
         gate_msa, gate_mlp, shift_msa, scale_msa, shift_mlp, scale_mlp = per_token.chunk(6, dim=-1)
-        x = x + gate_msa * self.attn(layer_norm(x) * (1 + scale_msa) + shift_msa, mask)
-        return x + gate_mlp * self.mlp(layer_norm(x) * (1 + scale_mlp) + shift_mlp)
+        x = x + gate_msa * self.attn(layer_norm(x, EPS) * (1 + scale_msa) + shift_msa, mask)
+        return x + gate_mlp * self.mlp(layer_norm(x, EPS) * (1 + scale_mlp) + shift_mlp)
 
 
 def _linear_module(width_in: int, width_out: int) -> nn.Module:
@@ -136,7 +133,7 @@ class FlexTokEncoder(nn.Module):
         mask = (key < n) | (key <= query)  # patches see patches; register i sees every patch and registers 0..i
         for block in parts["enc_transformer"].blocks:
             x = block(x, mask)
-        return parts["enc_to_latents"].proj(layer_norm(x[:, n:]))
+        return parts["enc_to_latents"].proj(layer_norm(x[:, n:], EPS))
 
 
 class TimeEmbedder(nn.Module):
@@ -146,9 +143,8 @@ class TimeEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(256, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        frequencies = 1000.0 / self.max_timestep * torch.exp(-math.log(256) * torch.arange(128, device=t.device, dtype=torch.float32) / 128)
-        args = t.float()[:, None] * frequencies[None]
-        return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1).to(self.mlp[0].weight.dtype))
+        embedding = sinusoidal_embedding(t, scale=1000.0 / self.max_timestep, max_period=256)
+        return self.mlp(embedding.to(self.mlp[0].weight.dtype))
 
 
 class FlexTokDecoder(nn.Module):
@@ -190,7 +186,7 @@ class FlexTokDecoder(nn.Module):
             x = block(x, time=time, split=patches.shape[1])
         head = parts["dec_to_patches"]
         shift, scale = head.adaLN_modulation(time)[:, None].chunk(2, dim=-1)
-        out = head.proj(layer_norm(x[:, : patches.shape[1]]) * (1 + scale) + shift)
+        out = head.proj(layer_norm(x[:, : patches.shape[1]], EPS) * (1 + scale) + shift)
         return unpatchify(out, PATCH, rows, columns)
 
 
@@ -223,15 +219,13 @@ class FSQ:
 def read_config(path: Path) -> dict[str, Any]:
     """The Hydra config a ``model.safetensors`` carries in its metadata (one Python literal per
     top-level key), else the ``config.json`` beside it."""
+    from safetensors import safe_open
+
     try:
-        with open(path, "rb") as handle:
-            length = int.from_bytes(handle.read(8), "little")
-            if not 0 < length <= min(path.stat().st_size - 8, 100_000_000):
-                raise ValueError("header length out of range")
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:
         raise ValueError(f"{path}: not a safetensors file ({exc}); FlexTok's weights are its hub repository's model.safetensors") from None
-    metadata = (header.get("__metadata__") if isinstance(header, dict) else None) or {}
     config = {}
     for key, text in metadata.items():
         try:
@@ -336,7 +330,8 @@ class FlexTok(NetworkTokenizer):
 
         config = read_config(self.weights_path)
         state = load_file(str(self.weights_path))
-        found = layout({k: v for k, v in state.items() if not k.startswith("vae.")})
+        tokenizer_state = {k: v for k, v in state.items() if not k.startswith("vae.")}
+        found = layout(tokenizer_state)
         trunk_config = _module_config(config, "encoder", "enc_transformer")
         time_config = _module_config(config, "decoder", "dec_time_embedder")
         self.layout = {
@@ -351,7 +346,7 @@ class FlexTok(NetworkTokenizer):
         if self.scaling_factor is None:
             self.scaling_factor = self.vae.config.scaling_factor
         model = FlexTokModel(**self.layout)
-        load_exactly(model, {k: v for k, v in state.items() if not k.startswith("vae.")}, self.weights_path, "FlexTok")
+        load_exactly(model, tokenizer_state, self.weights_path, "FlexTok")
         self.model = nn.ModuleDict({"flextok": model, "vae": self.vae}).eval().requires_grad_(False)
         model.to(self.dtype)  # the VAE runs in float32, as released
         self.info = TokenizerInfo(

@@ -33,16 +33,13 @@ from torch import nn
 from vtbench.tokenizers.base import TokenizerInfo, Tokens, bits_to_ids, ids_to_signs
 from vtbench.tokenizers.neural import NetworkTokenizer, compute_dtype, find_checkpoint, load_exactly, unwrap_state_dict
 from vtbench.tokenizers.sampling import check_sampler_options, seeded_normal
-from vtbench.tokenizers.transformer_blocks import patchify, unpatchify
+from vtbench.tokenizers.transformer_blocks import layer_norm, patchify, sinusoidal_embedding, unpatchify
 
 HEADS = 12
+EPS = 1e-6  # of every LayerNorm (none has parameters)
 THETA = 10_000
 GUIDANCE_INTERVAL = (0.17 / 1.17, 1.02 / 2.02)  # the release's cfg_interval (.17, 1.02) in EDM sigmas, as flow times
 SCHEDULE_POWER = 4  # the release's "pow_0.25" time grid
-
-
-def layer_norm(x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, x.shape[-1:], eps=1e-6)
 
 
 def rotary_angles(positions: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
@@ -121,14 +118,14 @@ class DoubleStreamBlock(nn.Module):
         self, img: torch.Tensor, txt: torch.Tensor, vec: torch.Tensor | None, angles: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         streams = [(txt, self.txt_mod(vec), self.txt_attn, self.txt_mlp), (img, self.img_mod(vec), self.img_attn, self.img_mlp)]
-        heads = [attn.qkv_heads((1 + mod[1]) * layer_norm(x) + mod[0]) for x, mod, attn, _ in streams]
+        heads = [attn.qkv_heads((1 + mod[1]) * layer_norm(x, EPS) + mod[0]) for x, mod, attn, _ in streams]
         q, k, v = (torch.cat(parts, dim=2) for parts in zip(*heads, strict=True))
         scale = 8.0 / q.shape[-1]  # muP's attention scale
         joint = F.scaled_dot_product_attention(rotate(q, angles), rotate(k, angles), v, scale=scale).transpose(1, 2).flatten(2)
         outputs = []
         for (x, mod, attn, mlp), out in zip(streams, joint.split([txt.shape[1], img.shape[1]], dim=1), strict=True):
             x = x + mod[2] * attn.proj(out)
-            outputs.append(x + mod[5] * mlp((1 + mod[4]) * layer_norm(x) + mod[3]))
+            outputs.append(x + mod[5] * mlp((1 + mod[4]) * layer_norm(x, EPS) + mod[3]))
         return outputs[1], outputs[0]
 
 
@@ -140,9 +137,9 @@ class LastLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, vec: torch.Tensor | None) -> torch.Tensor:
         if vec is None:
-            return self.linear(layer_norm(x))
+            return self.linear(layer_norm(x, EPS))
         shift, scale = self.adaLN_modulation(vec)[:, None].chunk(2, dim=-1)
-        return self.linear(layer_norm((1 + scale) * layer_norm(x) + shift))  # normalised again after the modulation, as released
+        return self.linear(layer_norm((1 + scale) * layer_norm(x, EPS) + shift, EPS))  # normalised again after the modulation, as released
 
 
 class TimeEmbedder(nn.Module):
@@ -151,9 +148,7 @@ class TimeEmbedder(nn.Module):
         self.in_layer, self.out_layer = nn.Linear(256, width), nn.Linear(width, width)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        frequencies = torch.exp(-math.log(10_000) * torch.arange(128, dtype=torch.float32, device=t.device) / 128)
-        args = 1000 * t.float()[:, None] * frequencies[None]
-        embedding = torch.cat([args.cos(), args.sin()], dim=-1).to(self.in_layer.weight.dtype)
+        embedding = sinusoidal_embedding(t, scale=1000.0, max_period=10_000).to(self.in_layer.weight.dtype)
         return self.out_layer(F.silu(self.in_layer(embedding)))
 
 

@@ -8,7 +8,10 @@ change its parameters.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -41,3 +44,18 @@ def unpatchify(patches: torch.Tensor, patch: int, rows: int, columns: int) -> to
     """(B, rows*columns, p*p*C) -> (B, C, rows*p, columns*p); the inverse of :func:`patchify`."""
     x = patches.reshape(len(patches), rows, columns, patch, patch, -1)
     return x.permute(0, 5, 1, 3, 2, 4).reshape(len(patches), -1, rows * patch, columns * patch)
+
+
+def layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm over the last axis without parameters, computed in float32 (as autocast runs
+    it) and returned in ``x``'s dtype."""
+    return F.layer_norm(x.float(), x.shape[-1:], eps=eps).type_as(x)
+
+
+def sinusoidal_embedding(t: torch.Tensor, scale: float, max_period: float, dim: int = 256) -> torch.Tensor:
+    """(B,) times -> (B, dim) float32 [cos(scale t f), sin(scale t f)] (cosines first), with
+    f_j = max_period^(-j / (dim/2)): the time embedding of Flux-style flow transformers."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = scale * t.float()[:, None] * frequencies[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
