@@ -76,8 +76,8 @@ def write(out: Path) -> None:
     inputs = out / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     weights, reference, model_a, model_b = (path.relative_to(out) for path in _generation_inputs(inputs))
-    env = {**os.environ, "VTBENCH_OFFLINE": "1", "VTBENCH_HOME": str(inputs / "home"), "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(out / weights),
-           "PYTHONPATH": str(REPO)}  # fmt: skip
+    env = {**os.environ, "VTBENCH_OFFLINE": "1", "VTBENCH_HOME": str(inputs / "home"),
+           "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(out / weights)}  # fmt: skip
     inputs, out = Path("inputs"), Path(".")
     (out_dir / inputs / "quickstart.yaml").write_text((REPO / "recipes" / "quickstart.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     _vtbench("run", inputs / "quickstart.yaml", "--out", out / "quickstart", "--quiet", env=env, cwd=out_dir)
