@@ -15,7 +15,7 @@ from common import photo_crops, save
 
 import vtbench
 from vtbench.images import Preprocessing
-from vtbench.probe import run_probe
+from vtbench.probe import ProbeConfig, run_probe
 
 METRICS = ["psnr", "ssim", "code-entropy-n1", "code-entropy-n2", "code-entropy-n3", "token-consistency-shift", "token-consistency-flip",
            "token-consistency-jpeg", "reencode-stability"]  # fmt: skip
@@ -34,14 +34,16 @@ def main() -> None:
         for name in args.tokenizers.split(","):
             record = vtbench.evaluate(vtbench.RunConfig(name, crops, metrics=METRICS, preprocessing=Preprocessing(args.resolution)),
                                       Path(folder) / "runs")  # fmt: skip
-            probe = run_probe(name, crops, Path(folder) / "probe", "tiny", steps=args.steps, resolution=args.resolution, use_cache=False)
+            config = ProbeConfig(tokenizer=name, dataset=crops, recipe="tiny", steps=args.steps,
+                                 preprocessing=Preprocessing(args.resolution), use_cache=False)  # fmt: skip
+            probe = run_probe(config, Path(folder) / "probe")
             rows[name] = {
-                **{metric: record["metrics"][metric]["value"] for metric in METRICS},
-                "tokens_per_image": probe["tokens"]["tokens_per_image"],
-                "probe_validation_bits_per_token": probe["validation_bits_per_token"],
-                "probe_validation_bits_per_image": probe["validation_bits_per_image"],
-                "probe_steps_per_s": probe["steps_per_s"],
-                "probe_train_images": probe["tokens"]["train_images"],
+                **{metric: record.value(metric) for metric in METRICS},
+                "tokens_per_image": probe.tokens["tokens_per_image"],
+                "probe_validation_bits_per_token": probe.validation_bits_per_token,
+                "probe_validation_bits_per_image": probe.validation_bits_per_image,
+                "probe_steps_per_s": probe.steps_per_s,
+                "probe_train_images": probe.tokens["train_images"],
                 "bits_per_token_of_the_code": 8.0,
             }
             print(name, rows[name], flush=True)

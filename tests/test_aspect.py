@@ -15,7 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from conftest import load_json, run_cli, skimage_rgb
 from vtbench.engine import RunConfig, evaluate
 from vtbench.images import Preprocessing
-from vtbench.record import per_image_path
+from vtbench.schema import per_image_path
 from vtbench.tokenizers import create_tokenizer
 
 

@@ -13,28 +13,20 @@ import numpy as np
 import pandas as pd
 
 from vtbench.errors import VtbenchError
-from vtbench.record import find_records, per_image_path
+from vtbench.schema import RunRecord, find_records
 
 
-def _records(paths: str | Path | Iterable[str | Path]) -> list[tuple[dict[str, Any], Path]]:
+def _records(paths: str | Path | Iterable[str | Path]) -> list[RunRecord]:
     roots = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    found = []
-    for root in roots:
-        root = Path(root)
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if ".partial" not in p.parts)
-        records = find_records(root)
-        by_name = {f.stem: f for f in files}
-        found += [(record, by_name.get(record["run_name"], root).parent) for record in records]
-    return found
+    return [record for root in roots for record in find_records(root)]
 
 
-def curve_name(record: dict[str, Any]) -> str:
+def curve_name(record: RunRecord) -> str:
     """The family a run belongs to on a rate–quality plot: the registered name of its
     tokenizer class without preset options (``jpeg-q50`` -> ``jpeg``), else its preset."""
     from vtbench.tokenizers import TOKENIZERS
 
-    subject = record.get("tokenizer") or record.get("generator") or {}
-    preset = subject.get("preset") or subject.get("name", "")
+    preset = record.subject.preset or record.subject_name
     if preset not in TOKENIZERS:
         return preset
     target = _target_name(TOKENIZERS.get(preset).target)
@@ -51,39 +43,40 @@ def load_records(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """Every record under ``paths`` (files or folders) as a tidy table: one row per run and
     metric with its value, 95% interval, count, direction, unit, status, and the run's cost
     (pooled bits per pixel, tokens per image), dataset, protocol preset and curve family."""
-    return records_frame([record for record, _ in _records(paths)])
+    return records_frame(_records(paths))
 
 
-def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+RECORD_COLUMNS = ["run", "task", "subject", "curve", "dataset", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better", "unit",
+                  "kind", "status", "bits_per_pixel", "tokens_per_image", "protocol", "created"]  # fmt: skip
+
+
+def records_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     """The :func:`load_records` table of records already loaded."""
     rows = []
     for record in records:
-        subject = record.get("tokenizer") or record.get("generator") or {}
-        cost = record.get("cost") or {}
-        for metric, entry in record["metrics"].items():
-            interval = entry.get("ci95") or [None, None]
+        cost = record.cost
+        for metric, entry in record.metrics.items():
+            low, high = entry.ci95 or (None, None)
             rows.append({
-                "run": record["run_name"], "task": record.get("task", "reconstruction"), "subject": subject.get("name"),
-                "curve": curve_name(record), "dataset": record["dataset"].get("name"), "metric": metric, "value": entry.get("value"),
-                "ci_low": interval[0], "ci_high": interval[1], "n": entry.get("n"), "higher_is_better": entry.get("higher_is_better"),
-                "unit": entry.get("unit", ""), "kind": entry.get("kind"), "status": entry.get("status", "ok"),
-                "bits_per_pixel": cost.get("bits_per_pixel"), "tokens_per_image": cost.get("tokens_per_image"),
-                "protocol": (record.get("config") or {}).get("protocol"), "created": record.get("created"),
+                "run": record.run_name, "task": record.task, "subject": record.subject_name, "curve": curve_name(record),
+                "dataset": record.dataset_name, "metric": metric, "value": entry.value, "ci_low": low, "ci_high": high, "n": entry.n,
+                "higher_is_better": entry.higher_is_better, "unit": entry.unit, "kind": entry.kind, "status": entry.status,
+                "bits_per_pixel": cost.bits_per_pixel if cost else None, "tokens_per_image": cost.tokens_per_image if cost else None,
+                "protocol": record.protocol_name, "created": record.created,
             })  # fmt: skip
-    columns = ["run", "task", "subject", "curve", "dataset", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better", "unit",
-               "kind", "status", "bits_per_pixel", "tokens_per_image", "protocol", "created"]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 
 def load_images(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """The per-image rows of every record under ``paths``, concatenated (each CSV names its
     run in its first columns), in dataset order within each run."""
-    frames = []
-    for record, folder in _records(paths):
-        csv = per_image_path(folder, record["run_name"])
-        if csv.is_file():
-            frames.append(pd.read_csv(csv, keep_default_na=False, na_values=[""]))
+    frames = [images_frame(record) for record in _records(paths) if record.images_path.is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def images_frame(record: RunRecord) -> pd.DataFrame:
+    """One run's per-image CSV as a table (ids as text)."""
+    return pd.read_csv(record.images_path, keep_default_na=False, na_values=[""], dtype={"id": str})
 
 
 def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:

@@ -4,9 +4,10 @@ A metric regresses when it moves in its worse direction by more than its toleran
 (absolute, or relative to the baseline when written as ``5%``), and never by less than its
 noise floor: the run-to-run rounding a rerun of the same command can show (``NOISE_FLOORS``).
 A metric the baseline has and the candidate lacks is a regression too. Each metric is
-compared only when the settings it depends on agree (its protocol key: the data, the
-preprocessing and rounding; the extractor, its version and weights for feature metrics;
-the OCR engine for text metrics); otherwise the comparison is refused, naming the keys.
+compared only when the settings it depends on agree (:meth:`vtbench.schema.RunRecord.comparability`:
+the data side (the dataset, or a generation run's reference), preprocessing and rounding;
+the metric's options, its extractor and version and the digest of every weights file behind
+it; the OCR engine for text metrics); otherwise the comparison is refused, naming the keys.
 
 Where the per-image rows are beside the records, each per-image metric also gets paired
 tests of the per-image differences (a bootstrap interval and p for the mean difference, and
@@ -24,7 +25,7 @@ from typing import Any
 
 from vtbench.errors import VtbenchError
 from vtbench.io import parse_float
-from vtbench.record import find_records
+from vtbench.schema import MetricEntry, RunRecord, find_records
 
 
 @dataclass
@@ -90,9 +91,9 @@ NOISE_FLOORS = {"distribution": 1e-6}
 DEFAULT_NOISE_FLOOR = 1e-12
 
 
-def noise_floor(metric: dict[str, Any], baseline: float) -> float:
+def noise_floor(metric: MetricEntry, baseline: float) -> float:
     """The change of ``baseline`` below which a difference is rounding, for this metric entry."""
-    return abs(baseline) * NOISE_FLOORS.get(metric.get("kind", ""), DEFAULT_NOISE_FLOOR)
+    return abs(baseline) * NOISE_FLOORS.get(metric.kind, DEFAULT_NOISE_FLOOR)
 
 
 def parse_tolerances(items: list[str]) -> dict[str, str]:
@@ -118,59 +119,16 @@ def _allowed_change(tolerance: str, baseline: float) -> float:
     return float(tolerance)
 
 
-def check_tolerance_names(tolerances: dict[str, str], records: list[dict[str, Any]]) -> None:
+def check_tolerance_names(tolerances: dict[str, str], records: list[RunRecord]) -> None:
     """A tolerance for a metric no record has is a typo: refuse it with the close names."""
     import difflib
 
-    known = sorted({name for record in records for name in record.get("metrics", {})})
+    known = sorted({name for record in records for name in record.metrics})
     for name in tolerances:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise VtbenchError(f"--tolerance {name}=...: no compared record has a metric {name!r}.{hint} (metrics: {', '.join(known)})")
-
-
-def metric_protocol(record: dict[str, Any], metric: str) -> dict[str, Any]:
-    """The settings one metric's value depends on: the common key, plus the feature
-    extractor (name, version, weights) for feature metrics and the OCR engine for text ones."""
-    key = protocol_key(record, with_extractors=False)
-    entry = record.get("metrics", {}).get(metric, {})
-    protocol = record.get("protocol", {})
-    extractor = entry.get("extractor")
-    if extractor:
-        described = [e for e in protocol.get("feature_extractors", []) if e.get("name") == extractor]
-        key["extractor"] = extractor
-        key["extractor_version"] = described[0].get("version", "1") if described else None
-        key["extractor_weights"] = sorted(w.get("sha256") for e in described for w in e.get("weights", []))
-    for name in entry.get("required_weights", []):
-        key.setdefault("weights", []).append(name)
-    if entry.get("kind") == "text":
-        ocr = protocol.get("ocr", {})
-        key["ocr_engine"] = (ocr.get("name"), ocr.get("version"))
-    return key
-
-
-def protocol_key(record: dict[str, Any], with_extractors: bool = True) -> dict[str, Any]:
-    """The parts of a record that must agree for two results to be comparable."""
-    protocol = record.get("protocol", {})
-    preprocessing = protocol.get("preprocessing") or protocol.get("reference_preprocessing") or {}
-    if preprocessing:
-        from vtbench.images import Preprocessing
-
-        known = {k: v for k, v in preprocessing.items() if k in Preprocessing.__dataclass_fields__}
-        try:  # settings without effect (a filter when nothing is resized) must not block a comparison
-            preprocessing = Preprocessing(**known).canonical()
-        except (TypeError, ValueError):
-            preprocessing = known
-    key = {
-        "dataset_manifest": record.get("dataset", {}).get("manifest_sha256"),
-        "preprocessing": preprocessing,
-        "rounding": protocol.get("rounding"),
-    }
-    if with_extractors:
-        key["extractor_weights"] = sorted(w["sha256"] for w in protocol.get("weights", []))
-        key["extractor_versions"] = sorted(f"{e.get('name')} {e.get('version', '1')}" for e in protocol.get("feature_extractors", []))
-    return key
 
 
 TESTS = ("bootstrap", "wilcoxon")
@@ -206,8 +164,8 @@ def paired_test(differences: Any, alpha: float = 0.05, decided_by: str = "bootst
 
 
 def compare_records(
-    baseline: dict[str, Any],
-    candidate: dict[str, Any],
+    baseline: RunRecord,
+    candidate: RunRecord,
     tolerances: dict[str, str] | None = None,
     default_tolerance: str = "0",
     per_image: dict[str, tuple[Any, Any]] | None = None,
@@ -220,17 +178,17 @@ def compare_records(
     ``require_significance``, a change past the tolerance counts (regressed or improved) only
     when the ``test``'s p is below ``alpha``; otherwise its status is ``noise``."""
     tolerances = tolerances or {}
-    run = baseline["run_name"]
+    run = baseline.run_name
     diffs = []
-    for name, base_metric in baseline["metrics"].items():
+    for name, base_metric in baseline.metrics.items():
         tolerance = tolerances.get(name, default_tolerance)
-        higher = base_metric.get("higher_is_better")
-        base_value = parse_float(base_metric["value"])
-        cand_metric = candidate["metrics"].get(name)
+        higher = base_metric.higher_is_better
+        base_value = parse_float(base_metric.value)
+        cand_metric = candidate.metrics.get(name)
         if cand_metric is None:
             diffs.append(MetricDiff(run, name, base_value, None, tolerance, higher, "missing"))
             continue
-        cand_value = parse_float(cand_metric["value"])
+        cand_value = parse_float(cand_metric.value)
         diff = MetricDiff(run, name, base_value, cand_value, tolerance, higher, "ok")
         if cand_value is None or math.isnan(cand_value):  # undefined or not computed: fine only if it was so before
             diff.status = "ok" if base_value is None or math.isnan(base_value) else "regressed"
@@ -249,35 +207,25 @@ def compare_records(
             if require_significance and diff.status in ("regressed", "improved") and diff.test.p_value >= alpha:
                 diff.status = "noise"
         diffs.append(diff)
-    for name, cand_metric in candidate["metrics"].items():
-        if name not in baseline["metrics"]:
-            diffs.append(MetricDiff(run, name, None, parse_float(cand_metric["value"]), "", cand_metric.get("higher_is_better"), "new"))
+    for name, cand_metric in candidate.metrics.items():
+        if name not in baseline.metrics:
+            diffs.append(MetricDiff(run, name, None, parse_float(cand_metric.value), "", cand_metric.higher_is_better, "new"))
     return diffs
 
 
-def _per_image_values(root: str | Path, run_name: str) -> tuple[dict[str, dict[str, float]] | None, Path]:
-    """metric -> {image id: value} from a run's per-image CSV under ``root`` (None when the
-    file is absent), and the file's path (where it was expected)."""
-    import csv
-
-    root = Path(root)
-    expected = root.parent / f"{run_name}.images.csv" if root.is_file() else root / f"{run_name}.images.csv"
-    candidates = [expected] if root.is_file() else [*sorted(root.rglob(f"{run_name}.images.csv")), expected]
-    for path in candidates:
-        if path.is_file():
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = [row for row in csv.DictReader(handle) if row.get("status") == "ok"]
-            values: dict[str, dict[str, float]] = {}
-            for row in rows:
-                for key, text in row.items():
-                    try:
-                        number = float(text) if text not in (None, "") else None
-                    except ValueError:  # the run, id, size and hash columns
-                        continue
-                    if number is not None:
-                        values.setdefault(key, {})[row["id"]] = number
-            return values, path
-    return None, expected
+def _per_image_values(record: RunRecord) -> dict[str, dict[str, float]] | None:
+    """metric -> {image id: value} from the run's per-image rows (None when the CSV is not
+    beside the record)."""
+    rows = record.image_rows()
+    if rows is None:
+        return None
+    values: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row.ok:
+            for metric, value in row.values.items():
+                if value is not None:
+                    values.setdefault(metric, {})[row.id] = value
+    return values
 
 
 def compare_runs(
@@ -299,8 +247,8 @@ def compare_runs(
         raise VtbenchError(f"--alpha must be between 0 and 1, got {alpha}")
     if test not in TESTS:
         raise VtbenchError(f"--test must be one of {', '.join(TESTS)}, got {test!r}")
-    base_records = {r["run_name"]: r for r in find_records(baseline)}
-    cand_records = {r["run_name"]: r for r in find_records(candidate)}
+    base_records = {r.run_name: r for r in find_records(baseline)}
+    cand_records = {r.run_name: r for r in find_records(candidate)}
     if not base_records:
         raise VtbenchError(f"{baseline}: no run records found")
     check_tolerance_names(tolerances or {}, [*base_records.values(), *cand_records.values()])
@@ -312,8 +260,8 @@ def compare_runs(
         if cand is None:
             result.diffs.append(MetricDiff(run, "(run)", None, None, "", None, "missing"))
             continue
-        for metric in sorted(set(base["metrics"]) & set(cand["metrics"])):
-            mine, theirs = metric_protocol(base, metric), metric_protocol(cand, metric)
+        for metric in sorted(set(base.metrics) & set(cand.metrics)):
+            mine, theirs = base.comparability(metric), cand.comparability(metric)
             if mine != theirs:
                 differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
                 detail = "; ".join(f"{k}: {mine.get(k)} vs {theirs.get(k)}" for k in differing)
@@ -321,16 +269,15 @@ def compare_runs(
                 if not allow_protocol_mismatch:
                     raise VtbenchError(note + "; not comparable (pass --allow-protocol-mismatch to compare anyway)")
                 result.protocol_notes.append(note)
-        base_images, base_csv = _per_image_values(baseline, run)
-        cand_images, cand_csv = _per_image_values(candidate, cand["run_name"])
+        base_images, cand_images = _per_image_values(base), _per_image_values(cand)
         if require_significance:
-            for images, csv_path in ((base_images, base_csv), (cand_images, cand_csv)):
+            for images, record in ((base_images, base), (cand_images, cand)):
                 if images is None:
-                    raise VtbenchError(f"--require-significance needs the per-image rows of run {run}: {csv_path} is missing "
+                    raise VtbenchError(f"--require-significance needs the per-image rows of run {run}: {record.images_path} is missing "
                                        "(vtbench run writes it beside the record; copy it with the record, or rerun)")  # fmt: skip
         per_image = {}
-        for metric, entry in base["metrics"].items():
-            if entry.get("aggregation") == "mean" and base_images and cand_images and metric in base_images and metric in cand_images:
+        for metric, entry in base.metrics.items():
+            if entry.aggregation == "mean" and base_images and cand_images and metric in base_images and metric in cand_images:
                 shared = [i for i in base_images[metric] if i in cand_images[metric]]
                 per_image[metric] = ([base_images[metric][i] for i in shared], [cand_images[metric][i] for i in shared])
         result.diffs.extend(compare_records(base, cand, tolerances, default_tolerance, per_image, alpha, require_significance, test))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vtbench.errors import VtbenchError
+from vtbench.schema import RunRecord
 
 
 @dataclass
@@ -39,49 +40,51 @@ class GalleryEntry:
 
 @dataclass
 class LoadedRun:
-    """A record with the folder it lives in and its per-image rows (a pandas frame)."""
+    """A record and its per-image rows that were scored (a pandas frame)."""
 
-    record: dict[str, Any]
-    folder: Path
+    record: RunRecord
     rows: Any
 
     @property
     def name(self) -> str:
-        return self.record["run_name"]
+        return self.record.run_name
+
+    @property
+    def folder(self) -> Path:
+        return self.record.folder
 
 
 def load_run(path: str | Path) -> LoadedRun:
     """A record file (or a folder holding exactly one record) and its per-image CSV."""
-    import pandas as pd
-
-    from vtbench.record import find_records, per_image_path
+    from vtbench.analysis import images_frame
+    from vtbench.schema import find_records
 
     path = Path(path)
     records = find_records(path)
     if len(records) != 1:
-        names = ", ".join(r["run_name"] for r in records[:5])
+        names = ", ".join(r.run_name for r in records[:5])
         raise VtbenchError(f"{path}: a gallery is made from one run record; found {len(records)}" + (f" ({names})" if names else ""))
     record = records[0]
-    folder = path.parent if path.is_file() else Path(record.get("_path", path / "x")).parent
-    csv = per_image_path(folder, record["run_name"])
-    if not csv.is_file():
-        raise VtbenchError(f"{csv}: the per-image rows of {record['run_name']} are missing (vtbench run writes them beside the record)")
-    if record.get("task", "reconstruction") != "reconstruction":
-        raise VtbenchError(f"{record['run_name']} is a generation run: its samples have no originals to compare with")
-    rows = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"id": str})
-    return LoadedRun(record, folder, rows[rows["status"] == "ok"])
+    if not record.images_path.is_file():
+        raise VtbenchError(
+            f"{record.images_path}: the per-image rows of {record.run_name} are missing (vtbench run writes them beside the record)"
+        )
+    if record.task != "reconstruction":
+        raise VtbenchError(f"{record.run_name} is a generation run: its samples have no originals to compare with")
+    rows = images_frame(record)
+    return LoadedRun(record, rows[rows["status"] == "ok"])
 
 
 def select(run: LoadedRun, metric: str, k: int, versus: LoadedRun | None = None) -> list[tuple[str, int, list[float]]]:
     """The ``k`` worst images of ``run`` by ``metric`` (its direction from the record), or with
     ``versus`` the ``k`` images where the two runs' values differ most: (id, dataset index, values)."""
-    entry = run.record["metrics"].get(metric)
+    entry = run.record.metrics.get(metric)
     if entry is None or metric not in run.rows.columns or run.rows[metric].isna().all():
-        have = [m for m, e in run.record["metrics"].items() if e.get("aggregation") == "mean"]
+        have = [m for m, e in run.record.metrics.items() if e.aggregation == "mean"]
         raise VtbenchError(f"{run.name} has no per-image {metric!r} values (per-image metrics: {', '.join(have)})")
     rows = run.rows.dropna(subset=[metric])
     if versus is None:
-        ordered = rows.sort_values(metric, ascending=bool(entry.get("higher_is_better", True)), kind="stable")
+        ordered = rows.sort_values(metric, ascending=entry.higher_is_better is not False, kind="stable")
         return [(str(r["id"]), int(r["index"]), [float(r[metric])]) for _, r in ordered.head(k).iterrows()]
     other = versus.rows.dropna(subset=[metric]) if metric in versus.rows.columns else None
     if other is None or other.empty:
@@ -103,7 +106,7 @@ def build_gallery(path: str | Path, metric: str = "psnr", k: int = 4, versus: st
     if crop is not None and crop < 1:
         raise VtbenchError(f"the zoom window needs a side of at least 1 pixel, got --crop {crop}")
     runs = [load_run(path)] + ([load_run(versus)] if versus is not None else [])
-    if versus is not None and runs[0].record["dataset"].get("manifest_sha256") != runs[1].record["dataset"].get("manifest_sha256"):
+    if versus is not None and runs[0].record.dataset.manifest_sha256 != runs[1].record.dataset.manifest_sha256:
         raise VtbenchError(f"{runs[0].name} and {runs[1].name} were made on different data (dataset manifests differ)")
     chosen = select(runs[0], metric, k, runs[1] if versus is not None else None)
     sources = [_Reconstructions(run, device) for run in runs]
@@ -130,11 +133,13 @@ def largest_window(error: np.ndarray, side: int | None = None) -> tuple[int, int
 
 
 class _Reconstructions:
-    """Originals and reconstructions of one recorded run, saved or recomputed."""
+    """Originals and reconstructions of one recorded run: the originals through the run's
+    source (its dataset and preprocessing), the reconstructions saved or recomputed through
+    the run's transform (the tokenizer round trip, rounded to 8-bit levels)."""
 
     def __init__(self, run: LoadedRun, device: str) -> None:
         self.run, self.device = run, device
-        self._tokenizer: Any = None
+        self._round_trip: Any = None
         self._dataset: Any = None
         self._preprocessing: Any = None
 
@@ -144,24 +149,24 @@ class _Reconstructions:
         from vtbench.engine.components import create_dataset
         from vtbench.images import Preprocessing
 
-        config = self.run.record["config"]
-        self._dataset = create_dataset(config["dataset"], config.get("dataset_options") or {})
-        stored = self.run.record["protocol"].get("preprocessing") or {}
+        name, options = self.run.record.component("dataset")
+        self._dataset = create_dataset(name, options)
+        stored = self.run.record.protocol.preprocessing
         self._preprocessing = Preprocessing(**{k: v for k, v in stored.items() if k in Preprocessing.__dataclass_fields__})
 
     def original(self, image_id: str, index: int) -> np.ndarray:
-        from vtbench.engine.loading import ImageLoading
+        from vtbench.engine.loading import load_one
 
         self._set_up()
         if index >= len(self._dataset) or self._dataset.ids[index] != image_id:
             raise VtbenchError(f"{self.run.name}: image {image_id} is no longer at position {index} of its dataset (was it changed?)")
-        item = ImageLoading(self._dataset, self._preprocessing, range(index, index + 1))[0]
-        if item["error"] is not None:
-            raise VtbenchError(f"{self.run.name}: cannot reload {image_id}: {item['error']}")
+        loaded = load_one(self._dataset, self._preprocessing, index)
+        if loaded.item.error is not None:
+            raise VtbenchError(f"{self.run.name}: cannot reload {image_id}: {loaded.item.error}")
         expected = self.run.rows.loc[self.run.rows["id"] == image_id, "content_sha256"]
-        if len(expected) and str(expected.iloc[0]) and item["sha256"] != str(expected.iloc[0]):
+        if len(expected) and str(expected.iloc[0]) and loaded.item.sha256 != str(expected.iloc[0]):
             raise VtbenchError(f"{self.run.name}: {image_id} has changed since the run (its content hash differs)")
-        return item["pixels"].permute(1, 2, 0).numpy()
+        return loaded.pixels.permute(1, 2, 0).numpy()
 
     def reconstruction(self, image_id: str, index: int, original: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -179,18 +184,16 @@ class _Reconstructions:
     def _recompute(self, original: np.ndarray) -> np.ndarray:
         import torch
 
-        from vtbench import aspect
+        from vtbench.engine.transforms import TokenizerRoundTrip
         from vtbench.tokenizers import TOKENIZERS
 
         self._set_up()
-        if self._tokenizer is None:
-            config = self.run.record["config"]
-            self._tokenizer = TOKENIZERS.create(config["tokenizer"], **(config.get("tokenizer_options") or {})).to(self.device)
+        if self._round_trip is None:
+            name, options = self.run.record.component("tokenizer")
+            tokenizer = TOKENIZERS.create(name, **options).to(self.device)
+            self._round_trip = TokenizerRoundTrip(tokenizer, self._preprocessing, 1, name)
         pixels = torch.from_numpy(original).permute(2, 0, 1)[None].to(self.device).float().div(255)
-        fitted = aspect.fit(pixels, self._preprocessing)
-        with torch.inference_mode():
-            decoded = torch.cat([self._tokenizer.decode(self._tokenizer.encode(inputs)) for inputs in fitted.inputs.split(1)])
-        recon = fitted.restore(decoded).clamp(0, 1).mul(255).round().to(torch.uint8)
+        recon = self._round_trip.reconstruct_8bit(pixels).mul(255).round().to(torch.uint8)
         return recon[0].permute(1, 2, 0).cpu().numpy()
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps
 
+from vtbench.declaration import setting
 from vtbench.errors import BadImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm", ".tga")
@@ -33,6 +34,7 @@ FILTERS = {
 }
 ResizeMode = Literal["center-crop", "adm-center-crop", "resize", "pad", "tile", "none"]
 RESIZE_MODES = ("center-crop", "adm-center-crop", "resize", "pad", "tile", "none")
+PREPROCESSING_PANEL = "Preprocessing"
 
 CONVERSION_POLICY = {
     "color": "RGB",
@@ -60,9 +62,18 @@ class Preprocessing:
     filter: PIL resampling filter for the resize.
     """
 
-    resolution: int | None = None
-    mode: ResizeMode = "center-crop"
-    filter: str = "bicubic"
+    resolution: int | None = setting(
+        None, flag="--resolution", minimum=1, panel=PREPROCESSING_PANEL,
+        help="Evaluation side in pixels (default: tokenizer native, else image size).",
+    )  # fmt: skip
+    mode: ResizeMode = setting(
+        "center-crop", flag="--resize-mode", choices=RESIZE_MODES, panel=PREPROCESSING_PANEL,
+        help="center-crop, adm-center-crop, resize, pad (aspect kept, padded for the tokenizer), tile (own size, "
+        "tokenizer-sized tiles) or none.",
+    )  # fmt: skip
+    filter: str = setting(
+        "bicubic", flag="--filter", choices=tuple(FILTERS), panel=PREPROCESSING_PANEL, help="bicubic, lanczos, bilinear, box or nearest."
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in RESIZE_MODES:

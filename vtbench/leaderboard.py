@@ -17,6 +17,7 @@ from typing import Any
 
 from vtbench.errors import VtbenchError
 from vtbench.io import csv_safe, parse_float, to_json
+from vtbench.schema import RunRecord
 
 FORMATS = ("table", "md", "csv", "json", "html", "latex")
 
@@ -189,31 +190,31 @@ def _csv_value(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def check_protocols(records: list[dict[str, Any]]) -> None:
-    """Refuse to rank, within one dataset, records made under different protocols."""
-    from vtbench.compare import metric_protocol
-
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
+def check_protocols(records: list[RunRecord]) -> None:
+    """Refuse to rank, within one dataset, records whose numbers of a metric are not comparable
+    (:meth:`~vtbench.schema.RunRecord.comparability`: the data side, preprocessing and the
+    metric's own settings; for generation runs the reference, never the samples)."""
+    by_dataset: dict[str, list[RunRecord]] = {}
     for record in records:
-        by_dataset.setdefault(record["dataset"]["name"], []).append(record)
+        by_dataset.setdefault(record.dataset_name, []).append(record)
     for dataset, group in by_dataset.items():
-        for metric in sorted({name for record in group for name in record["metrics"]}):
-            having = [record for record in group if metric in record["metrics"]]
-            first = metric_protocol(having[0], metric)
+        for metric in sorted({name for record in group for name in record.metrics}):
+            having = [record for record in group if metric in record.metrics]
+            first = having[0].comparability(metric)
             for other in having[1:]:
-                key = metric_protocol(other, metric)
+                key = other.comparability(metric)
                 if key != first:
                     differing = sorted(k for k in set(key) | set(first) if key.get(k) != first.get(k))
                     raise VtbenchError(
-                        f"{having[0]['run_name']} and {other['run_name']} (dataset {dataset}) computed {metric} under different "
+                        f"{having[0].run_name} and {other.run_name} (dataset {dataset}) computed {metric} under different "
                         f"settings ({differing[0]}: {first.get(differing[0])} vs {key.get(differing[0])}); their numbers are not "
                         "comparable. Pass --allow-protocol-mismatch to rank them anyway."
                     )
 
 
-def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None, allow_protocol_mismatch: bool = False,
+def build_leaderboard(records: list[RunRecord], rank_by: str | None = None, allow_protocol_mismatch: bool = False,
                       bd_baseline: str | None = None, bd_metric: str | None = None) -> Leaderboard:  # fmt: skip
-    """Build a ranked table from run records (see :func:`vtbench.record.find_records`). With
+    """Build a ranked table from run records (see :func:`vtbench.schema.find_records`). With
     ``bd_baseline`` (a tokenizer family such as ``jpeg``), each row also gets its family's
     Bjøntegaard deltas against that family on the same dataset: ``bd-rate`` (%, of
     ``bd_metric``, default the ranking metric, against bits per pixel) and ``bd-METRIC``."""
@@ -223,8 +224,8 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
         check_protocols(records)
     columns: dict[str, Column] = {}
     for record in records:
-        for key, metric in record["metrics"].items():
-            columns.setdefault(key, Column(key, metric.get("higher_is_better"), metric.get("kind", "quality"), metric.get("unit", "")))
+        for key, metric in record.metrics.items():
+            columns.setdefault(key, Column(key, metric.higher_is_better, metric.kind, metric.unit))
     ordered = [c for c in columns.values() if c.kind != "cost"] + [c for c in columns.values() if c.kind == "cost"]
     if rank_by is None:
         rank_by = next((c.key for c in ordered if c.kind != "cost"), ordered[0].key)
@@ -249,18 +250,17 @@ def build_leaderboard(records: list[dict[str, Any]], rank_by: str | None = None,
     rows = []
     for record in records:
         row: dict[str, Any] = {
-            "tokenizer": (record.get("tokenizer") or record.get("generator"))["name"],
-            "dataset": record["dataset"]["name"],
+            "tokenizer": record.subject_name,
+            "dataset": record.dataset_name,
             "group": groups[id(record)],
-            "images": record["samples"]["evaluated"],
-            "failed": record["samples"]["failed"],
-            "record": record.get("_path", record["run_name"]),
+            "images": record.samples.evaluated,
+            "failed": record.samples.failed,
+            "record": str(record.path) if record.path is not None else record.run_name,
         }
         for key in columns:
-            metric = record["metrics"].get(key)
-            row[key] = parse_float(metric["value"]) if metric else None
-            interval = (metric or {}).get("ci95")
-            row[f"{key}_ci95"] = [parse_float(v) for v in interval] if interval else None
+            metric = record.metrics.get(key)
+            row[key] = parse_float(metric.value) if metric else None
+            row[f"{key}_ci95"] = [parse_float(v) for v in metric.ci95] if metric and metric.ci95 else None
         if bd_baseline:
             row.update(bd_values.get((curve_name(record), row["dataset"]), dict.fromkeys(("bd-rate", f"bd-{bd_metric}"))))
         rows.append(row)
@@ -284,28 +284,26 @@ def _group(row: dict[str, Any]) -> str:
     return row.get("group", row["dataset"])
 
 
-def _protocol_groups(records: list[dict[str, Any]]) -> dict[int, str]:
+def _protocol_groups(records: list[RunRecord]) -> dict[int, str]:
     """id(record) -> the block its row is ranked in: the dataset, or, where records of one
     dataset were made under different protocols (``--allow-protocol-mismatch``), the dataset
-    with the protocol that tells them apart (resolution, mode, data manifest)."""
+    with the protocol that tells them apart (resolution, mode, data)."""
     import json
 
-    from vtbench.compare import protocol_key
-
-    keys = {id(r): json.dumps(protocol_key(r, with_extractors=False), sort_keys=True, default=str) for r in records}
+    keys = {id(r): json.dumps(r.comparability(), sort_keys=True, default=str) for r in records}
     per_dataset: dict[str, set[str]] = {}
     for record in records:
-        per_dataset.setdefault(record["dataset"]["name"], set()).add(keys[id(record)])
+        per_dataset.setdefault(record.dataset_name, set()).add(keys[id(record)])
     groups = {}
     for record in records:
-        name = record["dataset"]["name"]
+        name = record.dataset_name
         if len(per_dataset[name]) == 1:
             groups[id(record)] = name
             continue
-        key = json.loads(keys[id(record)])
+        key = record.comparability()
         preprocessing = key.get("preprocessing") or {}
-        manifest = (key.get("dataset_manifest") or "")[:8]
-        groups[id(record)] = f"{name} ({preprocessing.get('resolution') or 'native'}px {preprocessing.get('mode', '')}, data {manifest})"
+        data = str(key.get("dataset_manifest") or key.get("reference") or "")[:8]
+        groups[id(record)] = f"{name} ({preprocessing.get('resolution') or 'native'}px {preprocessing.get('mode', '')}, data {data})"
     return groups
 
 

@@ -46,7 +46,7 @@ def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: 
     from vtbench.analysis import _records
     from vtbench.leaderboard import check_protocols
 
-    records = [record for record, _ in _records(paths)]
+    records = _records(paths)
     if not records:
         raise VtbenchError("no run records to plot")
     if not allow_protocol_mismatch:
@@ -94,11 +94,11 @@ def frequency_response(paths: str | Path | Iterable[str | Path], allow_protocol_
     figure, axes = _figure()
     drawn = 0
     for record in records:
-        details = record["metrics"].get("hf-fidelity", {}).get("details") or {}
+        details = record.details("hf-fidelity")
         if "power_ratio" not in details:
             continue
         axes.plot(details["band_centres"], details["power_ratio"], color=OKABE_ITO[drawn % len(OKABE_ITO)], linewidth=1,
-                  label=_short(record["run_name"]))  # fmt: skip
+                  label=_short(record.run_name))  # fmt: skip
         drawn += 1
     if not drawn:
         raise VtbenchError("no record has hf-fidelity details: run with -m hf-fidelity")
@@ -139,8 +139,7 @@ def text_errors(paths: str | Path | Iterable[str | Path], metric: str = "cer", a
 
     from vtbench.metrics.text import LANGUAGES, SIZE_BUCKETS
 
-    runs = [(r["run_name"], r["metrics"][metric]["details"]) for r in _checked(paths, allow_protocol_mismatch)
-            if (r["metrics"].get(metric, {}).get("details") or {}).get("by_size")]  # fmt: skip
+    runs = [(r.run_name, r.details(metric)) for r in _checked(paths, allow_protocol_mismatch) if r.details(metric).get("by_size")]
     if not runs:
         raise VtbenchError(f"no record has {metric!r} with per-size details: run a text dataset with -m {metric}")
     figure, (by_size, by_script) = _figure(panels=2)
@@ -166,10 +165,10 @@ def codebook_usage(paths: str | Path | Iterable[str | Path], allow_protocol_mism
 
     runs = []
     for record in _checked(paths, allow_protocol_mismatch):
-        details = next((record["metrics"][m].get("details") or {} for m in ("codebook-usage", "codebook-perplexity", "codebook-entropy")
-                        if m in record["metrics"]), {})  # fmt: skip
+        details = next((record.details(m) for m in ("codebook-usage", "codebook-perplexity", "codebook-entropy") if m in record.metrics),
+                       {})  # fmt: skip
         if details.get("codebook_size"):
-            runs.append((_short(record["run_name"]), details))
+            runs.append((_short(record.run_name), details))
     if not runs:
         raise VtbenchError("no record has codebook statistics: run a discrete tokenizer with -m codebook-usage")
     figure, axes = _figure()

@@ -20,7 +20,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,14 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from vtbench.declaration import setting
 from vtbench.errors import VtbenchError
 from vtbench.io import atomic_write_bytes
+from vtbench.schema import ProbeRecord
+from vtbench.settings import Settings, declared_identity
 
 if TYPE_CHECKING:
     from vtbench.engine.distributed import Ranks
 
-PROBE_SCHEMA = "vtbench.probe-record"
 CACHE_VERSION = 1
+PROBE_PANEL = "Probe"
 
 
 @dataclass(frozen=True)
@@ -107,14 +110,15 @@ def _learning_rate(recipe: ProbeRecipe, step: int) -> float:
 
 
 def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recipe: ProbeRecipe, device: str | torch.device = "cpu",
-                state_dir: Path | None = None, checkpoint_seconds: float = 30.0,
-                stop_after: int | None = None, ranks: Ranks | None = None) -> dict[str, Any]:  # fmt: skip
+                state_dir: Path | None = None, checkpoint_seconds: float = 30.0, stop_after: int | None = None,
+                ranks: Ranks | None = None, identity: str = "") -> dict[str, Any]:  # fmt: skip
     """Train the probe on ``train`` ids (N, L) and score ``validation`` ids; returns the
     results (validation bits per token, the learning curve, steps/s). With ``state_dir`` the
     run checkpoints there and resumes from it; ``stop_after`` ends early after that many
     steps (an interrupted run, for tests), leaving the checkpoint. Under torchrun
     (``ranks``), each process takes every world-th image of each batch and the gradients
-    are averaged (DistributedDataParallel): the batches of a one-process run."""
+    are averaged (DistributedDataParallel): the batches of a one-process run. ``identity``
+    names what is trained (settings and data): a checkpoint of another is refused."""
     from vtbench.engine.distributed import Ranks
 
     ranks = ranks or Ranks()
@@ -137,7 +141,7 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
     train, validation = train.to(device), validation.to(device)
     step, curve, seconds, losses = 0, [], 0.0, []  # losses: the training losses since the last evaluation
     if state_dir is not None and (state_dir / "state.json").is_file():
-        step, curve, seconds, losses = _load_state(state_dir, model, optimizer, recipe)
+        step, curve, seconds, losses = _load_state(state_dir, model, optimizer, recipe, identity)
     last_save = time.perf_counter()
     started = time.perf_counter()
     while step < recipe.steps:
@@ -169,7 +173,7 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             due = bool(flag.item())
         if state_dir is not None and ranks.is_main and (done or due or step == recipe.steps):
-            _save_state(state_dir, model, optimizer, recipe, step, curve, seconds + time.perf_counter() - started, losses)
+            _save_state(state_dir, model, optimizer, recipe, step, curve, seconds + time.perf_counter() - started, losses, identity)
             last_save = time.perf_counter()
         if done and step < recipe.steps:
             return {"complete": False, "step": step}
@@ -181,7 +185,7 @@ def train_probe(train: torch.Tensor, validation: torch.Tensor, vocab: int, recip
 
 
 def _save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: ProbeRecipe, step: int,
-                curve: list[dict[str, Any]], seconds: float, losses: list[float]) -> None:  # fmt: skip
+                curve: list[dict[str, Any]], seconds: float, losses: list[float], identity: str) -> None:  # fmt: skip
     from safetensors.torch import save_file
 
     from vtbench.io import atomic_write_json
@@ -196,15 +200,19 @@ def _save_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
     temporary = folder / ".state.safetensors.tmp"
     save_file(tensors, str(temporary))
     temporary.replace(folder / "state.safetensors")
-    atomic_write_json(folder / "state.json", {"step": step, "curve": curve, "seconds": seconds, "losses": losses, "recipe": asdict(recipe)})
+    atomic_write_json(folder / "state.json", {"step": step, "curve": curve, "seconds": seconds, "losses": losses, "recipe": asdict(recipe),
+                                              "identity": identity})  # fmt: skip
 
 
-def _load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: ProbeRecipe) -> tuple[int, list, float, list]:
+def _load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: ProbeRecipe,
+                identity: str) -> tuple[int, list, float, list]:  # fmt: skip
     from safetensors.torch import load_file
 
     meta = json.loads((folder / "state.json").read_text())
     if meta["recipe"] != asdict(recipe):
         raise VtbenchError(f"{folder}: a probe with another recipe was started here; pass --restart to discard it")
+    if meta.get("identity", "") != identity:
+        raise VtbenchError(f"{folder}: a probe of other settings or data was started here; pass --restart to discard it")
     tensors = load_file(str(folder / "state.safetensors"))
     device = next(model.parameters()).device
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -226,118 +234,154 @@ def split_validation(ids: list[str], fraction: float = 0.1) -> list[bool]:
     return held
 
 
-def encode_dataset(tokenizer_name: str, dataset: str, options: dict[str, Any] | None = None, dataset_options: dict[str, Any] | None = None,
-                   resolution: int | None = None, limit: int | None = None, batch_size: int = 16,
-                   device: str = "auto", use_cache: bool = True) -> tuple[list[str], torch.Tensor, dict[str, Any]]:  # fmt: skip
-    """Every image's ids in raster order: (ids, (N, L) int64, description). Cached under
-    ``$VTBENCH_HOME/cache/token-ids/`` by the dataset's manifest, tokenizer and preprocessing."""
+@dataclass(kw_only=True)
+class ProbeConfig(Settings):
+    """One probe: a discrete tokenizer's ids over a dataset, and the training recipe. The
+    shared settings it takes (``preprocessing``, ``batch_size``, ``device``, ``limit``,
+    ``use_cache``) are the run settings' declarations (``commands`` includes ``probe``)."""
+
+    tokenizer: str
+    dataset: str
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    recipe: str = setting("tiny", flag="--recipe", choices=tuple(RECIPES), commands=("probe",), panel=PROBE_PANEL,
+                          help="tiny (CPU, minutes), small, or gpt-b (GPU).")  # fmt: skip
+    steps: int | None = setting(None, flag="--steps", minimum=1, commands=("probe",), panel=PROBE_PANEL,
+                                help="Training steps (default: the recipe's).")  # fmt: skip
+    seed: int | None = setting(None, flag="--seed", minimum=0, commands=("probe",), panel=PROBE_PANEL,
+                               help="Seed of the initialisation and the batches (default: the recipe's, 0).")  # fmt: skip
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.tokenizer}__{Path(self.dataset).name or self.dataset}"
+
+    def training(self) -> ProbeRecipe:
+        """The training recipe with this probe's steps and seed."""
+        return replace(RECIPES[self.recipe], **{k: v for k, v in {"steps": self.steps, "seed": self.seed}.items() if v is not None})
+
+    def identity(self) -> dict[str, Any]:
+        """What a partial probe must match to be resumed (the data's content is added to it)."""
+        return declared_identity(self, [f for f in fields(self) if f.name in PROBE_FIELDS])
+
+
+PROBE_FIELDS = ("tokenizer", "dataset", "tokenizer_options", "dataset_options", "preprocessing", "limit", "recipe", "steps", "seed")
+
+
+def encode_dataset(config: ProbeConfig) -> tuple[list[str], torch.Tensor, dict[str, Any]]:
+    """Every image's ids in raster order: (ids, (N, L) int64, description), through the run's
+    source (the dataset and preprocessing) and transform (the tokenizer's encoder). Cached
+    under ``$VTBENCH_HOME/cache/token-ids/`` by the dataset's manifest, tokenizer and preprocessing."""
     from vtbench.datasets.base import manifest_sha256
     from vtbench.engine.components import create_dataset, resolve_device
-    from vtbench.engine.loading import ImageLoading
-    from vtbench.images import Preprocessing
+    from vtbench.engine.sources import DatasetSource
+    from vtbench.engine.transforms import TokenizerRoundTrip
     from vtbench.tokenizers import TOKENIZERS
     from vtbench.weights import home
 
-    options, dataset_options = options or {}, dataset_options or {}
-    torch_device = resolve_device(device)
-    tokenizer = TOKENIZERS.create(tokenizer_name, **options).to(torch_device)
+    torch_device = resolve_device(config.device)
+    tokenizer = TOKENIZERS.create(config.tokenizer, **config.tokenizer_options).to(torch_device)
     if tokenizer.info.family != "discrete" and tokenizer.info.family != "pixel":
-        raise VtbenchError(f"tokenizer {tokenizer_name!r} has no discrete ids (family {tokenizer.info.family}): nothing to probe")
-    source = create_dataset(dataset, dataset_options)
-    preprocessing = Preprocessing(resolution).resolved(tokenizer.info.native_resolution)
+        raise VtbenchError(f"tokenizer {config.tokenizer!r} has no discrete ids (family {tokenizer.info.family}): nothing to probe")
+    dataset = create_dataset(config.dataset, config.dataset_options)
+    preprocessing = config.preprocessing.resolved(tokenizer.info.native_resolution)
     if preprocessing.resolution is None:
-        raise VtbenchError(f"tokenizer {tokenizer_name!r} has no native resolution: pass --resolution (the probe needs one id length)")
-    count = len(source) if limit is None else min(limit, len(source))
-    names = [source.ids[i] for i in range(count)]
-    hashes = [source.content_sha256(i) for i in range(count)]  # the files' bytes, not decoded: the cache key comes first
+        raise VtbenchError(f"tokenizer {config.tokenizer!r} has no native resolution: pass --resolution (the probe needs one id length)")
+    count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    names = [dataset.ids[i] for i in range(count)]
+    hashes = [dataset.content_sha256(i) for i in range(count)]  # the files' bytes, not decoded: the cache key comes first
     manifest = manifest_sha256(list(zip(names, hashes, strict=True)))
-    identity = {"tokenizer": tokenizer_name, "options": options, "preprocessing": preprocessing.canonical(), "manifest": manifest,
-                "version": CACHE_VERSION}  # fmt: skip
+    identity = {"tokenizer": config.tokenizer, "options": config.tokenizer_options, "preprocessing": preprocessing.canonical(),
+                "manifest": manifest, "version": CACHE_VERSION}  # fmt: skip
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
     cache = home() / "cache" / "token-ids" / f"{key}.npz"
-    description = {"tokenizer": tokenizer_name, "tokenizer_options": options, "dataset": dataset, "manifest_sha256": manifest,
-                   "preprocessing": preprocessing.to_dict(), "codebook_size": tokenizer.info.codebook_size, "cache_key": key}  # fmt: skip
-    if use_cache and cache.is_file():
+    description = {"tokenizer": config.tokenizer, "tokenizer_options": config.tokenizer_options, "dataset": config.dataset,
+                   "manifest_sha256": manifest, "preprocessing": preprocessing.to_dict(), "codebook_size": tokenizer.info.codebook_size,
+                   "cache_key": key}  # fmt: skip
+    if config.use_cache and cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             return names, torch.from_numpy(stored["ids"]), {**description, "codebook_size": int(stored["codebook_size"]), "cached": True}
+    round_trip = TokenizerRoundTrip(tokenizer, preprocessing, config.batch_size, config.tokenizer)
     rows = []
-    with torch.inference_mode():
-        for start in range(0, count, batch_size):  # one batch of decoded images in memory at a time
-            loading = ImageLoading(source, preprocessing, range(start, min(start + batch_size, count)))
-            items = [loading[i] for i in range(len(loading))]
-            bad = [f"{item['id']} ({item['error'] or 'changed while it was read'})" for item, expected in
-                   zip(items, hashes[start:], strict=False) if item["error"] is not None or item["sha256"] != expected]  # fmt: skip
-            if bad:
-                raise VtbenchError(f"cannot read {len(bad)} image(s) of {dataset}: {'; '.join(bad[:3])}")
-            pixels = torch.stack([item["pixels"] for item in items]).to(torch_device).float().div(255)
-            tokens = tokenizer.encode(pixels)
+    source = DatasetSource(dataset, preprocessing)
+    with torch.inference_mode():  # one batch of decoded images in memory at a time
+        for batch in source.batches(range(count), config.batch_size, 0, torch_device, lambda key, work: work()):
+            bad = [f"{item.id} ({item.error or 'changed while it was read'})" for item in batch.items
+                   if item.error is not None or item.sha256 != hashes[item.index]]  # fmt: skip
+            if bad or len(batch.groups) != 1:
+                problem = "; ".join(bad[:3]) if bad else "images differ in size"
+                raise VtbenchError(f"cannot read {len(bad) or len(batch.items)} image(s) of {config.dataset}: {problem}")
+            pixels = batch.groups[0][1].to(torch_device).float().div(255)
+            tokens = round_trip.encode(pixels)
             if tokens.indices is None:
-                raise VtbenchError(f"tokenizer {tokenizer_name!r} returned no ids")
+                raise VtbenchError(f"tokenizer {config.tokenizer!r} returned no ids")
             rows.append(tokens.indices.reshape(len(pixels), -1).to(torch.int64).cpu())
             description["codebook_size"] = tokens.codebook_size or description["codebook_size"]
     ids = torch.cat(rows)
-    if use_cache:
+    if config.use_cache:
         buffer = io.BytesIO()
         np.savez(buffer, ids=ids.numpy(), codebook_size=np.int64(description["codebook_size"] or int(ids.max()) + 1))
         atomic_write_bytes(cache, buffer.getvalue())
     return names, ids, {**description, "cached": False}
 
 
-def run_probe(tokenizer: str, dataset: str, out_dir: str | Path, recipe: str | ProbeRecipe = "tiny", steps: int | None = None,
-              seed: int | None = None, device: str = "auto", restart: bool = False, **encode_options: Any) -> dict[str, Any]:  # fmt: skip
+def run_probe(config: ProbeConfig, out_dir: str | Path, restart: bool = False) -> ProbeRecord:
     """Encode (cached), train the probe and write ``OUT/TOKENIZER__DATASET.probe.json``; returns
     the record. Under torchrun the processes share each batch; rank 0 encodes first (the
-    others read its cache) and writes the checkpoints and the record."""
+    others read its cache) and writes the checkpoints and the record. A partial probe made
+    with other settings or data is refused (``restart`` discards it)."""
     import shutil
 
     from vtbench.engine.components import resolve_device
     from vtbench.engine.distributed import Ranks
+    from vtbench.engine.partial import identity_sha
     from vtbench.io import atomic_write_json
-    from vtbench.record import environment
+    from vtbench.provenance import environment
 
-    ranks = Ranks.from_environment(device)
-
-    if isinstance(recipe, str):
-        if recipe not in RECIPES:
-            raise VtbenchError(f"unknown probe recipe {recipe!r}; choose from {', '.join(RECIPES)}")
-        recipe = RECIPES[recipe]
-    recipe = replace(recipe, **{k: v for k, v in {"steps": steps, "seed": seed}.items() if v is not None})
-    if recipe.steps < 1:
-        raise VtbenchError(f"the probe needs at least 1 training step, got --steps {recipe.steps}")
-    if encode_options.get("resolution") is not None and encode_options["resolution"] < 1:
-        raise VtbenchError(f"--resolution must be a positive number of pixels, got {encode_options['resolution']}")
+    ranks = Ranks.from_environment(config.device)
+    recipe = config.training()
     if ranks.world > 1 and not ranks.is_main:
         torch.distributed.barrier()  # wait for rank 0's encoding, then read it from the cache
-    names, ids, description = encode_dataset(tokenizer, dataset, device=device, **encode_options)
+    names, ids, description = encode_dataset(config)
     if ranks.world > 1 and ranks.is_main:
         torch.distributed.barrier()
     vocab = int(description["codebook_size"] or int(ids.max()) + 1)
     held = torch.tensor(split_validation(names))
     if len(names) < 2:
-        raise VtbenchError(f"the probe needs at least 2 images (one held out), {dataset} has {len(names)}")
-    run_name = f"{tokenizer}__{Path(dataset).name or dataset}"
+        raise VtbenchError(f"the probe needs at least 2 images (one held out), {config.dataset} has {len(names)}")
     out_dir = Path(out_dir)
-    state_dir = out_dir / ".partial" / f"probe-{run_name}"
+    state_dir = out_dir / ".partial" / f"probe-{config.run_name}"
     if restart and state_dir.exists() and ranks.is_main:
         shutil.rmtree(state_dir)
     if ranks.world > 1:
         torch.distributed.barrier()
-    torch_device = resolve_device(device, ranks.local_rank if ranks.world > 1 else None)
-    result = train_probe(ids[~held], ids[held], vocab, recipe, torch_device, state_dir, ranks=ranks)
-    record = {
-        "schema": PROBE_SCHEMA, "schema_version": 1, "run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "tokens": {**description, "images": len(names), "train_images": int((~held).sum()), "validation_images": int(held.sum()),
-                   "tokens_per_image": int(ids.shape[1]), "vocab": vocab},
-        "recipe": asdict(recipe),
-        "validation_bits_per_token": result["validation_bits_per_token"],
-        "validation_bits_per_image": result["validation_bits_per_token"] * ids.shape[1],
-        "uniform_bits_per_token": math.log2(vocab),
-        "curve": result["curve"], "train_seconds": result["train_seconds"], "steps_per_s": result["steps_per_s"],
-        "parameters": result["parameters"], "processes": ranks.world, "environment": environment(torch_device),
-    }  # fmt: skip
+    torch_device = resolve_device(config.device, ranks.local_rank if ranks.world > 1 else None)
+    identity = identity_sha({**config.identity(), "manifest": description["manifest_sha256"]})
+    result = train_probe(ids[~held], ids[held], vocab, recipe, torch_device, state_dir, ranks=ranks, identity=identity)
+    record = ProbeRecord(
+        run_name=config.run_name,
+        tokens={
+            **description,
+            "images": len(names),
+            "train_images": int((~held).sum()),
+            "validation_images": int(held.sum()),
+            "tokens_per_image": int(ids.shape[1]),
+            "vocab": vocab,
+        },  # fmt: skip
+        recipe=asdict(recipe),
+        validation_bits_per_token=result["validation_bits_per_token"],
+        validation_bits_per_image=result["validation_bits_per_token"] * ids.shape[1],
+        uniform_bits_per_token=math.log2(vocab),
+        curve=result["curve"],
+        train_seconds=result["train_seconds"],
+        steps_per_s=result["steps_per_s"],
+        parameters=result["parameters"],
+        processes=ranks.world,
+        environment=environment(torch_device),
+        settings={k: v for k, v in asdict(config).items() if k in (*PROBE_FIELDS, "batch_size", "device", "use_cache")},
+    )
     if not ranks.is_main:
         return record
-    atomic_write_json(out_dir / f"{run_name}.probe.json", record)
+    atomic_write_json(out_dir / f"{config.run_name}.probe.json", record.to_dict())
     shutil.rmtree(state_dir, ignore_errors=True)
     if state_dir.parent.is_dir() and not any(state_dir.parent.iterdir()):
         state_dir.parent.rmdir()

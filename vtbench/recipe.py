@@ -1,7 +1,8 @@
 """Recipes: YAML files that describe a set of runs, checked against the run settings' types.
 
 A recipe crosses tokenizers x datasets (reconstruction runs) and generators x references
-(generation runs), with the :class:`~vtbench.engine.settings.Settings` every run shares; a
+(generation runs), with the :class:`~vtbench.settings.Settings` every run shares (its keys
+are the settings declared with ``recipe=True``); a
 dataset entry may override parts of the preprocessing with its own ``preprocessing``
 mapping (``{name: vtbench, task: task1-varying-resolution, preprocessing: {mode: pad}}``).
 ``include: other.yaml`` (relative to the recipe) inherits keys, the including file winning.
@@ -11,16 +12,17 @@ Unknown keys, names and options are errors with suggestions.
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vtbench.engine.settings import GenerationConfig, RunConfig, Settings, SettingsError
+from vtbench.declaration import declared
 from vtbench.errors import RecipeError, VtbenchError
 from vtbench.images import Preprocessing
 from vtbench.registry import Registry, check_options
+from vtbench.settings import GenerationConfig, RunConfig, Settings, SettingsError, resolve
 
 
 @dataclass
@@ -69,46 +71,69 @@ class Component:
 @dataclass
 class Recipe(Settings):
     """A parsed recipe: every tokenizer x every dataset, and every generator x every
-    reference, with the shared :class:`Settings`."""
+    reference. Its :class:`Settings` fields are the recipe's settings resolved (its protocol
+    with its own keys on top); ``given`` keeps the keys it gave, so that command-line options
+    resolve on top of them (:meth:`runs`)."""
 
     tokenizers: list[Component] = field(default_factory=list)
     datasets: list[Component] = field(default_factory=list)
     generators: list[Component] = field(default_factory=list)
     references: list[Component] = field(default_factory=list)
-    stored_statistics: bool = True  # generation runs: an ADM reference batch's stored mu/sigma for FID/sFID
     name: str = "recipe"
     description: str = ""
     source: str | None = None
+    given: dict[str, Any] = field(default_factory=dict)
 
-    def runs(self) -> list[RunConfig | GenerationConfig]:
-        """One config per (tokenizer, dataset) and per (generator, reference)."""
-        settings = self.settings()
+    @classmethod
+    def build(cls, given: dict[str, Any], components: dict[str, list[Component]], **about: Any) -> Recipe:
+        """A recipe from its given settings and components: the settings resolved for the task
+        of its runs (reconstruction when it has any), checked by type and range."""
+        task = "reconstruction" if components.get("tokenizers") or not components.get("generators") else "generation"
+        settings = resolve(task, given)
+        for key in ("stored_statistics", "expected_samples"):  # the generation settings of a recipe that also makes them
+            if key in given and key not in settings:
+                settings[key] = given[key]
+        return cls(**settings, **components, **about, given=dict(given))
+
+    @property
+    def tasks(self) -> list[str]:
+        return [task for task, present in (("reconstruction", self.tokenizers and self.datasets),
+                                            ("generation", self.generators and self.references)) if present]  # fmt: skip
+
+    def settings_for(self, task: str, overrides: dict[str, Any] | None = None, *component: dict[str, Any]) -> dict[str, Any]:
+        """The settings of this recipe's ``task`` runs with command-line ``overrides`` (and a
+        component's own layer) on top."""
+        return resolve(task, self.given, overrides or {}, *component)
+
+    def runs(self, overrides: dict[str, Any] | None = None) -> list[RunConfig | GenerationConfig]:
+        """One config per (tokenizer, dataset) and per (generator, reference), with the
+        command line's ``overrides`` on top of the recipe's settings."""
         runs: list[RunConfig | GenerationConfig] = []
         for tok in self.tokenizers:
             for data in self.datasets:
-                runs.append(RunConfig(
-                    tokenizer=tok.name, tokenizer_options=dict(tok.options), label=tok.label, dataset=data.name,
-                    dataset_options=dict(data.options), dataset_label=data.label,
-                    **{**settings, "preprocessing": replace(self.preprocessing, **data.preprocessing)},
-                ))  # fmt: skip
+                settings = self.settings_for("reconstruction", overrides, {"preprocessing": data.preprocessing})
+                runs.append(RunConfig(tokenizer=tok.name, tokenizer_options=dict(tok.options), label=tok.label, dataset=data.name,
+                                      dataset_options=dict(data.options), dataset_label=data.label, **settings))  # fmt: skip
         for gen in self.generators:
             options = dict(gen.options)
             expected = options.pop("expected_samples", None)  # a setting of the run, given beside the generator's options
             for reference in self.references:
-                preprocessing = replace(self.preprocessing, **reference.preprocessing)
-                runs.append(GenerationConfig(
-                    generator=gen.name, generator_options=options, label=gen.label, expected_samples=expected, reference=reference.name,
-                    reference_options=dict(reference.options), stored_statistics=self.stored_statistics,
-                    **{**settings, "preprocessing": preprocessing},
-                ))  # fmt: skip
+                layer = {"preprocessing": reference.preprocessing, "expected_samples": expected}
+                settings = self.settings_for("generation", overrides, layer)
+                runs.append(GenerationConfig(generator=gen.name, generator_options=options, label=gen.label, reference=reference.name,
+                                             reference_options=dict(reference.options), **settings))  # fmt: skip
         return runs
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("given")
+        return data
 
 
-_KEYS = {f.name for f in fields(Recipe)} - {"source"} | {"include"}
+RECIPE_SETTINGS = {name for name, declaration in declared(Settings).items() if declaration.recipe}
 _LISTS = ("tokenizers", "datasets", "generators", "references")
+_KEYS = RECIPE_SETTINGS | set(_LISTS) | {"name", "description", "include"}
+_COMMAND_LINE_ONLY = {name: declaration.flag for name, declaration in declared(Settings).items() if not declaration.recipe}
 
 
 def _suggest(word: str, choices: set[str]) -> str:
@@ -143,68 +168,48 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     the key of every problem found, one per line."""
     problems: list[str] = []
     for key in sorted(set(data) - _KEYS):
-        problems.append(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
-    values = {k: v for k, v in data.items() if k in _KEYS}
-    if values.get("protocol") is not None:
-        try:
-            values = with_protocol(values, str(values["protocol"]), source)
-        except VtbenchError as exc:
-            problems.append(f"{source}: {exc}")
+        if key in _COMMAND_LINE_ONLY:
+            problems.append(f"{source}: {key!r} is a command-line setting ({_COMMAND_LINE_ONLY[key]}), not a recipe key")
+        else:
+            problems.append(f"{source}: unknown key {key!r}{_suggest(key, _KEYS)}")
+    components: dict[str, list[Component]] = {}
     for key in _LISTS:
-        specs = values.get(key) or []
-        parsed = []
+        specs = data.get(key) or []
+        components[key] = []
         for i, spec in enumerate(specs if isinstance(specs, list) else [specs]):
             try:
-                parsed.append(Component.parse(spec, f"{source}: {key}[{i}]"))
+                components[key].append(Component.parse(spec, f"{source}: {key}[{i}]"))
             except RecipeError as exc:
                 problems.append(str(exc))
-        values[key] = parsed
-    if not (values["tokenizers"] and values["datasets"]) and not (values["generators"] and values["references"]) and not problems:
+    has_runs = (components["tokenizers"] and components["datasets"]) or (components["generators"] and components["references"])
+    if not has_runs and not problems:
         problems.append(f"{source}: list at least one tokenizer and one dataset, or one generator and one reference")
-    if isinstance(values.get("metrics"), str):
-        values["metrics"] = [values["metrics"]]
-    if isinstance(values.get("shard"), str):
-        problems.append(f"{source}: 'shard' is a command-line setting (--shard K/N), not a recipe key")
-        del values["shard"]
+    given = {k: v for k, v in data.items() if k in RECIPE_SETTINGS}
+    if isinstance(given.get("metrics"), str):
+        given["metrics"] = [given["metrics"]]
     try:
-        values["preprocessing"] = _preprocessing(values.get("preprocessing") or {}, source)
+        _preprocessing(given.get("preprocessing") or {}, source)  # checked here; the keys given stay as given
     except RecipeError as exc:
         problems.append(str(exc))
-        values["preprocessing"] = Preprocessing()
+        given.pop("preprocessing")
     for key in ("datasets", "references"):
-        for i, item in enumerate(values[key]):
+        for i, item in enumerate(components[key]):
             if item.preprocessing:
                 try:
-                    _preprocessing({**asdict(values["preprocessing"]), **item.preprocessing}, f"{source}: {key}[{i}]")
+                    _preprocessing({**given.get("preprocessing", {}), **item.preprocessing}, f"{source}: {key}[{i}]")
                 except RecipeError as exc:
                     problems.append(str(exc))
+    about = {"name": data.get("name", "recipe"), "description": data.get("description", ""), "source": source}
+    recipe = None
     try:
-        recipe = Recipe(**values, source=source)
+        recipe = Recipe.build(given, components, **about)
     except SettingsError as exc:
         problems += [f"{source}: {problem}" for problem in exc.problems]
-    if problems:
+    except VtbenchError as exc:  # an unknown protocol
+        problems.append(f"{source}: {exc}")
+    if problems or recipe is None:
         raise all_problems(problems)
     return recipe
-
-
-def with_protocol(values: dict[str, Any], name: str, source: str) -> dict[str, Any]:
-    """A recipe mapping under the protocol ``name``: the protocol's settings, the recipe's own
-    keys on top; a generation protocol's sample count goes to each generator without one."""
-    from vtbench import protocols
-
-    protocol = protocols.get(name)
-    task = "generation" if values.get("generators") else "reconstruction"
-    if protocol.task != task:
-        raise RecipeError(f"{source}: protocol {name!r} is for {protocol.task} runs; this recipe makes {task} runs")
-    merged = protocols.apply(name, task, {**values, "preprocessing": values.get("preprocessing") or {}})
-    expected = merged.pop("expected_samples", None)
-    if expected is not None:
-        specs = values["generators"] if isinstance(values["generators"], list) else [values["generators"]]
-        merged["generators"] = [
-            {"expected_samples": expected, **spec} if isinstance(spec, dict) else {"name": spec, "expected_samples": expected}
-            for spec in specs
-        ]
-    return merged
 
 
 def all_problems(problems: list[str]) -> RecipeError:
@@ -248,10 +253,13 @@ def _check_component(registry: Registry, component: Component, where: str) -> No
     check_options(f"{where}: {registry.kind.rstrip('s')} {component.name!r}", entry.load(), options)
 
 
-def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[str], list[str], list[str]]:
+def recipe_problems(
+    recipe: Recipe, check_weights: bool = True, overrides: dict[str, Any] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """Every problem of a recipe at once, without running it: (the run names it would make,
-    problems, notes). With ``check_weights``, weights files the runs need and cannot get are
-    problems (each with its fix) and files a run would download are notes."""
+    problems, notes), with the command line's ``overrides`` on top of its settings. With
+    ``check_weights``, weights files the runs need and cannot get are problems (each with its
+    fix) and files a run would download are notes."""
     from vtbench.datasets import DATASETS
     from vtbench.generators import GENERATORS
     from vtbench.metrics import METRICS
@@ -271,31 +279,37 @@ def recipe_problems(recipe: Recipe, check_weights: bool = True) -> tuple[list[st
                 _check_component(registry, component, f"{key}[{i}]")  # problem() adds the source
             except VtbenchError as exc:
                 problem(exc)
-    for metric in recipe.metrics or []:
+    try:
+        runs = recipe.runs(overrides)
+    except SettingsError as exc:
+        problems += [f"{source}: {message}" for message in exc.problems]
+        return [], problems, []
+    except VtbenchError as exc:
+        problem(exc)
+        return [], problems, []
+    for metric in dict.fromkeys(name for run in runs for name in run.metrics):
         try:
             METRICS.get(metric)
         except VtbenchError as exc:
             problem(exc)
-    for metric, options in recipe.metric_options.items():
+    for metric, options in {name: o for run in runs for name, o in run.metric_options.items()}.items():
         try:
             check_options(f"metric_options: metric {metric!r}", METRICS.get(metric).load(), options)
         except VtbenchError as exc:
             problem(exc)
     if problems:
         return [], problems, []
-    try:
-        runs = recipe.runs()
-    except VtbenchError as exc:
-        problem(exc)
-        return [], problems, []
     names = [run.run_name for run in runs]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{source}: two runs would write the same record {name!r}; give one a 'label'")
     notes: list[str] = []
     if check_weights:
-        missing, downloads = missing_weights(runs)
+        missing, downloads = missing_weights([run for run in runs if not run.skip_unavailable])
         problems += [f"{source}: {reason}" for reason in missing]
         notes += downloads
+        skipped, _ = missing_weights([run for run in runs if run.skip_unavailable])
+        notes += [f"{reason.split(': ', 1)[0]} will be recorded as not computed (skip_unavailable): {reason.split(': ', 1)[-1]}"
+                  for reason in skipped]  # fmt: skip
     return names, problems, notes
 
 
@@ -304,8 +318,7 @@ def missing_weights(runs: list[Any]) -> tuple[list[str], list[str]]:
     its fix; those a run would download). Tokenizer checkpoints of the weights store and every
     metric's files are checked; hub models are found when the run loads them."""
     from vtbench import weights as store
-    from vtbench.features import EXTRACTORS
-    from vtbench.metrics import METRICS
+    from vtbench.engine.components import create_metrics, weights_of
     from vtbench.tokenizers import TOKENIZERS
 
     users: dict[str, list[str]] = {}
@@ -316,10 +329,8 @@ def missing_weights(runs: list[Any]) -> tuple[list[str], list[str]]:
             checkpoint = options.get("checkpoint")
             if isinstance(checkpoint, str) and checkpoint in store.WEIGHTS and not options.get("weights"):
                 users.setdefault(checkpoint, []).append(f"tokenizer {tokenizer}")
-        for name in run.metrics:
-            metric = METRICS.create(name)
-            needed = [*metric.required_weights, *(EXTRACTORS.get(metric.extractor).load().weights if metric.extractor else ())]
-            for weights_name in needed:
+        for name, metric in create_metrics(run.metrics, run.metric_options).items():
+            for weights_name in weights_of(metric):
                 users.setdefault(weights_name, []).append(f"metric {name}")
     missing, downloads = [], []
     for weights_name, used_by in users.items():
@@ -336,19 +347,23 @@ def missing_weights(runs: list[Any]) -> tuple[list[str], list[str]]:
     return missing, downloads
 
 
-def validate_recipe(recipe: Recipe, check_weights: bool = False) -> list[str]:
+def validate_recipe(recipe: Recipe, check_weights: bool = False, overrides: dict[str, Any] | None = None) -> list[str]:
     """Check every name and option without running; returns the run names it would make.
     Raises :class:`RecipeError` listing every problem, one per line."""
-    names, problems, _ = recipe_problems(recipe, check_weights)
+    names, problems, _ = recipe_problems(recipe, check_weights, overrides)
     if problems:
         raise all_problems(problems)
     return names
 
 
-def run_recipe(recipe: Recipe, out_dir: str | Path, progress: Any = None, restart: bool = False, on_skip: Any = None) -> Any:
-    """Validate, then run every run of the recipe; returns the :class:`~vtbench.engine.Outcome`
-    (records written, runs skipped as already done, runs that failed)."""
+def run_recipe(recipe: Recipe, out_dir: str | Path, progress: Any = None, restart: bool = False, on_skip: Any = None,
+               overrides: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """Validate, then run every run of the recipe (with the command line's ``overrides`` on
+    top of its settings); returns the :class:`~vtbench.engine.Outcome` (records written, runs
+    skipped as already done, runs that failed)."""
     from vtbench.engine import evaluate_all
 
-    validate_recipe(recipe)
-    return evaluate_all(recipe.runs(), out_dir, progress=progress, restart=restart, recipe=recipe.to_dict(), on_skip=on_skip)
+    validate_recipe(recipe, overrides=overrides)
+    runs = recipe.runs(overrides)
+    about = {**recipe.to_dict(), **(runs[0].settings() if runs else {})}  # the recipe as its runs were made
+    return evaluate_all(runs, out_dir, progress=progress, restart=restart, recipe=about, on_skip=on_skip)

@@ -139,20 +139,54 @@ class CacheWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def export_statistics(features: torch.Tensor, path: str | Path) -> None:
-    """Write ``mu`` and ``sigma`` (float64, ddof 1) of (N, D) features as an ``.npz``."""
+def export_statistics(features: torch.Tensor, path: str | Path, provenance: dict | None = None) -> None:
+    """Write ``mu`` and ``sigma`` (float64, ddof 1) of (N, D) features as an ``.npz``; with
+    ``provenance``, also how they were made, as JSON text in ``provenance`` (read without
+    unpickling: ``np.load(path)["provenance"].item()``)."""
     array = features.double().numpy()
     buffer = io.BytesIO()
-    np.savez(buffer, mu=array.mean(axis=0), sigma=np.cov(array, rowvar=False))
+    extra = {"provenance": np.array(json.dumps(provenance, sort_keys=True))} if provenance is not None else {}
+    np.savez(buffer, mu=array.mean(axis=0), sigma=np.cov(array, rowvar=False), **extra)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``mu``/``sigma`` from a torch-fidelity / clean-fid style ``.npz``."""
+def write_reference_statistics(dataset: str, out: str | Path, given: dict) -> dict:
+    """Inception mu/sigma of ``dataset`` read as a generation run reads its reference, under
+    the settings ``given`` (resolved as for ``vtbench run``: a protocol, preprocessing, device,
+    batch size, workers, limit, cache), written to ``out`` with their provenance; returns it."""
+    from vtbench import __version__, weights
+    from vtbench.engine.components import create_dataset, resolve_device
+    from vtbench.engine.features import dataset_features
+    from vtbench.features import EXTRACTORS
+    from vtbench.settings import Settings, SettingsError, resolve
+
+    try:
+        settings = Settings(**resolve("generation", given))
+    except SettingsError as exc:
+        raise SettingsError(*(f"command line: {problem}" for problem in exc.problems)) from None
+    located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
+    extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(settings.device))
+    source = create_dataset(dataset, {})
+    workers = settings.num_workers or 0
+    features, provenance = dataset_features(source, settings.preprocessing, extractor, settings.batch_size, settings.use_cache, workers,
+                                            settings.limit)  # fmt: skip
+    provenance = {**provenance, "reference": source.describe(), "preprocessing": settings.preprocessing.to_dict(),
+                  "protocol": settings.protocol, "feature": "2048", "extractor": extractor.describe(), "vtbench": __version__}  # fmt: skip
+    export_statistics(features["2048"], out, provenance)
+    return provenance
+
+
+def load_statistics(
+    path: str | Path, keys: tuple[str, str] = ("mu", "sigma"), missing_ok: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Read a mean and covariance (``keys``, float64) from a torch-fidelity / clean-fid style
+    ``.npz`` or an ADM reference batch; None when they are absent and ``missing_ok``."""
     with np.load(path) as archive:
-        if "mu" not in archive.files or "sigma" not in archive.files:
-            raise VtbenchError(f"{path}: no mu/sigma statistics (found {', '.join(archive.files)})")
-        mu, sigma = archive["mu"].astype(np.float64), archive["sigma"].astype(np.float64)
+        if not all(key in archive.files for key in keys):
+            if missing_ok:
+                return None
+            raise VtbenchError(f"{path}: no {'/'.join(keys)} statistics (found {', '.join(archive.files)})")
+        mu, sigma = archive[keys[0]].astype(np.float64), archive[keys[1]].astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise VtbenchError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
+        raise VtbenchError(f"{path}: {keys[0]} {mu.shape} and {keys[1]} {sigma.shape} do not fit together")
     return mu, sigma

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vtbench.errors import VtbenchError
+from vtbench.schema import RunRecord
 
 FEW_SAMPLES = 50  # below this many images an interval is wide and a Fréchet distance biased
 
@@ -90,17 +91,17 @@ def _figures(paths: list[Path]) -> list[tuple[str, str]]:
     return figures
 
 
-def _warnings(records: list[dict[str, Any]]) -> list[str]:
+def _warnings(records: list[RunRecord]) -> list[str]:
     out = []
     for record in records:
-        evaluated = record["samples"]["evaluated"]
+        evaluated = record.samples.evaluated
         if evaluated < FEW_SAMPLES:
-            out.append(f"{record['run_name']}: only {evaluated} images; intervals are wide and Fréchet distances biased")
-        for name, entry in record["metrics"].items():
-            if entry.get("status") not in (None, "ok"):
-                out.append(f"{record['run_name']}: {name} {entry['status']}: {entry.get('reason', '')}")
-            out += [f"{record['run_name']}: {name}: {note}" for note in entry.get("warnings", [])]
-    protocols = {json.dumps(r["protocol"].get("preprocessing"), sort_keys=True) for r in records}
+            out.append(f"{record.run_name}: only {evaluated} images; intervals are wide and Fréchet distances biased")
+        for name, entry in record.metrics.items():
+            if entry.status != "ok":
+                out.append(f"{record.run_name}: {name} {entry.status}: {entry.reason or ''}")
+            out += [f"{record.run_name}: {name}: {note}" for note in entry.warnings]
+    protocols = {json.dumps(r.protocol.preprocessing, sort_keys=True) for r in records}
     if len(protocols) > 1:
         out.append(f"the records were made under {len(protocols)} different preprocessing settings: compare within one only")
     return out
@@ -119,19 +120,19 @@ def _png_uri(array: Any, thumbnail: bool = False) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _gallery(records: list[dict[str, Any]], metric: str, k: int) -> tuple[str, list[str]]:
+def _gallery(records: list[RunRecord], metric: str, k: int) -> tuple[str, list[str]]:
     """The gallery section's HTML (the ``k`` worst images of each reconstruction run by
     ``metric``) and a warning for each run whose gallery could not be made."""
     from vtbench.gallery import build_gallery
 
     sections, problems = [], []
     for record in records:
-        if record.get("task", "reconstruction") != "reconstruction" or metric not in record["metrics"]:
+        if record.task != "reconstruction" or metric not in record.metrics:
             continue
         try:
-            entries = build_gallery(record["_path"], metric, k)
+            entries = build_gallery(record.path, metric, k)
         except Exception as exc:  # a tokenizer or dataset that cannot be rebuilt here: said, not hidden
-            problems.append(f"{record['run_name']}: no gallery ({type(exc).__name__}: {exc})")
+            problems.append(f"{record.run_name}: no gallery ({type(exc).__name__}: {exc})")
             continue
         rows = []
         for entry in entries:
@@ -145,11 +146,11 @@ def _gallery(records: list[dict[str, Any]], metric: str, k: int) -> tuple[str, l
                      f'<td><img class="zoom" src="{_png_uri(entry.cropped(entry.reconstructions[0]))}" alt="zoomed reconstruction">'
                      "<br>reconstruction</td>"]  # fmt: skip
             rows.append("<tr>" + "".join(cells) + "</tr>")
-        sections.append(f'<h3>{html.escape(record["run_name"])}</h3>\n<table class="gallery">' + "".join(rows) + "</table>")
+        sections.append(f'<h3>{html.escape(record.run_name)}</h3>\n<table class="gallery">' + "".join(rows) + "</table>")
     return "\n".join(sections), problems
 
 
-def _bd_section(records: list[dict[str, Any]], baseline: str | None) -> str:
+def _bd_section(records: list[RunRecord], baseline: str | None) -> str:
     from vtbench.analysis import bd_table, records_frame
     from vtbench.leaderboard import format_value
 
@@ -180,7 +181,7 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     Bjøntegaard table uses ``bd_baseline`` (default ``jpeg`` when there is one); the gallery
     shows each run's ``gallery_k`` worst images by ``gallery_metric`` (0: no gallery)."""
     from vtbench.leaderboard import build_leaderboard, check_protocols, format_value
-    from vtbench.record import find_records
+    from vtbench.schema import find_records
 
     roots = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     records = [record for root in roots for record in find_records(root)]
@@ -190,7 +191,7 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         check_protocols(records)
     if gallery_k < 0:
         raise VtbenchError(f"--gallery-k must be 0 (no gallery) or more, got {gallery_k}")
-    per_image = sorted({m for r in records for m, e in r["metrics"].items() if e.get("aggregation") == "mean"})
+    per_image = sorted({m for r in records for m, e in r.metrics.items() if e.aggregation == "mean"})
     if gallery_k and gallery_metric not in per_image:
         raise VtbenchError(f"--gallery-metric {gallery_metric!r}: no record has it per image (per-image metrics: {', '.join(per_image)})")
     board = build_leaderboard(records, allow_protocol_mismatch=True)
@@ -213,8 +214,8 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     warnings = "".join(f'<div class="warning">{html.escape(w)}</div>' for w in _warnings(records) + gallery_problems) or "<p>None.</p>"
     figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots))
     runs = "".join(
-        f"<details><summary>{html.escape(r['run_name'])}</summary><pre>"
-        + html.escape(json.dumps({"protocol": r["protocol"], "config": r["config"], "environment": r["environment"]}, indent=2))
+        f"<details><summary>{html.escape(r.run_name)}</summary><pre>"
+        + html.escape(json.dumps({"protocol": r.protocol.to_dict(), "config": r.config, "environment": r.environment}, indent=2))
         + "</pre></details>"
         for r in records
     )

@@ -38,7 +38,7 @@ def leaderboard(
     from vtbench.io import atomic_write_bytes
     from vtbench.leaderboard import build_leaderboard as build
     from vtbench.leaderboard import print_rich_table
-    from vtbench.record import find_records
+    from vtbench.schema import find_records
 
     board = build(find_records(path), rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch, bd_baseline=bd_baseline,
                   bd_metric=bd_metric)  # fmt: skip

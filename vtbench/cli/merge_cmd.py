@@ -25,4 +25,4 @@ def merge(
 
     records = merge_shards(shards, out)
     for record in records:
-        typer.echo(f"{record['run_name']}: {record['samples']['evaluated']} images, {record['memory']['processes']} shards -> {out}/")
+        typer.echo(f"{record.run_name}: {record.samples.evaluated} images, {record.memory.processes} shards -> {out}/")

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from vtbench.cli.options import settings_options
+from vtbench.probe import ProbeConfig
 
+
+@settings_options("probe", ProbeConfig)
 def probe(
     tokenizer: str = typer.Option(..., "--tokenizer", "-t", help="A discrete tokenizer (NAME or NAME:key=value)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A dataset name or image folder (NAME or NAME:key=value)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the probe record (TOKENIZER__DATASET.probe.json)."),
-    recipe: str = typer.Option("tiny", "--recipe", help="tiny (CPU, minutes), small, or gpt-b (GPU)."),
-    steps: int | None = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the initialisation and the batches (default: the recipe's, 0)."),
-    resolution: int | None = typer.Option(None, "--resolution", help="Evaluation side in pixels (default: the tokenizer's native)."),
-    limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial probe of this run instead of resuming it."),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Encode a dataset once (ids cached by content), train a small causal transformer on the ids
     for a fixed recipe, and report the validation NLL in bits per token and per image.
@@ -30,17 +30,23 @@ def probe(
     from vtbench.leaderboard import format_value
     from vtbench.probe import run_probe
     from vtbench.recipe import Component
+    from vtbench.settings import SettingsError
 
     tok, data = Component.from_cli(tokenizer), Component.from_cli(dataset)
-    record = run_probe(tok.name, data.name, out, recipe, steps, seed, device, restart, options=dict(tok.options),
-                       dataset_options=dict(data.options), resolution=resolution, limit=limit)  # fmt: skip
+    given = settings or {}
+    try:
+        config = ProbeConfig(tokenizer=tok.name, tokenizer_options=dict(tok.options), dataset=data.name,
+                             dataset_options=dict(data.options), **given)  # fmt: skip
+    except SettingsError as exc:
+        raise SettingsError(*(f"command line: {problem}" for problem in exc.problems)) from None
+    record = run_probe(config, out, restart)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return
-    tokens = record["tokens"]
+    tokens = record.tokens
     typer.echo(
-        f"{record['run_name']}: validation NLL {format_value(record['validation_bits_per_token'])} bits/token "
-        f"({format_value(record['validation_bits_per_image'])} bits/image; uniform {format_value(record['uniform_bits_per_token'])}), "
+        f"{record.run_name}: validation NLL {format_value(record.validation_bits_per_token)} bits/token "
+        f"({format_value(record.validation_bits_per_image)} bits/image; uniform {format_value(record.uniform_bits_per_token)}), "
         f"{tokens['train_images']} train / {tokens['validation_images']} held-out images, {tokens['tokens_per_image']} tokens each, "
-        f"{record['recipe']['steps']} steps at {format_value(record['steps_per_s'])} steps/s"
+        f"{record.steps} steps at {format_value(record.steps_per_s)} steps/s"
     )
-    typer.echo(f"wrote {Path(out) / (record['run_name'] + '.probe.json')}")
+    typer.echo(f"wrote {Path(out) / (record.run_name + '.probe.json')}")

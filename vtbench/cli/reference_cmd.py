@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from vtbench.cli.options import settings_options
+from vtbench.settings import Settings
 
+
+@settings_options("reference-stats", Settings)
 def reference_stats(
     dataset: str = typer.Argument(..., help="Reference set: folder, .npz with arr_0, or dataset name."),
     out: Path = typer.Option(..., "--out", "-o", help="The .npz to write (mu, sigma; torch-fidelity / clean-fid layout)."),
-    resolution: int | None = typer.Option(None, "--resolution", help="Resize/crop the reference images to this side first."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Write FID reference statistics (Inception 2048-d mu and sigma), using the feature cache.
+
+    The images are read as a generation run reads its reference (the same settings: a
+    --protocol such as adm-gfid-256 gives its crop), and the file records how it was made.
 
     Example:
 
       vtbench reference-stats data/imagenet-val --resolution 256 --out imagenet256_stats.npz
     """
-    from vtbench import weights
-    from vtbench.engine import create_dataset, resolve_device
-    from vtbench.engine.features import dataset_features
-    from vtbench.features import EXTRACTORS
-    from vtbench.images import Preprocessing
-    from vtbench.reference import export_statistics
+    from vtbench.reference import write_reference_statistics
 
-    located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
-    extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(device))
-    preprocessing = Preprocessing(resolution, "center-crop" if resolution else "none")
-    features, provenance = dataset_features(create_dataset(dataset, {}), preprocessing, extractor)
-    export_statistics(features["2048"], out)
+    provenance = write_reference_statistics(dataset, out, settings or {})
     typer.echo(f"wrote {out} ({provenance['n_images']} images, feature cache {provenance['cache']})")

@@ -32,6 +32,8 @@ class Dataset(ABC):
     tags: ClassVar[dict[str, Any]] = {}  # extra metadata for `vtbench show`
     decodes_files: bool = True
     """False for images already in memory as arrays: they load fastest without worker processes."""
+    languages: list[str] | None = None
+    """The scripts of its text (text datasets): the OCR engine must read these."""
 
     @property
     @abstractmethod

@@ -8,7 +8,7 @@ from typing import Any
 from vtbench.datasets.base import Dataset, Sample, sha256_hex
 from vtbench.errors import BadImageError, DatasetError
 from vtbench.images import IMAGE_EXTENSIONS, decode_image
-from vtbench.record import portable_path
+from vtbench.provenance import portable_path
 
 
 class ImageFolder(Dataset):

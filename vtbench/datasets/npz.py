@@ -10,7 +10,7 @@ from PIL import Image
 
 from vtbench.datasets.base import Dataset, Sample, sha256_hex
 from vtbench.errors import DatasetError
-from vtbench.record import portable_path
+from vtbench.provenance import portable_path
 
 
 class NpzImages(Dataset):

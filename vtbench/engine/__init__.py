@@ -1,22 +1,26 @@
 """The evaluation engine: one streaming pass for reconstruction and generation runs.
 
-Where things are:
+A run is a pipeline of sources, a transform, scorers and sinks; the loop streams it. Where
+things are:
 
-- :mod:`~vtbench.engine.settings`: the run settings, declared once (CLI, recipes, API);
 - :mod:`~vtbench.engine.components`: building tokenizers, datasets, generators and metrics;
-- :mod:`~vtbench.engine.loop`: the pass itself;
+- :mod:`~vtbench.engine.sources`: where images come from (datasets, generators, fixed statistics);
 - :mod:`~vtbench.engine.loading`: image loading in DataLoader workers;
-- :mod:`~vtbench.engine.features`: the shared feature pass and its content-keyed cache;
-- :mod:`~vtbench.engine.text_reading`: OCR of text regions;
+- :mod:`~vtbench.engine.transforms`: the tokenizer round trip, 8-bit rounding, timing;
+- :mod:`~vtbench.engine.features` and :mod:`~vtbench.engine.text_reading`: the shared
+  feature pass (with its content-keyed cache) and OCR, which the metrics score from;
+- :mod:`~vtbench.engine.pipelines`: each task's pipeline (reconstruction, generation);
+- :mod:`~vtbench.engine.loop`: streaming, checkpoints and slices;
 - :mod:`~vtbench.engine.partial`: checkpoint and resume state;
 - :mod:`~vtbench.engine.distributed`: torch.distributed ranks and slices;
 - :mod:`~vtbench.engine.finish`: merging slices and shards into the record.
+
+The run settings are declared in :mod:`vtbench.settings`; the record in :mod:`vtbench.schema`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +29,9 @@ from typing import Any
 from vtbench.engine.components import create_dataset, create_generator, resolve_device
 from vtbench.engine.finish import merge_shards
 from vtbench.engine.loop import Engine, Progress
-from vtbench.engine.settings import GENERATION_METRICS, RECONSTRUCTION_METRICS, GenerationConfig, RunConfig, Settings, SettingsError
 from vtbench.errors import VtbenchError
-from vtbench.record import SCHEMA_VERSION, record_path
+from vtbench.schema import RunRecord, finished_record
+from vtbench.settings import GENERATION_METRICS, RECONSTRUCTION_METRICS, GenerationConfig, RunConfig, Settings, SettingsError
 
 __all__ = [
     "GENERATION_METRICS", "RECONSTRUCTION_METRICS", "Engine", "GenerationConfig", "Progress", "RunConfig", "Settings",
@@ -49,8 +53,8 @@ def progress_display(progress: ProgressArgument) -> Iterator[Progress | None]:
             yield bar
     elif progress is None or progress is False:
         yield None
-    elif all(hasattr(progress, method) for method in ("start", "advance", "finish")):
-        yield progress  # type: ignore[misc]
+    elif isinstance(progress, Progress):
+        yield progress
     elif callable(progress):
         from vtbench.progress import CallbackProgress
 
@@ -61,7 +65,7 @@ def progress_display(progress: ProgressArgument) -> Iterator[Progress | None]:
 
 def _wants_display(progress: ProgressArgument) -> bool:
     """Whether ``progress`` is a request (True, a callable) rather than a display already made."""
-    return progress is True or (progress not in (None, False) and not hasattr(progress, "advance"))
+    return progress is True or (progress not in (None, False) and not isinstance(progress, Progress))
 
 
 def evaluate(
@@ -70,13 +74,13 @@ def evaluate(
     progress: ProgressArgument = None,
     restart: bool = False,
     recipe: dict[str, Any] | None = None,
-) -> dict[str, Any] | None:
+) -> RunRecord | None:
     """Score one run and write its record into ``out_dir``; returns the record (None on
     ranks other than 0, and for a ``shard`` run, which writes its slice for ``vtbench merge``).
     ``progress=True`` draws a progress bar; a callable gets ``(run_name, done, total)``.
 
     >>> record = evaluate(RunConfig("jpeg-q50", "samples", limit=2), "results/demo", progress=True)  # doctest: +SKIP
-    >>> record["metrics"]["psnr"]["value"]  # doctest: +SKIP
+    >>> record.metrics["psnr"].value  # doctest: +SKIP
     """
     from vtbench.engine.distributed import Ranks
 
@@ -108,29 +112,31 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 class Outcome:
     """What happened to each run of a multi-run command."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # finished earlier with the same settings
     failed: dict[str, str] = field(default_factory=dict)  # run name -> error
 
 
-def settings_sha(config: RunConfig | GenerationConfig) -> str:
-    """A hash of the settings that define a run's numbers (the shard split left out)."""
+def reusable_record(config: RunConfig | GenerationConfig, out_dir: Path) -> RunRecord | None:
+    """The record a finished earlier run left in ``out_dir`` when it can stand for this one: the
+    same identity (every identity setting, the metrics asked for, the digests of the weights
+    files the metrics need, as they are now) and every metric asked for computed (a metric
+    recorded as unavailable is redone)."""
+    from vtbench.engine.components import COST_METRICS, create_metrics, weights_digests
     from vtbench.engine.partial import identity_sha
+    from vtbench.engine.pipelines import run_identity
 
-    return identity_sha({**config.identity(), "shard": None})
-
-
-def finished_record(config: RunConfig | GenerationConfig, out_dir: Path) -> dict[str, Any] | None:
-    """The record a finished earlier run with the same settings left in ``out_dir``, if any."""
-    path = record_path(out_dir, config.run_name)
-    if config.shard is not None or not path.is_file() or (out_dir / ".partial" / config.run_name).exists():
+    if config.shard is not None or (out_dir / ".partial" / config.run_name).exists():
         return None
+    record = finished_record(out_dir, config.run_name)
+    if record is None or not record.computed_all(config.metrics):
+        return None
+    names = list(dict.fromkeys([*config.metrics, *(COST_METRICS if config.task == "reconstruction" else ())]))
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        digests = weights_digests(create_metrics(names, config.metric_options))
+    except VtbenchError:
         return None
-    same = isinstance(record, dict) and record.get("identity_sha") == settings_sha(config)
-    return record if same and record.get("schema_version") == SCHEMA_VERSION else None  # an older schema is redone
+    return record if record.identity_sha == identity_sha(run_identity(config, digests)) else None
 
 
 def evaluate_all(
@@ -151,7 +157,7 @@ def evaluate_all(
     outcome = Outcome()
     for config in configs:
         if not restart:
-            done = finished_record(config, out_dir)
+            done = reusable_record(config, out_dir)
             if done is not None:
                 outcome.skipped.append(config.run_name)
                 outcome.records.append(done)

@@ -21,7 +21,6 @@ from vtbench.tokenizers import Tokenizer
 from vtbench.weights import Located, WeightsUnavailableError
 
 COST_METRICS = ("bpp", "tokens")  # recorded in every reconstruction run
-COMPILED_PARTS = ("encoder", "decoder", "pixel_decoder")
 
 
 def resolve_device(device: str, local_rank: int | None = None) -> torch.device:
@@ -78,23 +77,45 @@ class PreparedMetrics:
     extractors: dict[str, FeatureExtractor]
 
 
+def weights_of(metric: Metric) -> list[str]:
+    """The weights-store names ``metric`` needs: its own files and its feature extractor's."""
+    return [*metric.required_weights, *(EXTRACTORS.get(metric.extractor).load().weights if metric.extractor else ())]
+
+
+def create_metrics(names: list[str], options: dict[str, dict[str, Any]] | None = None) -> dict[str, Metric]:
+    """The named metrics with their ``options`` (keyword arguments by metric name)."""
+    options = options or {}
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise VtbenchError(f"options given for {', '.join(unknown)}, which the run does not compute (metrics: {', '.join(names)})")
+    return {name: METRICS.create(name, **options.get(name, {})) for name in names}
+
+
+def weights_digests(metrics: dict[str, Metric]) -> dict[str, str | None]:
+    """Every weights file ``metrics`` need -> its SHA-256, or None when it is not here (nothing
+    is downloaded): part of a run's identity, so a record made without a file, or with
+    another one, is not reused once the file is in place."""
+    digests: dict[str, str | None] = {}
+    for metric in metrics.values():
+        for name in weights_of(metric):
+            if name not in digests:
+                try:
+                    digests[name] = weights_store.locate(name, fetch=False).sha256
+                except WeightsUnavailableError:
+                    digests[name] = None
+    return digests
+
+
 def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bool, load: bool = True,
                     options: dict[str, dict[str, Any]] | None = None) -> PreparedMetrics:  # fmt: skip
     """Create the metrics (with their ``options``, keyword arguments by metric name) and find
     every weights file they need before any work starts; with ``load``, build each shared
     feature extractor once and let each metric load its network."""
-    options = options or {}
-    unknown = sorted(set(options) - set(names))
-    if unknown:
-        raise VtbenchError(f"options given for {', '.join(unknown)}, which the run does not compute (metrics: {', '.join(names)})")
-    metrics: dict[str, Metric] = {name: METRICS.create(name, **options.get(name, {})) for name in names}
+    metrics = create_metrics(names, options)
     located: dict[str, Located] = {}
     unavailable: dict[str, tuple[Metric, str]] = {}
     for name, metric in metrics.items():
-        needed = list(metric.required_weights)
-        if metric.extractor:
-            needed += list(EXTRACTORS.get(metric.extractor).load().weights)
-        for weights_name in needed:
+        for weights_name in weights_of(metric):
             if weights_name in located:
                 continue
             try:
@@ -125,11 +146,7 @@ def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bo
 
 
 def compile_tokenizer(tokenizer: Tokenizer, name: str) -> None:
-    """Wrap a network tokenizer's encoder and decoder modules in ``torch.compile`` (compiled
-    on first use); a tokenizer without a network is refused by name."""
-    model = getattr(tokenizer, "model", None)
-    parts = [part for part in COMPILED_PARTS if isinstance(getattr(model, part, None), torch.nn.Module)]
-    if not parts:
+    """``torch.compile`` a network tokenizer's encoder and decoder (compiled on first use); a
+    tokenizer without a network is refused by name."""
+    if not tokenizer.compile():
         raise VtbenchError(f"--compile: tokenizer {name!r} has no network encoder/decoder to compile")
-    for part in parts:
-        setattr(model, part, torch.compile(getattr(model, part)))

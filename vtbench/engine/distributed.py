@@ -52,6 +52,11 @@ class Ranks:
         dist.all_gather_object(gathered, payload)
         return [part for part in gathered if part is not None] if self.is_main else None
 
+    def barrier(self) -> None:
+        """Wait for every rank (nothing to wait for in a single process)."""
+        if self.world > 1:
+            dist.barrier()
+
 
 def slice_bounds(total: int, index: int, count: int) -> tuple[int, int]:
     """The ``index``-th of ``count`` contiguous, near-equal blocks of ``range(total)``."""

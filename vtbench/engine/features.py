@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from vtbench.datasets.base import Dataset, manifest_sha256
+from vtbench.engine.loading import LoadedItem
 from vtbench.features.base import FeatureExtractor
 from vtbench.images import Preprocessing
 from vtbench.reference import CacheWriter, FeatureCache, cache_key
@@ -35,6 +36,7 @@ class SharedFeatures:
         self.pending: dict[str, str] = {}
         self.status: dict[str, str] = {}
         self.rows = 0
+        self.manifest = ""  # the content manifest of the images looked up (when the cache was opened)
 
     def open_cache(
         self, dataset: Dataset, count: int, preprocessing: Preprocessing, use_cache: bool, writable: bool, why_not: str = ""
@@ -52,7 +54,7 @@ class SharedFeatures:
         except Exception as exc:  # an unreadable file: the loader records it; the cache is skipped
             self.status = dict.fromkeys(self.extractors, f"off (a file could not be hashed: {type(exc).__name__}: {exc})")
             return
-        cache, self.rows = FeatureCache(), count
+        cache, self.rows, self.manifest = FeatureCache(), count, manifest
         for name, extractor in self.extractors.items():
             key = cache_key(manifest, preprocessing, extractor)
             found = cache.load(key)
@@ -74,7 +76,7 @@ class SharedFeatures:
         return {feature: torch.from_numpy(np.array(array)) for feature, array in self.cached[name][1].items()}
 
     def __call__(
-        self, items: list[dict[str, Any]], originals: torch.Tensor | None, reconstructions: torch.Tensor | None
+        self, items: list[LoadedItem], originals: torch.Tensor | None, reconstructions: torch.Tensor | None
     ) -> dict[str, dict[str, Features]]:
         """``features[extractor][side][feature]`` for the sides given (uint8-exact levels)."""
         out: dict[str, dict[str, Features]] = {}
@@ -86,7 +88,7 @@ class SharedFeatures:
             if originals is not None:
                 if name in self.cached:
                     rows_by_id, arrays = self.cached[name]
-                    rows = [rows_by_id[item["id"]] for item in items]
+                    rows = [rows_by_id[item.id] for item in items]
                     side["originals"] = {f: torch.from_numpy(np.asarray(a[rows])).to(extractor.device) for f, a in arrays.items()}
                 else:
                     originals_u8 = as_uint8(originals) if originals_u8 is None else originals_u8
@@ -95,7 +97,7 @@ class SharedFeatures:
                         dims = {feature: value.shape[1] for feature, value in side["originals"].items()}
                         self.writers[name] = FeatureCache().writer(self.pending.pop(name), self.rows, dims)
                     if name in self.writers:
-                        self.writers[name].put([item["index"] for item in items], side["originals"])
+                        self.writers[name].put([item.index for item in items], side["originals"])
             out[name] = side
         return out
 
@@ -113,33 +115,35 @@ class SharedFeatures:
 
 def dataset_features(
     dataset: Dataset, preprocessing: Preprocessing, extractor: FeatureExtractor, batch_size: int = 32, use_cache: bool = True,
-    num_workers: int = 0,
+    num_workers: int = 0, limit: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # fmt: skip
-    """Every feature ``extractor`` gives for every image of ``dataset``, (N, D) float32 in
-    dataset order, from the content-keyed cache when it holds them (else computed through the
-    engine's loader and stored). Returns (features, provenance). Images must share one size."""
-    from torch.utils.data import DataLoader
-
-    from vtbench.engine.loading import ImageLoading, collate
+    """Every feature ``extractor`` gives for the first ``limit`` images (default: all) of
+    ``dataset``, (N, D) float32 in dataset order, from the content-keyed cache when it holds
+    them (else computed through the run's source and stored). Returns (features, provenance:
+    the dataset, its manifest, the image count and what the cache did). Images must share one size."""
+    from vtbench.engine.sources import DatasetSource
     from vtbench.errors import VtbenchError
 
+    count = len(dataset) if limit is None else min(limit, len(dataset))
     shared = SharedFeatures({extractor.name: extractor})
-    shared.open_cache(dataset, len(dataset), preprocessing, use_cache, writable=True)
-    provenance = {"dataset": dataset.name, "n_images": len(dataset), "cache": shared.status.get(extractor.name, "off")}
+    shared.open_cache(dataset, count, preprocessing, use_cache, writable=True)
+    provenance = {"dataset": dataset.name, "n_images": count, "manifest_sha256": shared.manifest or None,
+                  "cache": shared.status.get(extractor.name, "off")}  # fmt: skip
     if shared.all_cached():
         return shared.cached_features(extractor.name), provenance
-    loader = DataLoader(ImageLoading(dataset, preprocessing, range(len(dataset))), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate)  # fmt: skip
     parts: dict[str, list[torch.Tensor]] = {}
-    for loaded in loader:
-        batch = loaded.in_main_process()
-        broken = [item for item in batch.items if item["error"] is not None]
+    hashes = []
+    for batch in DatasetSource(dataset, preprocessing).batches(range(count), batch_size, num_workers, extractor.device,
+                                                               lambda key, work: work()):  # fmt: skip
+        broken = [item for item in batch.items if item.error is not None]
         if broken or len(batch.groups) != 1:
             shared.discard()
-            problem = f"{broken[0]['id']}: {broken[0]['error']}" if broken else "images differ in size; set a --resolution"
+            problem = f"{broken[0].id}: {broken[0].error}" if broken else "images differ in size; set a --resolution"
             raise VtbenchError(f"reference {dataset.name}: {problem}")
+        hashes += [(item.id, item.sha256) for item in batch.items]
         pixels = batch.groups[0][1].to(extractor.device).float().div_(255.0)
         for feature, values in shared(batch.items, pixels, None)[extractor.name]["originals"].items():
             parts.setdefault(feature, []).append(values.float().cpu())
-    shared.commit(list(dataset.ids))
+    shared.commit(list(dataset.ids[:count]))
+    provenance["manifest_sha256"] = manifest_sha256(hashes)
     return {feature: torch.cat(values) for feature, values in parts.items()}, provenance

@@ -21,12 +21,61 @@ import numpy as np
 from vtbench.engine.partial import RunState
 from vtbench.engine.partial_state import decode_state, encode_state, load_state, save_state
 from vtbench.errors import RunStateError, VtbenchError
-from vtbench.io import atomic_write_bytes, atomic_write_json, csv_safe
+from vtbench.io import atomic_write_bytes
 from vtbench.metrics import METRICS, Metric
-from vtbench.record import RunRecord, per_image_path, record_path
+from vtbench.schema import (
+    MAX_FAILURES_IN_RECORD,
+    Cost,
+    DataSide,
+    Failure,
+    ImageRow,
+    Memory,
+    MetricEntry,
+    Protocol,
+    RunRecord,
+    Samples,
+    Subject,
+    WeightsFile,
+    images_csv_text,
+    per_image_path,
+    rows_from_csv_text,
+)  # fmt: skip
 
-MAX_FAILURES_IN_RECORD = 1000
 ROWS_FILE, STATE_FILE = "rows.csv", "state.safetensors"
+
+
+@dataclass
+class RunContext:
+    """What a finished slice says about its run besides counts and states: the record's
+    descriptive parts (kept with the slice's checkpoint, merged across slices).
+
+    slice_identity: the hash slices of one run share (merging refuses others); identity_sha:
+    the record's (settings, metrics asked for, weights digests); weights: per metric, the
+    files behind it; unavailable: the entries of metrics not computed."""
+
+    task: str
+    run_name: str
+    slice_identity: str
+    identity_sha: str
+    config: dict[str, Any]
+    recipe: dict[str, Any] | None
+    metric_names: list[str]
+    metric_options: dict[str, dict[str, Any]]
+    unavailable: dict[str, dict[str, Any]]
+    weights: dict[str, list[dict[str, Any]]]
+    requested: int
+    subject: dict[str, Any]
+    dataset: dict[str, Any]
+    protocol: dict[str, Any]
+    environment: dict[str, Any]
+    cost_info: dict[str, Any] | None = None
+    peak_rss_mb: float | None = None
+    cuda_peak_mb: float | None = None
+    slices: int = 1
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> RunContext:
+        return cls(**plain)
 
 
 @dataclass
@@ -36,6 +85,10 @@ class SliceResult:
     state: RunState
     metric_states: dict[str, dict[str, Any]]
     rows_text: str
+
+    @property
+    def context(self) -> RunContext:
+        return RunContext.from_plain(self.state.context)
 
     def to_bytes(self) -> bytes:
         return encode_state({**self.state.plain(), "rows_text": self.rows_text}, self.metric_states)
@@ -60,28 +113,24 @@ class SliceResult:
         return cls(state, tensors, (folder / ROWS_FILE).read_text(encoding="utf-8"))
 
 
-def _rows(text: str) -> tuple[list[str], list[list[str]]]:
-    table = list(csv.reader(io.StringIO(text)))
-    return (table[0], table[1:]) if table else ([], [])
-
-
 def merge_slices(slices: list[SliceResult]) -> SliceResult:
     """One result from the slices of one run, in slice order."""
     if len(slices) == 1:
         return slices[0]
-    first = slices[0].state
-    mismatched = [i for i, s in enumerate(slices) if s.state.context.get("run_identity") != first.context.get("run_identity")]
+    first = slices[0].context
+    mismatched = [i for i, s in enumerate(slices) if s.context.slice_identity != first.slice_identity]
     if mismatched:
-        raise VtbenchError(f"slices {mismatched} of {first.context.get('run_name')} were made with other settings than slice 0")
-    merged = RunState(identity_sha=first.identity_sha, complete=True, context=dict(first.context))
+        raise VtbenchError(f"slices {mismatched} of {first.run_name} were made with other settings than slice 0")
+    merged = RunState(identity_sha=slices[0].state.identity_sha, complete=True, context=dict(slices[0].state.context))
     metric_states: dict[str, dict[str, Any]] = {}
-    for name in first.context["metric_names"]:
-        total = _metric(name, slices[0].metric_states[name], first.context)
+    for name in first.metric_names:
+        total = _metric(name, slices[0].metric_states[name], first)
         for other in slices[1:]:
-            total.merge_state(_metric(name, other.metric_states[name], first.context))
+            total.merge_state(_metric(name, other.metric_states[name], first))
         metric_states[name] = total.state_dict()
     header: list[str] = []
     rows: list[list[str]] = []
+    peak = 0.0
     for part in slices:
         state = part.state
         merged.n_evaluated += state.n_evaluated
@@ -101,23 +150,24 @@ def merge_slices(slices: list[SliceResult]) -> SliceResult:
             merged.cost[key] += state.cost.get(key, 0)
         merged.cost["bits"] = math.fsum([merged.cost["bits"], state.cost.get("bits", 0.0)])
         merged.latent = merged.latent or state.latent
+        merged.reference_hashes += state.reference_hashes
+        merged.reference_manifest = merged.reference_manifest or state.reference_manifest
         for note, ids in state.notes.items():
             merged.notes[note] = (merged.notes.get(note, []) + ids)[:MAX_FAILURES_IN_RECORD]
-        merged.context["peak_rss_mb"] = max(merged.context.get("peak_rss_mb") or 0, state.context.get("peak_rss_mb") or 0)
-        header, part_rows = _rows(part.rows_text)
-        rows += part_rows
+        peak = max(peak, part.context.peak_rss_mb or 0)
+        table = list(csv.reader(io.StringIO(part.rows_text)))
+        header, rows = table[0] if table else header, rows + table[1:]
+    merged.context["peak_rss_mb"] = peak
     out = io.StringIO()
     if header:
         csv.writer(out).writerows([header, *rows])
     return SliceResult(merged, metric_states, out.getvalue())
 
 
-def _metric(name: str, state: dict[str, Any], context: dict[str, Any]) -> Metric:
+def _metric(name: str, state: dict[str, Any], context: RunContext) -> Metric:
     """The run's metric ``name`` (with the run's options) holding the merged ``state``."""
-    metric = METRICS.create(name, **context.get("metric_options", {}).get(name, {}))
+    metric = METRICS.create(name, **context.metric_options.get(name, {}))
     metric.load_state_dict(state)
-    if name in context.get("fixed_references", {}):
-        metric.reference_source = context["fixed_references"][name]
     return metric
 
 
@@ -133,114 +183,106 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 1000, seed: int = 0)
     return [float(low), float(high)]
 
 
-def _cost(state: RunState) -> dict[str, Any] | None:
+def _cost(state: RunState, info: dict[str, Any] | None) -> Cost | None:
     """What the tokens cost, pooled over the run, and how long the tokenizer took per call."""
-    info = state.context.get("cost_info")
     if info is None:
         return None
     bits, tokens, pixels, calls = (state.cost[k] for k in ("bits", "tokens", "pixels", "tokenizer_calls"))
-    return {
-        "tokens_per_image": tokens / state.n_evaluated if state.n_evaluated else None,
-        "bits_per_token": bits / tokens if tokens else None,
-        "bits_per_pixel": bits / pixels if pixels else None,
-        "compression_vs_rgb24": 24.0 * pixels / bits if bits else None,
-        "codebook_size": info.get("codebook_size"),
-        "latent": state.latent or None,
-        "parameters": info.get("parameters"),
-        "encode_ms_per_call": 1000 * state.timings.get("encode_s", 0.0) / calls if calls else None,
-        "decode_ms_per_call": 1000 * state.timings.get("decode_s", 0.0) / calls if calls else None,
-        "calls": calls,
-    }
+    return Cost(
+        tokens_per_image=tokens / state.n_evaluated if state.n_evaluated else None,
+        bits_per_token=bits / tokens if tokens else None,
+        bits_per_pixel=bits / pixels if pixels else None,
+        compression_vs_rgb24=24.0 * pixels / bits if bits else None,
+        codebook_size=info.get("codebook_size"),
+        latent=state.latent or None,
+        parameters=info.get("parameters"),
+        encode_ms_per_call=1000 * state.timings.get("encode_s", 0.0) / calls if calls else None,
+        decode_ms_per_call=1000 * state.timings.get("decode_s", 0.0) / calls if calls else None,
+        calls=calls,
+    )
 
 
-def build_record(result: SliceResult) -> tuple[RunRecord, list[str], list[list[str]]]:
-    """The run record of a (merged) finished result, and its per-image rows in dataset order."""
-    state, context = result.state, result.state.context
-    header, rows = _rows(result.rows_text)
-    rows.sort(key=lambda row: int(row[0]))
-    by_column = {name: i for i, name in enumerate(header)}
-    metrics: dict[str, Any] = {}
-    for name in context["metric_names"]:
-        metric = _metric(name, result.metric_states[name], context)
-        value = metric.compute()
-        entry = {"value": value, "n": metric.count, "status": "ok", **metric.describe()}
-        if not math.isfinite(value):  # stored as null; the status and reason say why
-            entry.update(
-                status="undefined", reason=f"{value} ({'no image contributed' if not metric.count else 'not defined for these inputs'})"
-            )
-        if metric.details():
-            entry["details"] = metric.details()
-        if metric.warnings():
-            entry["warnings"] = metric.warnings()
-        if metric.aggregation == "mean" and name in by_column:
-            values = [float(row[by_column[name]]) for row in rows if row[2] == "ok" and row[by_column[name]] not in ("", "nan")]
-            if len(values) >= 2:
-                entry["ci95"] = bootstrap_interval(np.asarray(values))
-        metrics[name] = entry
-    metrics.update(context.get("unavailable", {}))
+def _entry(name: str, metric: Metric, rows: list[ImageRow], weights: list[dict[str, Any]]) -> MetricEntry:
+    value = metric.compute()
+    described = metric.describe()
+    entry = MetricEntry(value=value, n=metric.count, status="ok", weights=[WeightsFile.from_dict(w) for w in weights], **{
+        k: v for k, v in described.items() if k in ("higher_is_better", "unit", "aggregation", "kind", "extractor", "parameters")
+    })  # fmt: skip
+    if not math.isfinite(value):  # stored as null; the status and reason say why
+        entry.value, entry.status = None, "undefined"
+        entry.reason = f"{value} ({'no image contributed' if not metric.count else 'not defined for these inputs'})"
+    entry.details, entry.warnings = metric.details(), metric.warnings()
+    if metric.aggregation == "mean":
+        values = [row.values.get(name) for row in rows if row.ok]
+        finite = [v for v in values if v is not None and not math.isnan(v)]
+        if len(finite) >= 2:
+            entry.ci95 = bootstrap_interval(np.asarray(finite))
+    return entry
+
+
+def build_record(result: SliceResult) -> tuple[RunRecord, list[str], bool, list[ImageRow]]:
+    """The run record of a (merged) finished result, the metric columns of its per-image rows,
+    whether they carry OCR readings, and the rows in dataset order."""
+    from vtbench.datasets.base import manifest_sha256
+
+    state, context = result.state, result.context
+    header, rows = rows_from_csv_text(result.rows_text)
+    rows.sort(key=lambda row: row.index)
+    metrics = {name: _entry(name, _metric(name, result.metric_states[name], context), rows, context.weights.get(name, []))
+               for name in context.metric_names}  # fmt: skip
+    metrics.update({name: MetricEntry.from_dict(entry) for name, entry in context.unavailable.items()})
     timings = dict(state.timings)
     wall = timings.pop("wall_s", timings.get("total_s", 0.0))
     timings["images_per_s"] = state.n_evaluated / wall if wall > 0 else None
     for stage in ("encode", "decode"):  # the tokenizer's own throughput, without loading or metrics
         seconds = timings.get(f"{stage}_s", 0.0)
         timings[f"{stage}_images_per_s"] = state.n_evaluated / seconds if seconds > 0 else None
-    from vtbench.datasets.base import manifest_sha256
-
-    dataset = dict(context["dataset"])
-    if "content_sha256" in by_column:
-        dataset["manifest_sha256"] = manifest_sha256([(row[1], row[by_column["content_sha256"]]) for row in rows])
-    protocol = dict(context["protocol"])
-    protocol["evaluation_sizes"] = state.eval_sizes
-    if "ocr" in protocol:
-        protocol["ocr"] = {**protocol["ocr"], "counts": state.ocr_counts}
-    samples = {
-        "requested": context["requested"],
-        "evaluated": state.n_evaluated,
-        "failed": state.n_failed,
-        "failures": state.failures[:MAX_FAILURES_IN_RECORD],
-        "failures_truncated": state.n_failed > MAX_FAILURES_IN_RECORD,
-    }
-    if state.notes:
-        samples["notes"] = state.notes
-    if context["task"] == "generation":
-        samples["reference"] = state.reference
+    dataset = DataSide.from_dict(context.dataset)
+    if "content_sha256" in header:
+        dataset.manifest_sha256 = manifest_sha256([(row.id, row.content_sha256) for row in rows])
+    if dataset.reference is not None and (state.reference_hashes or state.reference_manifest):
+        reference_manifest = manifest_sha256([tuple(pair) for pair in state.reference_hashes]) if state.reference_hashes else ""
+        dataset.reference["manifest_sha256"] = state.reference_manifest or reference_manifest
+    protocol = Protocol.from_dict(context.protocol)
+    protocol.evaluation_sizes = state.eval_sizes
+    if protocol.ocr is not None:
+        protocol.ocr = {**protocol.ocr, "counts": state.ocr_counts}
+    samples = Samples(
+        requested=context.requested,
+        evaluated=state.n_evaluated,
+        failed=state.n_failed,
+        failures=[Failure.from_dict(f) for f in state.failures[:MAX_FAILURES_IN_RECORD]],
+        failures_truncated=state.n_failed > MAX_FAILURES_IN_RECORD,
+        notes=state.notes,
+        reference=state.reference if context.task == "generation" else None,
+    )
     record = RunRecord(
-        task=context["task"],
-        run_name=context["run_name"],
-        identity_sha=context["settings_sha"],
-        config=context["config"],
-        recipe=context.get("recipe"),
-        subject=context["subject"],
+        task=context.task,
+        run_name=context.run_name,
+        identity_sha=context.identity_sha,
+        config=context.config,
+        recipe=context.recipe,
+        subject=Subject.from_dict(context.subject),
         dataset=dataset,
         protocol=protocol,
         metrics=metrics,
         samples=samples,
-        cost=_cost(state),
+        cost=_cost(state, context.cost_info),
         timings=timings,
-        memory={
-            "peak_rss_mb": context.get("peak_rss_mb"),
-            "cuda_peak_mb": context.get("cuda_peak_mb"),
-            "processes": context.get("slices", 1),
-        },
-        environment=context["environment"],
-        per_image_file=per_image_path(Path("."), context["run_name"]).name,
+        memory=Memory(context.peak_rss_mb, context.cuda_peak_mb, context.slices),
+        environment=context.environment,
+        per_image_file=per_image_path(Path("."), context.run_name).name,
     )
-    return record, header, rows
+    metric_columns = [name for name in header if name in context.metric_names]
+    return record, metric_columns, "ocr" in header, rows
 
 
-def write_record(result: SliceResult, out_dir: Path) -> dict[str, Any]:
-    """Write the record and its per-image CSV into ``out_dir``; returns the record. The CSV's
-    first columns name the run (run, tokenizer and dataset; or run, generator and reference),
-    so the files of several runs can be concatenated."""
-    record, header, rows = build_record(result)
-    names = ["run", "tokenizer", "dataset"] if record.task == "reconstruction" else ["run", "generator", "reference"]
-    run = [record.run_name, record.subject.get("name", ""), record.dataset.get("name", "")]
-    text = io.StringIO()
-    csv.writer(text).writerows([[*names, *header], *([csv_safe(cell) for cell in [*run, *row]] for row in rows)])
-    atomic_write_bytes(per_image_path(out_dir, record.run_name), text.getvalue().encode())
-    data = record.to_dict()
-    atomic_write_json(record_path(out_dir, record.run_name), data)
-    return data
+def write_record(result: SliceResult, out_dir: Path) -> RunRecord:
+    """Write the record and its per-image CSV into ``out_dir``; returns the record."""
+    record, metric_columns, with_ocr, rows = build_record(result)
+    atomic_write_bytes(per_image_path(out_dir, record.run_name), images_csv_text(record, metric_columns, with_ocr, rows).encode())
+    record.write(out_dir)
+    return record
 
 
 # -- shards ---------------------------------------------------------------------------------
@@ -248,7 +290,7 @@ def shard_folder(out_dir: Path, run_name: str, index: int, count: int) -> Path:
     return out_dir / f"{run_name}.shards" / f"shard-{index}-of-{count}"
 
 
-def merge_shards(shards_dir: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
+def merge_shards(shards_dir: str | Path, out_dir: str | Path) -> list[RunRecord]:
     """Combine the ``--shard K/N`` results under ``shards_dir`` into one record per run, in
     ``out_dir``. Missing or unfinished shards, and shards made with other settings, are
     refused by name."""
@@ -272,13 +314,9 @@ def merge_shards(shards_dir: str | Path, out_dir: str | Path) -> list[dict[str, 
         if missing:
             raise VtbenchError(f"{run}: missing shard(s) {', '.join(missing)} of {count}; run them with --shard K/{count}")
         slices = [SliceResult.load(found[k]) for k in range(count)]
-        identities = {s.state.context.get("run_identity") for s in slices}
+        identities = {s.context.slice_identity for s in slices}
         if len(identities) > 1:
-            odd = [
-                found[k].name
-                for k, s in enumerate(slices)
-                if s.state.context.get("run_identity") != slices[0].state.context.get("run_identity")
-            ]
+            odd = [found[k].name for k, s in enumerate(slices) if s.context.slice_identity != slices[0].context.slice_identity]
             raise VtbenchError(
                 f"{run}: {', '.join(odd)} were made with other settings than {found[0].name}; rerun them with the same command"
             )

@@ -3,7 +3,7 @@ row with its error, never a crash."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -12,6 +12,32 @@ from torch.utils.data import Dataset as TorchDataset
 from vtbench.datasets.base import Dataset
 from vtbench.errors import BadImageError
 from vtbench.images import Preprocessing, pil_to_uint8_chw
+
+
+@dataclass
+class LoadedItem:
+    """One image as the loader hands it over (its pixels travel apart, stacked by size).
+
+    index: position in its dataset (or sample index); sha256: the file's content hash;
+    source_size: ``WxH`` before preprocessing; meta: the dataset's annotations (text, boxes,
+    class label, prompt); frames: frames in the file (the first is used); error: why it could
+    not be loaded, or None."""
+
+    index: int
+    id: str
+    sha256: str = ""
+    source_size: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    frames: int = 1
+    error: str | None = None
+
+
+@dataclass
+class Loaded:
+    """A worker's result for one image: the item and its (3, H, W) uint8 pixels (None on error)."""
+
+    item: LoadedItem
+    pixels: torch.Tensor | None
 
 
 class ImageLoading(TorchDataset):
@@ -23,7 +49,7 @@ class ImageLoading(TorchDataset):
     def __len__(self) -> int:
         return len(self.positions)
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
+    def __getitem__(self, position: int) -> Loaded:
         index = self.positions[position]
         image_id = self.dataset.ids[index]
         try:
@@ -32,21 +58,14 @@ class ImageLoading(TorchDataset):
                 pixels = sample.array.transpose(2, 0, 1).copy()  # no PIL round trip for arrays
             else:
                 pixels = pil_to_uint8_chw(self.preprocessing.apply(sample.image))
-            return {
-                "index": index,
-                "id": image_id,
-                "pixels": torch.from_numpy(pixels),
-                "sha256": sample.content_sha256,
-                "source_size": f"{sample.image.width}x{sample.image.height}",
-                "meta": sample.meta,
-                "frames": sample.image.info.get("frames", 1),
-                "error": None,
-            }
+            size = f"{sample.image.width}x{sample.image.height}"
+            item = LoadedItem(index, image_id, sample.content_sha256, size, sample.meta, sample.image.info.get("frames", 1))
+            return Loaded(item, torch.from_numpy(pixels))
         except BadImageError as exc:
             error = exc.problem
         except Exception as exc:  # a broken file must not end the run
             error = f"{type(exc).__name__}: {exc}"
-        return {"index": index, "id": image_id, "pixels": None, "sha256": "", "source_size": "", "meta": {}, "error": error}
+        return Loaded(LoadedItem(index, image_id, error=error), None)
 
 
 class IndexOnly(TorchDataset):
@@ -58,9 +77,9 @@ class IndexOnly(TorchDataset):
     def __len__(self) -> int:
         return len(self.positions)
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
+    def __getitem__(self, position: int) -> Loaded:
         index = self.positions[position]
-        return {"index": index, "id": f"sample-{index:06d}", "pixels": None, "sha256": "", "source_size": "", "meta": {}, "error": None}
+        return Loaded(LoadedItem(index, f"sample-{index:06d}"), None)
 
 
 @dataclass
@@ -69,7 +88,7 @@ class LoadedBatch:
     the positions of those images in ``items`` with their pixels stacked (B, 3, H, W) uint8,
     so one tensor per size crosses the process boundary (and is pinned, for the GPU)."""
 
-    items: list[dict[str, Any]]
+    items: list[LoadedItem]
     groups: list[tuple[list[int], torch.Tensor]] = field(default_factory=list)
 
     def in_main_process(self) -> LoadedBatch:
@@ -83,7 +102,7 @@ class LoadedBatch:
         """The batch less the images whose dataset index is in ``indices``."""
         if not indices:
             return self
-        keep = [p for p, item in enumerate(self.items) if item["index"] not in indices]
+        keep = [p for p, item in enumerate(self.items) if item.index not in indices]
         new_position = {old: new for new, old in enumerate(keep)}
         groups = []
         for positions, pixels in self.groups:
@@ -93,14 +112,22 @@ class LoadedBatch:
         return LoadedBatch([self.items[p] for p in keep], groups)
 
 
-def collate(samples: list[dict[str, Any]]) -> LoadedBatch:
+def collate(loaded: list[Loaded]) -> LoadedBatch:
     """Worker-side: group the loaded images by size and stack each group."""
     shapes: dict[tuple[int, ...], list[int]] = {}
-    for position, sample in enumerate(samples):
-        if sample["pixels"] is not None:
-            shapes.setdefault(tuple(sample["pixels"].shape), []).append(position)
+    for position, one in enumerate(loaded):
+        if one.pixels is not None:
+            shapes.setdefault(tuple(one.pixels.shape), []).append(position)
     # numpy, not torch: a worker's arrays travel through the pipe instead of shared-memory
     # files, whose cache in the main process grows with batch size (memory would not stay flat)
-    groups = [(positions, torch.stack([samples[p]["pixels"] for p in positions]).numpy()) for positions in shapes.values()]
-    items = [{key: value for key, value in sample.items() if key != "pixels"} for sample in samples]
-    return LoadedBatch(items, groups)
+    groups = [(positions, torch.stack([loaded[p].pixels for p in positions]).numpy()) for positions in shapes.values()]
+    return LoadedBatch([one.item for one in loaded], groups)
+
+
+def load_one(dataset: Dataset, preprocessing: Preprocessing, index: int) -> Loaded:
+    """One image of ``dataset`` as a run sees it (for the gallery's originals and the probe)."""
+    return ImageLoading(dataset, preprocessing, range(index, index + 1))[0]
+
+
+def with_error(item: LoadedItem, error: str) -> LoadedItem:
+    return replace(item, error=error)

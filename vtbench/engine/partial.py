@@ -29,6 +29,7 @@ import torch
 from vtbench.engine.partial_state import load_state, save_state
 from vtbench.errors import RunStateError
 from vtbench.io import atomic_write_bytes
+from vtbench.schema import ImageRow, row_header, rows_from_csv_text
 
 TIMING_KEYS = ("load_wait_s", "encode_s", "decode_s", "generate_s", "features_s", "ocr_s", "metrics_s", "total_s")
 
@@ -51,6 +52,8 @@ class RunState:
     ocr_counts: dict[str, int] = field(default_factory=dict)
     reference: dict[str, int] = field(default_factory=lambda: {"evaluated": 0, "failed": 0})
     notes: dict[str, list[str]] = field(default_factory=dict)  # what was done to some images -> their ids (first 1000)
+    reference_hashes: list[list[str]] = field(default_factory=list)  # [id, content hash] of the reference images seen
+    reference_manifest: str = ""  # the reference's manifest, when the feature cache knew it (no image was read)
     complete: bool = False
     context: dict[str, Any] = field(default_factory=dict)  # the record's descriptive parts, set when complete
 
@@ -65,10 +68,12 @@ def identity_sha(identity: dict[str, Any]) -> str:
 
 
 class PartialRun:
-    """The partial-state folder of one run slice, held under an exclusive lock."""
+    """The partial-state folder of one run slice, held under an exclusive lock; its rows have
+    a column per metric in ``metrics`` (and the OCR readings with ``with_ocr``)."""
 
-    def __init__(self, folder: Path, columns: list[str]) -> None:
-        self.folder, self.columns = folder, columns
+    def __init__(self, folder: Path, metrics: list[str], with_ocr: bool) -> None:
+        self.folder, self.metrics, self.with_ocr = folder, metrics, with_ocr
+        self.columns = row_header(metrics, with_ocr)
         self._lock_handle: Any = None
 
     @property
@@ -153,13 +158,13 @@ class PartialRun:
         """Re-hash the images already scored; a file changed since is named (resume refused)."""
         changed = []
         for row in self.read_rows():
-            if row["content_sha256"] and row["status"] == "ok":
+            if row.content_sha256 and row.ok:
                 try:
-                    now = content_sha256(int(row["index"]))
+                    now = content_sha256(row.index)
                 except Exception:
                     now = ""
-                if now != row["content_sha256"]:
-                    changed.append(row["id"])
+                if now != row.content_sha256:
+                    changed.append(row.id)
         if changed:
             raise RunStateError(
                 f"{len(changed)} image(s) changed since the partial run in {self.folder} was saved "
@@ -176,11 +181,11 @@ class PartialRun:
         atomic_write_bytes(self.rows_path, header.getvalue().encode())
         return RunState(identity_sha=identity, rows_bytes=len(header.getvalue().encode()))
 
-    def save(self, state: RunState, rows: list[list[Any]], metric_states: dict[str, dict[str, Any]]) -> None:
+    def save(self, state: RunState, rows: list[ImageRow], metric_states: dict[str, dict[str, Any]]) -> None:
         """Append ``rows`` (then clear them) and write the state atomically after them."""
         if rows:
             text = io.StringIO()
-            csv.writer(text).writerows(rows)
+            csv.writer(text).writerows(row.cells(self.metrics, self.with_ocr) for row in rows)
             with open(self.rows_path, "ab") as handle:
                 handle.truncate(state.rows_bytes)
                 handle.write(text.getvalue().encode())
@@ -190,13 +195,12 @@ class PartialRun:
             rows.clear()
         save_state(self.state_path, state.plain(), metric_states)
 
-    def read_rows(self) -> list[dict[str, str]]:
-        with open(self.rows_path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+    def read_rows(self) -> list[ImageRow]:
+        return rows_from_csv_text(self.rows_text())[1]
 
     def rows_text(self) -> str:
         with open(self.rows_path, "rb") as handle:
-            return handle.read(os.path.getsize(self.rows_path)).decode()
+            return handle.read(os.path.getsize(self.rows_path)).decode("utf-8")
 
     def discard(self) -> None:
         """Remove the folder: renamed away first, so a kill mid-way leaves nothing behind that

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vtbench.engine.loading import LoadedItem
 from vtbench.images import Preprocessing
 from vtbench.metrics.base import Metric, TextReading
 from vtbench.metrics.text import NORMALISATION, size_bucket
@@ -64,17 +65,17 @@ class TextReader:
                 unavailable[name] = (metric, str(exc))
                 del metrics[name]
             return None
-        read_originals = any(getattr(metric, "against", "") == "ocr" for metric in readers.values())
+        read_originals = any(metric.needs_original_ocr for metric in readers.values())
         return cls(engine, preprocessing, read_originals, use_cache)
 
-    def _regions(self, items: list[dict[str, Any]], height: int, width: int) -> tuple[list[tuple[int, dict, tuple]], list[float]]:
+    def _regions(self, items: list[LoadedItem], height: int, width: int) -> tuple[list[tuple[int, dict, tuple]], list[float]]:
         """Each readable region as (image position, region, crop box at evaluation size), and its
         text height relative to the image."""
         regions: list[tuple[int, dict[str, Any], tuple[int, int, int, int]]] = []
         relative_heights: list[float] = []
         for position, item in enumerate(items):
-            source_w, source_h = (int(v) for v in item["source_size"].split("x"))
-            for region in text_regions(item["meta"]):
+            source_w, source_h = (int(v) for v in item.source_size.split("x"))
+            for region in text_regions(item.meta):
                 box = region.get("box")
                 mapped = self.preprocessing.map_box(tuple(box), (source_w, source_h)) if box else (0, 0, width, height)
                 if mapped is None:
@@ -87,7 +88,7 @@ class TextReader:
                     relative_heights.append(text_height / source_h if text_height else (mapped[3] - mapped[1]) / height)
         return regions, relative_heights
 
-    def read(self, items: list[dict[str, Any]], originals: torch.Tensor, reconstructions: torch.Tensor) -> list[list[TextReading]]:
+    def read(self, items: list[LoadedItem], originals: torch.Tensor, reconstructions: torch.Tensor) -> list[list[TextReading]]:
         """OCR every text region of the batch at the evaluation resolution (crops in parallel);
         originals' readings come from the OCR cache when it has them."""
         height, width = originals.shape[-2:]
@@ -111,10 +112,10 @@ class TextReader:
             readings[position].append(TextReading(region.get("text"), region.get("language", "en"), bucket, recon_ocr, original_ocr))
         return readings
 
-    def _read_originals(self, items: list[dict[str, Any]], originals: torch.Tensor, regions: list, requests: Any) -> list[str | None]:
+    def _read_originals(self, items: list[LoadedItem], originals: torch.Tensor, regions: list, requests: Any) -> list[str | None]:
         version = self.engine.version()
         keys = [
-            ocr_key(image=items[p]["sha256"], preprocessing=self.preprocessing.canonical(), box=box, layout=r.get("layout", "block"),
+            ocr_key(image=items[p].sha256, preprocessing=self.preprocessing.canonical(), box=box, layout=r.get("layout", "block"),
                     language=r.get("language", "en"), engine=self.engine.name, version=version)
             for p, r, box in regions
         ]  # fmt: skip

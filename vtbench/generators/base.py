@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from vtbench.datasets.base import Dataset
 
 
 class Generator(ABC):
@@ -41,8 +44,23 @@ class Generator(ABC):
     def options(self) -> dict[str, Any]:
         return {}
 
-    # A generator with networks also defines ``to(device)``: the engine calls it with the run's
-    # device before asking for samples.
+    # What a generator can do besides sampling, declared here with defaults; subclasses override.
+    def to(self, device: torch.device | str) -> Generator:
+        """Move networks to the run's device (called before any sample is asked for)."""
+        return self
+
+    def as_dataset(self) -> Dataset | None:
+        """Samples that already exist as files, as a dataset the engine loads in DataLoader
+        workers (sample readers); None when the generator makes each sample from its index."""
+        return None
+
+    def labels(self, indices: Sequence[int]) -> list[int] | None:
+        """The class label of each sample (class-conditional generators), else None."""
+        return None
+
+    def prompts_for(self, indices: Sequence[int]) -> list[str] | None:
+        """The prompt of each sample (text-to-image generators), else None."""
+        return None
 
 
 class TokenGenerator(Generator):

@@ -15,7 +15,7 @@ from vtbench.datasets.npz import NpzImages
 from vtbench.errors import DatasetError
 from vtbench.generators.base import Generator
 from vtbench.images import pil_to_uint8_chw
-from vtbench.record import portable_path
+from vtbench.provenance import portable_path
 
 
 class SampleReader(Generator):

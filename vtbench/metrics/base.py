@@ -14,7 +14,7 @@ import torch
 
 from vtbench.tokenizers.base import Tokens
 
-Reduction = Literal["sum", "cat", "max", "min", "exact-sum"]
+Reduction = Literal["sum", "cat", "max", "min", "exact-sum", "same"]  # same: every part holds the same value (or none)
 
 
 def add_exactly(partials: list[float], values: list[float]) -> list[float]:
@@ -92,12 +92,25 @@ class Metric(ABC):
     required_weights: tuple[str, ...] = ()  # weights-store names the metric itself loads
     extractor: str | None = None  # a shared feature extractor the metric reads from the batch
     needs_ocr: bool = False  # the runner reads each text region with the run's OCR engine
+    needs_original_ocr: bool = False  # ... and of the original too (metrics against the original's reading)
+    scores_samples: bool = False  # a generation run may use it though it is not distributional (one value per sample)
+    reference_keys: tuple[str, str] | None = None  # the mean/covariance arrays it takes as a fixed reference (see set_reference)
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}
 
     def prepare(self, located: dict[str, Any], device: torch.device) -> None:  # noqa: B027 - optional hook
         """Load networks once the run knows its device and the weights are found."""
+
+    def set_reference(self, source: str, mu: Any = None, sigma: Any = None) -> None:
+        """The one hook for a fixed reference side: statistics (``mu``, ``sigma``: the arrays
+        named by ``reference_keys`` in a statistics file or an ADM batch) stand for the
+        reference images; ``source`` says where they come from. Called with arrays in one
+        slice of a split run and with ``source`` alone in the others, which then stop
+        accumulating the reference side. Whatever it sets lives in :meth:`add_state` states."""
+        from vtbench.errors import VtbenchError
+
+        raise VtbenchError(f"metric {self.name!r} cannot take fixed reference statistics ({source}): it needs the reference images")
 
     def add_state(self, name: str, default: torch.Tensor | list, reduction: Reduction) -> None:
         self._defaults[name] = (default, reduction)
@@ -141,13 +154,22 @@ class Metric(ABC):
                 setattr(self, name, list(mine) + list(theirs))
             elif reduction == "exact-sum":
                 setattr(self, name, torch.tensor(add_exactly(mine.tolist(), theirs.tolist()), dtype=torch.float64))
+            elif reduction == "same":
+                if not mine.numel():
+                    setattr(self, name, theirs.clone())
+                elif theirs.numel() and not torch.equal(mine, theirs.to(mine.device)):
+                    raise ValueError(f"{self.name}: state {name!r} differs between the parts being merged")
             elif reduction == "max":
                 setattr(self, name, torch.maximum(mine, theirs.to(mine.device)))
             else:
                 setattr(self, name, torch.minimum(mine, theirs.to(mine.device)))
 
+    def declared(self) -> dict[str, Any]:
+        """Direction, unit, aggregation and kind as data (``vtbench list metrics`` shows them)."""
+        return {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
+
     def describe(self) -> dict[str, Any]:
-        described = {"higher_is_better": self.higher_is_better, "unit": self.unit, "aggregation": self.aggregation, "kind": self.kind}
+        described = self.declared()
         if self.extractor:
             described["extractor"] = self.extractor
         if self.parameters():

@@ -80,8 +80,6 @@ class FrechetDistance(Metric):
     kind = "distribution"
     higher_is_better = False
     aggregation = "dataset"
-    stored_keys: tuple[str, str] | None = None  # the mean/covariance arrays of an ADM reference batch this metric uses
-    reference_source: str | None = None  # set when the reference side is fixed statistics, not accumulated features
 
     def __init__(self, extractor: str = "inception-v3-compat", feature: str = "2048", dim: int = 2048, name: str | None = None) -> None:
         super().__init__()
@@ -92,6 +90,12 @@ class FrechetDistance(Metric):
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.int64), "sum")
             self.add_state(f"{side}_sum", torch.zeros(dim, dtype=torch.float64), "sum")
             self.add_state(f"{side}_outer", torch.zeros(dim, dim, dtype=torch.float64), "sum")
+        self.add_state("fixed_reference", torch.zeros(0, dtype=torch.uint8), "same")  # UTF-8 of where fixed statistics came from
+
+    @property
+    def reference_source(self) -> str | None:
+        """Where the fixed reference statistics came from, or None when the reference side is accumulated."""
+        return bytes(self.fixed_reference.tolist()).decode() if self.fixed_reference.numel() else None
 
     def update(self, batch: MetricBatch) -> None:
         for side in SIDES:
@@ -114,20 +118,15 @@ class FrechetDistance(Metric):
         return {"feature": self.feature, "dim": self.dim, "covariance": "unbiased (ddof 1), from float64 running sums",
                 "trace_sqrt": "eigenvalues of S2^1/2 S1 S2^1/2 up to the rank min(n1, n2) - 1", **reference}  # fmt: skip
 
-    def fix_reference(self, source: str, mu: np.ndarray | None = None, sigma: np.ndarray | None = None, n: int = 50_000) -> None:
+    def set_reference(self, source: str, mu: np.ndarray | None = None, sigma: np.ndarray | None = None, n: int = 50_000) -> None:
         """Take the reference side from statistics (``source`` says where they come from) and
         ignore reference features from now on; ``mu``/``sigma`` are entered once (one slice of
-        a split run enters them, the others only stop accumulating)."""
-        self.reference_source = source
-        if mu is not None and sigma is not None:
-            self.set_reference_statistics(mu, sigma, n)
-
-    def set_reference_statistics(self, mu: np.ndarray, sigma: np.ndarray, n: int = 50_000) -> None:
-        """Use precomputed reference statistics (e.g. from an ``.npz``) as the originals' side.
-
-        Running sums are rebuilt so that ``statistics("originals")`` returns exactly (mu, sigma);
-        ``n`` only has to exceed 1.
-        """
+        a split run enters them, the others only stop accumulating). Running sums are rebuilt so
+        that ``statistics("originals")`` returns exactly (mu, sigma); ``n`` only has to exceed
+        1 (full rank: such statistics come from more images than the metric sees)."""
+        self.fixed_reference = torch.tensor(list(source.encode()), dtype=torch.uint8)
+        if mu is None or sigma is None:
+            return
         if mu.shape != (self.dim,):
             raise ValueError(f"{self.name}: reference statistics have dimension {mu.shape[0]}, this metric uses {self.dim}")
         mu_t, sigma_t = torch.from_numpy(mu).double(), torch.from_numpy(sigma).double()
@@ -158,7 +157,7 @@ class FID(FrechetDistance):
 
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "2048", 2048, name="fid")
-        self.stored_keys = ("mu", "sigma")
+        self.reference_keys = ("mu", "sigma")
         self.description = "Fréchet Inception Distance (torch-fidelity InceptionV3, pool 2048), reconstructions vs originals"
 
 
@@ -168,5 +167,5 @@ class SFID(FrechetDistance):
 
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "spatial", 2023, name="sfid")
-        self.stored_keys = ("mu_s", "sigma_s")
+        self.reference_keys = ("mu_s", "sigma_s")
         self.description = "Spatial FID (ADM evaluator's mixed_6/conv features, 2023-d), reconstructions vs originals"

@@ -121,6 +121,7 @@ class TextMetric(Metric):
         if measure not in MEASURES or against not in ("ground-truth", "ocr"):
             raise ValueError(f"text metric: measure {measure!r} / against {against!r}")
         self.measure, self.against = measure, against
+        self.needs_original_ocr = against == "ocr"
         self.name = measure if against == "ground-truth" else f"{measure}-vs-ocr"
         label, self.higher_is_better = MEASURES[measure]
         reference = "the ground-truth transcript" if against == "ground-truth" else "the OCR of the original"

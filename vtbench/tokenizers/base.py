@@ -110,6 +110,16 @@ class Tokenizer(ABC):
         self.device = torch.device(device)
         return self
 
+    def compile(self) -> list[str]:
+        """Wrap the network's encoder and decoder modules (``self.model.encoder``, ``.decoder``,
+        ``.pixel_decoder``) in ``torch.compile``; returns the parts compiled (none for a
+        tokenizer without a network, which a subclass may change)."""
+        model = getattr(self, "model", None)
+        parts = [part for part in ("encoder", "decoder", "pixel_decoder") if isinstance(getattr(model, part, None), torch.nn.Module)]
+        for part in parts:
+            setattr(model, part, torch.compile(getattr(model, part)))
+        return parts
+
     def options(self) -> dict[str, Any]:
         """The options that define this tokenizer (written into the record)."""
         return {}
