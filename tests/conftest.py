@@ -135,6 +135,22 @@ def skimage_rgb(name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Inception weights in torch-fidelity's layout, made once per session (the real file is a download)."""
+    from weights_factory import make_inception_weights
+
+    return make_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-2015-12-05-6726825d.pth")
+
+
+@pytest.fixture(scope="session")
+def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torchvision's AlexNet checkpoint layout (LPIPS-Alex's backbone), made once per session."""
+    from weights_factory import make_torchvision_weights
+
+    return make_torchvision_weights("alexnet", tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")
+
+
+@pytest.fixture(scope="session")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of 12 real photographs (PNG and JPEG, in subfolders, several sizes)."""
     root = tmp_path_factory.mktemp("photos")

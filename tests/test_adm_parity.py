@@ -179,10 +179,11 @@ def test_every_protocol_applies_its_settings(tmp_path: Path) -> None:
 
 
 def test_metric_options_on_the_command_line_and_in_recipes(tmp_path: Path) -> None:
-    from vtbench.cli.run_cmd import _metric_arguments
+    from vtbench.settings import metric_names, metric_options
 
-    assert _metric_arguments(["psnr,ssim", "isc:split_size=500", "precision:estimator=adm"]) == (
-        ["psnr", "ssim", "isc", "precision"], {"isc": {"split_size": 500}, "precision": {"estimator": "adm"}})  # fmt: skip
+    given = ["psnr,ssim", "isc:split_size=500", "precision:estimator=adm"]
+    assert metric_names(given) == ["psnr", "ssim", "isc", "precision"]
+    assert metric_options(given) == {"isc": {"split_size": 500}, "precision": {"estimator": "adm"}}
     recipe = tmp_path / "r.yaml"
     recipe.write_text("tokenizers: [jpeg-q50]\ndatasets: [samples]\nmetrics: [psnr]\nmetric_options: {isc: {splitsize: 5}}\n")
     result = run_cli("validate", "--no-weights", recipe, check=2)

@@ -34,11 +34,15 @@ def test_bd_rate_and_bd_psnr_equal_an_independent_implementation(method: str) ->
 
 def test_curve_families_do_not_depend_on_what_was_imported_before() -> None:
     from vtbench.analysis import curve_name
+    from vtbench.schema import DataSide, Protocol, RunRecord, Samples, Subject
+
+    def record(preset: str) -> RunRecord:
+        return RunRecord("reconstruction", f"{preset}__d", "", {}, Subject(preset, preset), DataSide("d"), Protocol(), {}, Samples())
 
     vtbench.create_tokenizer("resample-x4")  # imports the preset's class (the registry entry then holds it)
-    assert curve_name({"tokenizer": {"preset": "resample-x4"}}) == "resample"
-    assert curve_name({"tokenizer": {"preset": "jpeg-q50"}}) == "jpeg"
-    assert curve_name({"tokenizer": {"preset": "my-plugin-tokenizer"}}) == "my-plugin-tokenizer"
+    assert curve_name(record("resample-x4")) == "resample"
+    assert curve_name(record("jpeg-q50")) == "jpeg"
+    assert curve_name(record("my-plugin-tokenizer")) == "my-plugin-tokenizer"
 
 
 def test_records_load_as_tidy_tables_and_give_codec_curves(tmp_path: Path) -> None:

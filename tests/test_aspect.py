@@ -44,8 +44,8 @@ def per_image(out: Path, run: str) -> dict[str, dict[str, str]]:
 def test_pad_keeps_the_aspect_and_scores_only_the_content(varying_folder: Path, tmp_path: Path) -> None:
     config = RunConfig("jpeg-q25", str(varying_folder), metrics=["psnr"], preprocessing=Preprocessing(128, "pad"), num_workers=0)
     record = evaluate(config, tmp_path)
-    assert record["protocol"]["evaluation_sizes"] == {"128x83": 1, "77x128": 1, "128x75": 1}
-    assert "canvas" in record["protocol"]["tokenizer_input"]
+    assert record.protocol.evaluation_sizes == {"128x83": 1, "77x128": 1, "128x75": 1}
+    assert "canvas" in record.protocol.tokenizer_input
     rows = per_image(tmp_path, config.run_name)
     for name in ("astronaut", "chelsea", "coffee"):
         content = np.asarray(Preprocessing(128, "pad").apply(Image.open(varying_folder / f"{name}.png").convert("RGB")))
@@ -60,7 +60,7 @@ def test_pad_keeps_the_aspect_and_scores_only_the_content(varying_folder: Path, 
 def test_tile_codes_each_tile_at_the_native_size_and_stitches(varying_folder: Path, tmp_path: Path) -> None:
     config = RunConfig("resample-x4", str(varying_folder), metrics=["psnr"], preprocessing=Preprocessing(64, "tile"), num_workers=0)
     record = evaluate(config, tmp_path)
-    assert record["protocol"]["evaluation_sizes"] == {"200x130": 1, "90x150": 1, "173x101": 1}
+    assert record.protocol.evaluation_sizes == {"200x130": 1, "90x150": 1, "173x101": 1}
     rows = per_image(tmp_path, config.run_name)
     for name in ("astronaut", "chelsea", "coffee"):
         image = np.asarray(Image.open(varying_folder / f"{name}.png").convert("RGB"))

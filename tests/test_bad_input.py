@@ -153,7 +153,7 @@ def test_an_unreadable_file_or_a_failing_extractor_is_one_failed_image(photo_fol
         return read_bytes(self)
 
     def failing_features(self, items, originals, reconstructions):  # noqa: ANN001
-        if any(item["id"].endswith("rocket_small.jpg") for item in items):
+        if any(item.id.endswith("rocket_small.jpg") for item in items):
             raise RuntimeError("extractor broke on this image")
         return features(self, items, originals, reconstructions)
 
@@ -162,9 +162,9 @@ def test_an_unreadable_file_or_a_failing_extractor_is_one_failed_image(photo_fol
     config = vtbench.RunConfig("jpeg-q50", str(photo_folder), metrics=["psnr", "fd-efficientnet-lite0"], preprocessing=Preprocessing(64),
                                num_workers=0, batch_size=4)  # fmt: skip
     record = vtbench.evaluate(config, tmp_path)
-    failures = {f["id"]: f for f in record["samples"]["failures"]}
-    assert record["samples"]["evaluated"] == 10 and set(failures) == {"b/coffee.png", "rocket_small.jpg"}
-    assert "Input/output error" in failures["b/coffee.png"]["error"] and failures["b/coffee.png"]["stage"] == "load"
-    assert failures["rocket_small.jpg"]["stage"] == "features" and "extractor broke" in failures["rocket_small.jpg"]["error"]
-    assert record["protocol"]["reference_cache"]["efficientnet-lite0"].startswith("off (a file could not be hashed")
-    assert record["metrics"]["fd-efficientnet-lite0"]["n"] == 10
+    failures = {f.id: f for f in record.samples.failures}
+    assert record.samples.evaluated == 10 and set(failures) == {"b/coffee.png", "rocket_small.jpg"}
+    assert "Input/output error" in failures["b/coffee.png"].error and failures["b/coffee.png"].stage == "load"
+    assert failures["rocket_small.jpg"].stage == "features" and "extractor broke" in failures["rocket_small.jpg"].error
+    assert record.protocol.reference_cache["efficientnet-lite0"].startswith("off (a file could not be hashed")
+    assert record.metrics["fd-efficientnet-lite0"].n == 10

@@ -13,6 +13,7 @@ from PIL import Image
 from weights_factory import make_inception_weights
 
 from conftest import run_cli, skimage_rgb
+from vtbench import weights
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +79,9 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
             patch.setenv(key, env[key])
         config = GenerationConfig(str(root / "samples.npz"), str(setup["reference"]), metrics=["fid", "kid", "isc"], expected_samples=12)
         again = evaluate(config, root / "out2")
-    assert again["protocol"]["reference_cache"]["inception-v3-compat"] == "hit"
-    assert again["metrics"]["fid"]["value"] == metrics["fid"]["value"]
-    assert again["timings"]["features_s"] < record["timings"]["features_s"]
+    assert again.protocol.reference_cache["inception-v3-compat"] == "hit"
+    assert again.value("fid") == metrics["fid"]["value"]
+    assert again.timings["features_s"] < record["timings"]["features_s"]
 
 
 def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,14 +90,18 @@ def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest
 
     root, env = setup["root"], setup["env"]
     run_cli("reference-stats", setup["reference"], "--out", root / "stats.npz", env=env)
-    with np.load(root / "stats.npz") as stats:
+    with np.load(root / "stats.npz") as stats:  # no pickle: the provenance is JSON text
         assert stats["mu"].shape == (2048,) and stats["sigma"].shape == (2048, 2048)
+        provenance = json.loads(stats["provenance"].item())
+    assert provenance["n_images"] == 12 and provenance["preprocessing"]["mode"] == "none" and provenance["manifest_sha256"]
+    assert provenance["extractor"]["weights"][0]["sha256"] == weights.sha256_file(setup["weights"])
     for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
         monkeypatch.setenv(key, env[key])
     samples = str(setup["samples_png"])
     from_stats = evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["fid"]), root / "from-stats")
     from_images = evaluate(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
-    assert from_stats["metrics"]["fid"]["value"] == pytest.approx(from_images["metrics"]["fid"]["value"], rel=1e-6)
+    assert from_stats.value("fid") == pytest.approx(from_images.value("fid"), rel=1e-6)
+    assert from_stats.dataset.reference["sha256"] == weights.sha256_file(root / "stats.npz")
     with pytest.raises(VtbenchError, match="FID only"):
         evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["kid"]), root / "x")
 

@@ -115,20 +115,25 @@ def test_compare_flags_a_missing_metric_and_a_protocol_mismatch(records_dir: Pat
 def test_compare_keys_each_metric_on_what_it_depends_on(records_dir: Path, tmp_path: Path) -> None:
     """PSNR is compared between a PSNR-only record and a PSNR+FD record of the same data;
     an FD made with other extractor weights is refused, naming the key."""
-    base = json.loads(_record(records_dir, "jpeg-q90").read_text())
-    with_fd = json.loads(json.dumps(base))
-    with_fd["metrics"]["fd-efficientnet-lite0"] = {"value": 12.5, "n": 6, "status": "ok", "higher_is_better": False,
-                                                  "kind": "distribution", "extractor": "efficientnet-lite0"}  # fmt: skip
-    with_fd["protocol"]["feature_extractors"] = [{"name": "efficientnet-lite0", "version": "2", "weights": [{"sha256": "aa"}]}]
-    with_fd["protocol"]["weights"] = [{"name": "efficientnet-lite0", "sha256": "aa"}]
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    (tmp_path / "fd.json").write_text(json.dumps(with_fd))
-    assert "no regression" in run_cli("compare", tmp_path / "base.json", tmp_path / "fd.json").stdout
-    other = json.loads(json.dumps(with_fd))
-    other["protocol"]["feature_extractors"][0]["weights"][0]["sha256"] = "bb"
-    (tmp_path / "fd-other.json").write_text(json.dumps(other))
-    result = run_cli("compare", tmp_path / "fd.json", tmp_path / "fd-other.json", check=2)
-    assert "fd-efficientnet-lite0 was computed under different settings (extractor_weights" in result.stderr
+    import copy
+
+    from vtbench.schema import Extractor, MetricEntry, WeightsFile, load_record
+
+    base = load_record(_record(records_dir, "jpeg-q90"))
+    base.run_name = "r"
+    weights = WeightsFile("efficientnet-lite0", "efficientnet-lite0-57934424.pth", "aa")
+    with_fd = copy.deepcopy(base)
+    with_fd.metrics["fd-efficientnet-lite0"] = MetricEntry(12.5, n=6, higher_is_better=False, aggregation="dataset", kind="distribution",
+                                                          extractor="efficientnet-lite0", weights=[weights])  # fmt: skip
+    with_fd.protocol.feature_extractors = [Extractor("efficientnet-lite0", "2", [weights])]
+    base.write(tmp_path / "base")
+    with_fd.write(tmp_path / "fd")
+    assert "no regression" in run_cli("compare", tmp_path / "base" / "r.json", tmp_path / "fd" / "r.json").stdout
+    other = copy.deepcopy(with_fd)
+    other.metrics["fd-efficientnet-lite0"].weights = [WeightsFile("efficientnet-lite0", "efficientnet-lite0-57934424.pth", "bb")]
+    other.write(tmp_path / "other")
+    result = run_cli("compare", tmp_path / "fd" / "r.json", tmp_path / "other" / "r.json", check=2)
+    assert "fd-efficientnet-lite0 was computed under different settings (weights: ['aa'] vs ['bb'])" in result.stderr
 
 
 def test_compare_has_a_noise_floor_and_refuses_unknown_tolerance_names(records_dir: Path, tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_quickstart_per_image_values_match_an_independent_computation(quickstart
 def test_record_documents_protocol_environment_and_timings(quickstart: tuple[Path, str]) -> None:
     out, _ = quickstart
     record = json.loads((out / "webp-q50__samples.json").read_text())
-    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 3 and record["task"] == "reconstruction"
+    assert record["schema"] == "vtbench.run-record" and record["schema_version"] == 4 and record["task"] == "reconstruction"
     assert record["protocol"]["preprocessing"]["resolution"] == 256 and record["protocol"]["evaluation_sizes"] == {"256x256": 14}
     assert record["recipe"]["name"] == "quickstart"
     assert record["metrics"]["psnr"] == {**record["metrics"]["psnr"], "higher_is_better": True, "n": 14, "unit": "dB"}

@@ -74,7 +74,7 @@ def test_missing_folder_dataset_is_named(tmp_path: Path) -> None:
 def test_invalid_yaml_and_bad_preprocessing_are_named(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(_write(tmp_path, "tokenizers: [identity\n"))
-    with pytest.raises(RecipeError, match="resize filter 'cubic'"):
+    with pytest.raises(RecipeError, match="setting 'filter' must be one of .*got 'cubic'"):
         load_recipe(_write(tmp_path, "tokenizers: [identity]\ndatasets: [samples]\npreprocessing: {filter: cubic}\n", "p.yaml"))
 
 

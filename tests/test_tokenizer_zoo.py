@@ -110,19 +110,17 @@ def test_hub_tokenizers_run_through_the_runner_deterministically(hub_models: dic
             for i in range(2)
         ]
         first, second = records
-        assert first["metrics"]["psnr"]["value"] == second["metrics"]["psnr"]["value"]
-        assert first["tokenizer"]["info"]["extra"]["library"].startswith("diffusers")
-        assert first["tokenizer"]["options"]["posterior"] == "mean" and first["samples"]["evaluated"] == 2
-        assert first["metrics"]["tokens"]["value"] == 256
-        cost = first["cost"]
-        assert cost["tokens_per_image"] == 256 and cost["calls"] >= 1 and cost["encode_ms_per_call"] > 0
+        assert first.value("psnr") == second.value("psnr")
+        assert first.subject.info["extra"]["library"].startswith("diffusers")
+        assert first.subject.options["posterior"] == "mean" and first.samples.evaluated == 2
+        assert first.value("tokens") == 256
+        cost = first.cost
+        assert cost.tokens_per_image == 256 and cost.calls >= 1 and cost.encode_ms_per_call > 0
         if preset == "sd-vae-ft-mse":  # 4 x 16 x 16 float32 latents for a 32 x 32 image
-            assert cost["latent"] == {"shape_per_image": [4, 16, 16], "dtype": "float32", "at_size": "32x32"}
-            assert cost["bits_per_token"] == 4 * 32 and cost["compression_vs_rgb24"] == pytest.approx(24 * 32 * 32 / (4 * 16 * 16 * 32))
+            assert cost.latent == {"shape_per_image": [4, 16, 16], "dtype": "float32", "at_size": "32x32"}
+            assert cost.bits_per_token == 4 * 32 and cost.compression_vs_rgb24 == pytest.approx(24 * 32 * 32 / (4 * 16 * 16 * 32))
         else:  # 16 x 16 ids of a 64-entry codebook
-            assert (
-                cost["latent"] is None and cost["bits_per_token"] == 6 and cost["compression_vs_rgb24"] == pytest.approx(24 * 1024 / 1536)
-            )
+            assert cost.latent is None and cost.bits_per_token == 6 and cost.compression_vs_rgb24 == pytest.approx(24 * 1024 / 1536)
 
 
 def test_own_checkpoint_folder_with_weights(tmp_path: Path) -> None:
@@ -201,11 +199,11 @@ def test_codebook_usage_through_the_runner_and_continuous_tokenizers_say_why_not
     record = evaluate(config, tmp_path)
     samples = DATASETS.create("samples")
     pixels = np.concatenate([np.asarray(Preprocessing(32).apply(samples.load(i).image)).ravel() for i in range(3)])
-    assert record["metrics"]["codebook-usage"]["value"] == pytest.approx(len(np.unique(pixels)) / 256)
+    assert record.value("codebook-usage") == pytest.approx(len(np.unique(pixels)) / 256)
     continuous = evaluate(RunConfig("sd-vae-ft-mse", "samples", metrics=["codebook-usage"], limit=1, num_workers=0,
                                     preprocessing=Preprocessing(32)), tmp_path / "vae")  # fmt: skip
-    entry = continuous["metrics"]["codebook-usage"]
-    assert math.isnan(entry["value"]) and "no discrete codes" in entry["warnings"][0]
+    entry = continuous.metrics["codebook-usage"]
+    assert entry.value is None and entry.status == "undefined" and "no discrete codes" in entry.warnings[0]
 
 
 # Facts about the published vq_ds16_c2i.pt (key -> shape), from LlamaGen's vq_model.py.
@@ -280,9 +278,9 @@ def test_llamagen_checkpoint_through_the_weights_store_and_the_runner(tmp_path: 
     assert torch.equal(recon, tokenizer.reconstruct(images)[0])
     record = evaluate(RunConfig("llamagen-vq-ds16-c2i", "samples", metrics=["psnr", "codebook-usage"], limit=2, num_workers=0,
                                 preprocessing=Preprocessing(64)), tmp_path / "out")  # fmt: skip
-    assert record["tokenizer"]["info"]["extra"]["weights_sha256"] == weights_sha(checkpoint)
-    assert record["metrics"]["tokens"]["value"] == 16 and 0 < record["metrics"]["codebook-usage"]["value"] <= 1
-    assert tuple(record["tokenizer"]["info"]["token_grid"]) == (16, 16)  # at the native 256
+    assert record.subject.info["extra"]["weights_sha256"] == weights_sha(checkpoint)
+    assert record.value("tokens") == 16 and 0 < record.value("codebook-usage") <= 1
+    assert tuple(record.subject.info["token_grid"]) == (16, 16)  # at the native 256
 
 
 def weights_sha(path: Path) -> str:
@@ -468,9 +466,9 @@ def test_open_magvit2_per_bit_statistics_through_the_runner(tmp_path: Path) -> N
     config = RunConfig("open-magvit2-256-l", "samples", metrics=["codebook-entropy"], tokenizer_options={"weights": str(path)}, limit=2,
                        num_workers=0, preprocessing=Preprocessing(32))  # fmt: skip
     record = evaluate(config, tmp_path / "out")
-    per_bit = record["metrics"]["codebook-entropy"]["details"]["per_bit"]
+    per_bit = record.details("codebook-entropy")["per_bit"]
     assert len(per_bit["p_one"]) == 6 and all(0 <= p <= 1 for p in per_bit["p_one"])
-    assert record["metrics"]["codebook-entropy"]["value"] <= 6 and record["metrics"]["tokens"]["value"] == 256
+    assert record.value("codebook-entropy") <= 6 and record.value("tokens") == 256
 
 
 def test_bsq_vit_codes_patches_and_ema_weights(tmp_path: Path) -> None:
@@ -769,8 +767,8 @@ def test_maskbit_bit_tokens_shortcut_padding_and_strict_loading(tmp_path: Path) 
     config = RunConfig("maskbit-12bit", "samples", metrics=metrics, tokenizer_options={"weights": str(path)}, limit=2, num_workers=0,
                        preprocessing=Preprocessing(32))  # fmt: skip
     record = evaluate(config, tmp_path / "out")  # bit tokens: per-bit statistics through the codebook metrics
-    assert len(record["metrics"]["codebook-entropy"]["details"]["per_bit"]["p_one"]) == 6
-    assert 0 <= record["metrics"]["code-entropy-n2"]["value"] <= 6
+    assert len(record.details("codebook-entropy")["per_bit"]["p_one"]) == 6
+    assert 0 <= record.value("code-entropy-n2") <= 6
 
 
 def test_ibq_modules_reproduce_the_published_key_layout() -> None:

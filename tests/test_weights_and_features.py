@@ -12,22 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from weights_factory import make_inception_weights, make_torchvision_weights
 
 import vtbench
 from conftest import run_cli, skimage_rgb
 from vtbench import weights
 from vtbench.images import Preprocessing
-
-
-@pytest.fixture(scope="module")
-def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-2015-12-05-6726825d.pth")
-
-
-@pytest.fixture(scope="module")
-def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_torchvision_weights("alexnet", tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")
 
 
 @pytest.fixture(scope="module")
@@ -183,11 +172,11 @@ def test_a_second_run_reads_the_originals_features_from_the_cache(
         config = vtbench.RunConfig("jpeg-q25", str(crops), metrics=["fid", "precision"], preprocessing=Preprocessing(mode="none"),
                                    batch_size=5, num_workers=0, use_cache=use_cache)  # fmt: skip
         records[use_cache] = vtbench.evaluate(config, tmp_path / str(use_cache))
-    assert records[True]["protocol"]["reference_cache"] == {"inception-v3-compat": "hit"}
-    assert records[False]["protocol"]["reference_cache"] == {"inception-v3-compat": "off"}
+    assert records[True].protocol.reference_cache == {"inception-v3-compat": "hit"}
+    assert records[False].protocol.reference_cache == {"inception-v3-compat": "off"}
     for name in ("fid", "precision"):
         for record in records.values():
-            assert record["metrics"][name]["value"] == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
+            assert record.value(name) == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
 
 
 def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-from vtbench.declaration import setting
+from vtbench.declaration import range_problems, setting
 from vtbench.errors import BadImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm", ".tga")
@@ -76,14 +76,11 @@ class Preprocessing:
     )
 
     def __post_init__(self) -> None:
-        if self.mode not in RESIZE_MODES:
-            raise ValueError(f"preprocessing mode {self.mode!r} is not one of {', '.join(RESIZE_MODES)}")
-        if self.filter not in FILTERS:
-            raise ValueError(f"resize filter {self.filter!r} is not one of {', '.join(FILTERS)}")
         if self.resolution is not None and (not isinstance(self.resolution, int) or isinstance(self.resolution, bool)):
             raise ValueError(f"resolution must be a whole number of pixels, got {self.resolution!r}")
-        if self.resolution is not None and self.resolution < 1:
-            raise ValueError(f"resolution must be a positive number of pixels, got {self.resolution}")
+        problems = range_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def resolved(self, native_resolution: int | None) -> Preprocessing:
         """Fill in the tokenizer's native resolution when none was asked for."""

@@ -175,11 +175,12 @@ def _bd_section(records: list[RunRecord], baseline: str | None) -> str:
 
 
 def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench report", allow_protocol_mismatch: bool = False,
-                 bd_baseline: str | None = None, gallery_metric: str = "psnr", gallery_k: int = 2) -> str:  # fmt: skip
+                 bd_baseline: str | None = None, gallery_metric: str | None = None, gallery_k: int = 2) -> str:  # fmt: skip
     """The report's HTML text for every record under ``paths``. Records made under different
     protocols are refused (naming the setting) unless ``allow_protocol_mismatch``; the
     Bjøntegaard table uses ``bd_baseline`` (default ``jpeg`` when there is one); the gallery
-    shows each run's ``gallery_k`` worst images by ``gallery_metric`` (0: no gallery)."""
+    shows each run's ``gallery_k`` worst images by ``gallery_metric`` (0: no gallery; default
+    PSNR when a run has it per image, else no gallery, as for generation runs)."""
     from vtbench.leaderboard import build_leaderboard, check_protocols, format_value
     from vtbench.schema import find_records
 
@@ -192,6 +193,8 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     if gallery_k < 0:
         raise VtbenchError(f"--gallery-k must be 0 (no gallery) or more, got {gallery_k}")
     per_image = sorted({m for r in records for m, e in r.metrics.items() if e.aggregation == "mean"})
+    if gallery_metric is None:
+        gallery_metric, gallery_k = "psnr", gallery_k if "psnr" in per_image else 0
     if gallery_k and gallery_metric not in per_image:
         raise VtbenchError(f"--gallery-metric {gallery_metric!r}: no record has it per image (per-image metrics: {', '.join(per_image)})")
     board = build_leaderboard(records, allow_protocol_mismatch=True)

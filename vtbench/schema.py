@@ -51,9 +51,9 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 class WeightsFile:
     """A weights file a number depends on: its store name, file name and SHA-256."""
 
-    name: str
-    file: str
-    sha256: str
+    name: str = ""
+    file: str = ""
+    sha256: str = ""
     override: bool = False
 
     @classmethod

@@ -51,6 +51,7 @@ def list_registered(
                 "source": e.source,
                 "options": e.defaults,
                 **({"family": e.tags["family"]} if "family" in e.tags else {}),
+                **(_declared_metric(registry, e.name) if kind == Kind.metrics else {}),
             }
             for e in entries
         ]
@@ -66,13 +67,27 @@ def list_registered(
         console.print(f"No {kind.value} registered yet.")
     else:
         table = Table(title=f"vtbench {kind.value}")
-        columns = {Kind.tokenizers: ("name", "family", "description", "source"), Kind.protocols: ("name", "task", "description")}.get(
-            kind, ("name", "description", "source")
-        )
+        columns = {
+            Kind.tokenizers: ("name", "family", "description", "source"),
+            Kind.protocols: ("name", "task", "description"),
+            Kind.metrics: ("name", "better", "unit", "kind", "description", "source"),
+        }.get(kind, ("name", "description", "source"))
         for column in columns:
             table.add_column(column)
+        arrows = {True: "↑", False: "↓", None: ""}
         for row in rows:
+            row = {**row, "better": arrows.get(row.get("higher_is_better"), "")}
             table.add_row(*(str(row.get(column, "")) for column in columns))
         console.print(table)
     for item in broken:
         console.print(f"[red]plugin {item['name']!r} failed to load:[/red] {item['error']}")
+
+
+def _declared_metric(registry: object, name: str) -> dict[str, object]:
+    """A metric's direction, unit, aggregation and kind, as its class declares them."""
+    from vtbench.errors import VtbenchError
+
+    try:
+        return registry.create(name).declared()  # type: ignore[attr-defined]
+    except VtbenchError as exc:  # a plugin whose metric cannot be built here: listed, with why
+        return {"error": str(exc)}

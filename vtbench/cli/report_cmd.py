@@ -15,7 +15,9 @@ def report(
     bd_baseline: str | None = typer.Option(
         None, "--bd-baseline", help="Family the Bjøntegaard deltas are against (default: jpeg, if present)."
     ),
-    gallery_metric: str = typer.Option("psnr", "--gallery-metric", help="The per-image metric that picks each run's worst images."),
+    gallery_metric: str | None = typer.Option(
+        None, "--gallery-metric", help="The per-image metric that picks each run's worst images (default: psnr, where the runs have it)."
+    ),
     gallery_k: int = typer.Option(2, "--gallery-k", help="Worst images shown per run (0: no gallery)."),
 ) -> None:
     """Write one HTML page: sortable leaderboard, BD-rates, figures, worst-case gallery, warnings, each run's protocol and environment.

@@ -136,6 +136,12 @@ def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bo
     extractors: dict[str, FeatureExtractor] = {}
     if load:
         for metric in active.values():
+            if metric.extractor:
+                provided = EXTRACTORS.get(metric.extractor).load().provides
+                missing = [feature for feature in metric.feature_dims if provided and feature not in provided]
+                if missing:
+                    raise VtbenchError(f"metric {metric.name!r} reads {', '.join(missing)} from {metric.extractor}, which gives "
+                                       f"{', '.join(provided)}")  # fmt: skip
             if metric.extractor and metric.extractor not in extractors:
                 factory = EXTRACTORS.get(metric.extractor).load()
                 extractors[metric.extractor] = EXTRACTORS.create(

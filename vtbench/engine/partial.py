@@ -226,7 +226,11 @@ def sweep_trash(folder: Path) -> None:
 def remove_empty(folder: Path) -> None:
     """Remove ``folder`` and empty parents up to and including ``.partial``."""
     for path in (folder, *folder.parents):
-        if not path.is_dir() or any(path.iterdir()):
+        if not path.is_dir():  # removed already (the folder of one slice empties its parent)
+            if path.name == ".partial":
+                return
+            continue
+        if any(path.iterdir()):
             return
         try:
             path.rmdir()

@@ -91,6 +91,7 @@ class Metric(ABC):
     min_size: int = 1  # smallest image side (pixels) the metric is defined for
     required_weights: tuple[str, ...] = ()  # weights-store names the metric itself loads
     extractor: str | None = None  # a shared feature extractor the metric reads from the batch
+    feature_dims: dict[str, int] = {}  # the extractor's features it reads -> their width (data, for checks and tests)
     needs_ocr: bool = False  # the runner reads each text region with the run's OCR engine
     needs_original_ocr: bool = False  # ... and of the original too (metrics against the original's reading)
     scores_samples: bool = False  # a generation run may use it though it is not distributional (one value per sample)

@@ -24,6 +24,7 @@ class ClassAgreement(MeanMetric):
 
     higher_is_better = True
     unit = "fraction"
+    feature_dims = {"logits": 1000}
 
     def __init__(self, k: int = 1, extractor: str = "efficientnet-lite0") -> None:
         super().__init__()

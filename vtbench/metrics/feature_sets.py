@@ -24,6 +24,7 @@ class _FeatureSet(Metric):
     aggregation = "dataset"
     extractor = "inception-v3-compat"
     feature = "2048"
+    feature_dims = {"2048": 2048}
     sides: tuple[str, ...] = ("originals", "reconstructions")
 
     def __init__(self) -> None:
@@ -91,6 +92,7 @@ class InceptionScore(_FeatureSet):
     name = "isc"
     higher_is_better = True
     feature = "logits_unbiased"
+    feature_dims = {"logits_unbiased": 1008}
     sides = ("reconstructions",)
     description = "Inception Score of the reconstructions / samples (torch-fidelity formula, 10 splits)"
 

@@ -84,6 +84,7 @@ class FrechetDistance(Metric):
     def __init__(self, extractor: str = "inception-v3-compat", feature: str = "2048", dim: int = 2048, name: str | None = None) -> None:
         super().__init__()
         self.extractor, self.feature, self.dim = extractor, feature, dim
+        self.feature_dims = {feature: dim}
         self.name = name or f"fd-{extractor}"
         self.description = f"Fréchet distance of {extractor} '{feature}' features, reconstructions vs originals"
         for side in SIDES:
