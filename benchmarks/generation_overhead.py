@@ -74,11 +74,11 @@ def main() -> None:
                                           label=f"run-{len(runs)}")  # fmt: skip
         started = time.perf_counter()
         record = vtbench.evaluate(config, ROOT / "out")
-        timings = record["timings"]
+        timings = record.timings
         sampling = timings.get("generate_s", 0.0)
         scoring = timings.get("features_s", 0.0) + timings.get("metrics_s", 0.0)
         runs.append({
-            "run": attempt, "samples": record["samples"]["evaluated"], "wall_s": round(time.perf_counter() - started, 2),
+            "run": attempt, "samples": record.samples.evaluated, "wall_s": round(time.perf_counter() - started, 2),
             "sampling_s": round(sampling, 3), "scoring_s": round(scoring, 3), "in_loop_s": round(timings.get("total_s", 0.0), 3),
             "scoring_over_sampling": round(scoring / sampling, 4) if sampling else None,
             "timings": {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()},

@@ -152,14 +152,14 @@ def evaluate(name: str, path: Path, dataset: Path, metrics: list[str], args: arg
 
 def summarise(run: dict, bare: float, metrics: list[str], use_cache: bool) -> dict:
     record, wall = run["record"], run["wall_s"]
-    timings = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record["timings"].items()}
-    in_loop = record["timings"].get("total_s")
-    engine_tokenizer = record["timings"].get("encode_s", 0.0) + record["timings"].get("decode_s", 0.0)
+    timings = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.timings.items()}
+    in_loop = record.timings.get("total_s")
+    engine_tokenizer = record.timings.get("encode_s", 0.0) + record.timings.get("decode_s", 0.0)
     return {
         "metrics": metrics,
         "use_cache": use_cache,
-        "evaluated": record["samples"]["evaluated"],
-        "failed": record["samples"]["failed"],
+        "evaluated": record.samples.evaluated,
+        "failed": record.samples.failed,
         "eval_wall_s": round(wall, 3),
         "eval_in_loop_s": round(in_loop, 3) if in_loop is not None else None,
         "ratio_wall": round(wall / bare, 3),
@@ -170,9 +170,9 @@ def summarise(run: dict, bare: float, metrics: list[str], use_cache: bool) -> di
         "meets_target_wall": bool(wall / bare <= TARGET),
         "timings": timings,
         "memory": record.get("memory"),
-        "values": {k: v.get("value") for k, v in record["metrics"].items()},
-        "status": {k: v.get("status") for k, v in record["metrics"].items() if v.get("status") not in (None, "ok")},
-        "device_name": record["environment"].get("device_name"),
+        "values": {k: v.value for k, v in record.metrics.items()},
+        "status": {k: v.status for k, v in record.metrics.items() if v.status != "ok"},
+        "device_name": record.environment.get("device_name"),
     }
 
 
@@ -271,7 +271,7 @@ def main() -> None:
             continue
         if name != "warmup":
             runs[name] = run
-        in_loop = run["record"]["timings"].get("total_s", float("nan"))
+        in_loop = run["record"].timings.get("total_s", float("nan"))
         print(f"  evaluate {name}: wall {run['wall_s']:.3f} s, in loop {in_loop:.3f} s", flush=True)
         write()
 

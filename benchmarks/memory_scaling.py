@@ -17,11 +17,12 @@ from pathlib import Path
 from common import photo_crops, save
 
 CHILD = """
-import json, sys, vtbench
+import dataclasses, json, sys, vtbench
 from vtbench.images import Preprocessing
 config = vtbench.RunConfig("jpeg-q50", sys.argv[1], metrics=["psnr", "ssim"], preprocessing=Preprocessing(mode="none"), batch_size=8)
 record = vtbench.evaluate(config, sys.argv[2])
-print(json.dumps({"memory": record["memory"], "images": record["samples"]["evaluated"], "images_per_s": record["timings"]["images_per_s"]}))
+speed = record.timings["images_per_s"]
+print(json.dumps({"memory": dataclasses.asdict(record.memory), "images": record.samples.evaluated, "images_per_s": speed}))
 """
 
 

@@ -53,14 +53,14 @@ def main() -> None:
             started = time.perf_counter()
             record = vtbench.evaluate(config, root / "out")
             wall = time.perf_counter() - started
-            counts = record["protocol"]["ocr"]["counts"]
+            counts = record.protocol.ocr["counts"]
             reads = counts["reconstructions_read"] + counts["originals_read"]
             runs.append({
-                "tokenizer": tokenizer, "wall_s": round(wall, 2), "ocr_s": round(record["timings"]["ocr_s"], 2),
-                "ocr_share": round(record["timings"]["ocr_s"] / wall, 3), "regions_read": reads, **counts,
-                "seconds_per_region_read": round(record["timings"]["ocr_s"] / reads, 4),
-                "seconds_per_image": round(record["timings"]["ocr_s"] / result["images"], 3),
-                "cer": record["metrics"]["cer"]["value"],
+                "tokenizer": tokenizer, "wall_s": round(wall, 2), "ocr_s": round(record.timings["ocr_s"], 2),
+                "ocr_share": round(record.timings["ocr_s"] / wall, 3), "regions_read": reads, **counts,
+                "seconds_per_region_read": round(record.timings["ocr_s"] / reads, 4),
+                "seconds_per_image": round(record.timings["ocr_s"] / result["images"], 3),
+                "cer": record.value("cer"),
             })  # fmt: skip
         result["engines"][engine] = {
             "runs": runs,

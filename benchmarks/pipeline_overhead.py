@@ -46,7 +46,7 @@ def measure(source: str, out: Path, batch_size: int, device: torch.device, worke
                                    batch_size=batch_size, device=str(device), num_workers=workers)  # fmt: skip
         started = time.perf_counter()
         record = vtbench.evaluate(config, out / str(i))
-        timings = record["timings"]
+        timings = record.timings
         runs.append((timings["total_s"], time.perf_counter() - started, timings["encode_s"] + timings["decode_s"], timings["load_wait_s"]))
     in_loop, call, tokenizer, load_wait = min(runs)
     return {

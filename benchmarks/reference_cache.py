@@ -38,7 +38,7 @@ def main() -> None:
         for i in range(2):
             config = GenerationConfig(str(Path(tmp) / "samples.npz"), str(reference), metrics=["fid", "kid"], batch_size=25)
             record = evaluate(config, Path(tmp) / f"out{i}")
-            runs.append(record["timings"])
+            runs.append(record.timings)
     first, second = runs[0]["reference_s"], runs[1]["reference_s"]
     save(
         "reference_cache",

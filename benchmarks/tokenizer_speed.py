@@ -113,12 +113,12 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         record = vtbench.evaluate(config, root / "out")
-        info, timings = record["tokenizer"]["info"], record["timings"]
+        info, timings = record.subject.info, record.timings
         rows.append({
-            "tokenizer": preset, "resolution": info["native_resolution"], "tokens_per_image": record["metrics"]["tokens"]["value"],
+            "tokenizer": preset, "resolution": info["native_resolution"], "tokens_per_image": record.value("tokens"),
             "parameters": info["extra"]["parameters"], "encode_images_per_s": round(timings["encode_images_per_s"], 2),
             "decode_images_per_s": round(timings["decode_images_per_s"], 2), "wall_s": round(time.perf_counter() - started, 1),
-            "process_peak_rss_mb": record["memory"]["peak_rss_mb"], "cuda_peak_mb": record["memory"]["cuda_peak_mb"],
+            "process_peak_rss_mb": record.memory.peak_rss_mb, "cuda_peak_mb": record.memory.cuda_peak_mb,
             **({"options": OPTIONS[preset]} if preset in OPTIONS else {}),
             **({"decoder_calls": info["extra"]["decoder_calls_per_image"]} if "decoder_calls_per_image" in info["extra"] else {}),
         })  # fmt: skip

@@ -91,7 +91,7 @@ def main() -> None:
             config = vtbench.RunConfig("jpeg-q50", str(folder), metrics=["psnr", "ssim"], preprocessing=Preprocessing(mode="none"))
             started = time.perf_counter()
             record = vtbench.evaluate(config, Path(tmp) / f"out{i}")
-            ours.append({"in_loop": record["timings"]["images_per_s"], "call": args.images / (time.perf_counter() - started)})
+            ours.append({"in_loop": record.timings["images_per_s"], "call": args.images / (time.perf_counter() - started)})
         best = max(ours, key=lambda r: r["call"])
         result = {
             "images": args.images,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vtbench.errors import UnknownNameError, VtbenchError
+from vtbench.errors import UnknownNameError
 
 _ADM_METRIC_OPTIONS = {"isc": {"split_size": 5000}, "precision": {"estimator": "adm"}, "recall": {"estimator": "adm"}}
 
@@ -113,14 +113,8 @@ def get(name: str) -> Protocol:
 
 def apply(name: str, task: str, given: dict[str, Any]) -> dict[str, Any]:
     """Settings for a ``task`` run: the protocol's, then ``given`` (what the user set
-    explicitly) on top, with ``protocol`` set to ``name``. Preprocessing merges key by key."""
-    protocol = get(name)
-    if protocol.task != task:
-        raise VtbenchError(f"protocol {name!r} is for {protocol.task} runs, not {task} runs")
-    generation_only = ("expected_samples", "stored_statistics")
-    settings = {k: v for k, v in protocol.settings.items() if task == "generation" or k not in generation_only}
-    merged = {**settings, **{k: v for k, v in given.items() if k != "preprocessing"}, "protocol": name}
-    preprocessing = {**protocol.settings.get("preprocessing", {}), **given.get("preprocessing", {})}
-    if preprocessing:
-        merged["preprocessing"] = preprocessing
-    return merged
+    explicitly) on top, with ``protocol`` set to ``name`` (:func:`vtbench.settings.resolve`,
+    which every entry point uses). Preprocessing merges key by key."""
+    from vtbench.settings import resolve
+
+    return resolve(task, {**given, "protocol": name})
