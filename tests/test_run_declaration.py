@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from weights_factory import make_torchvision_weights
 
-from conftest import run_cli, skimage_rgb
+from conftest import REPO, run_cli, skimage_rgb
 from vtbench.declaration import declared
 from vtbench.images import Preprocessing
 from vtbench.schema import WeightsFile, load_record
@@ -134,6 +134,9 @@ def test_every_setting_has_its_command_line_options_and_recipe_key() -> None:
                 assert declaration.negative in options[command]
         if declaration.recipe:
             assert top in RECIPE_SETTINGS, f"{name}: no recipe key"
+    readme = (REPO / "README.md").read_text()
+    listed = readme[readme.index("and every setting: `metrics`") : readme.index("is a command-line setting only")]
+    assert {key for key in RECIPE_SETTINGS if f"`{key}`" not in listed} == set(), "the README's recipe keys are incomplete"
     for key in sorted(RECIPE_SETTINGS):  # each key is accepted with its default value
         value = Settings().settings()[key]
         value = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
