@@ -95,6 +95,16 @@ def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest
         provenance = json.loads(stats["provenance"].item())
     assert provenance["n_images"] == 12 and provenance["preprocessing"]["mode"] == "none" and provenance["manifest_sha256"]
     assert provenance["extractor"]["weights"][0]["sha256"] == weights.sha256_file(setup["weights"])
+    run_cli("reference-stats", setup["reference"], "--protocol", "adm-gfid-256", "--limit", "4", "--out", root / "adm.npz", env=env)
+    with np.load(root / "adm.npz") as stats:  # a generation protocol's crop, as a generation run reads its reference
+        provenance = json.loads(stats["provenance"].item())
+    assert provenance["protocol"] == "adm-gfid-256" and provenance["n_images"] == 4
+    assert provenance["preprocessing"] == {
+        "resolution": 256,
+        "mode": "adm-center-crop",
+        "filter": "bicubic",
+        "library": provenance["preprocessing"]["library"],
+    }
     for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
         monkeypatch.setenv(key, env[key])
     samples = str(setup["samples_png"])

@@ -211,9 +211,10 @@ class PartialRun:
             os.replace(self.folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
         parent = self.folder.parent
-        if parent.name != ".partial" and parent.exists() and not any(parent.iterdir()):
-            with contextlib.suppress(OSError):  # another rank may just have written its slice there
-                parent.rmdir()  # the run's folder of rank slices, once empty
+        if parent.name != ".partial":
+            with contextlib.suppress(OSError):  # another rank may just be writing or removing its slice there
+                if not any(parent.iterdir()):
+                    parent.rmdir()  # the run's folder of rank slices, once empty
 
 
 def sweep_trash(folder: Path) -> None:
@@ -230,8 +231,11 @@ def remove_empty(folder: Path) -> None:
             if path.name == ".partial":
                 return
             continue
-        if any(path.iterdir()):
-            return
+        try:
+            if any(path.iterdir()):
+                return
+        except OSError:  # removed meanwhile by another rank
+            continue
         try:
             path.rmdir()
         except OSError:  # filled meanwhile (another rank or run): leave it
