@@ -227,14 +227,12 @@ def sweep_trash(folder: Path) -> None:
 def remove_empty(folder: Path) -> None:
     """Remove ``folder`` and empty parents up to and including ``.partial``."""
     for path in (folder, *folder.parents):
-        if not path.is_dir():  # removed already (the folder of one slice empties its parent)
-            if path.name == ".partial":
-                return
-            continue
         try:
             if any(path.iterdir()):
                 return
-        except OSError:  # removed meanwhile by another rank
+        except OSError:  # removed already, maybe by another rank clearing its slice at the same time
+            if path.name == ".partial":
+                return
             continue
         try:
             path.rmdir()
