@@ -1,10 +1,14 @@
-"""The metric contract, checked on every registered metric (after torchmetrics' MetricTester):
-on synthetic inputs of its kind, a split-and-merged pass equals one pass, the state survives
-the checkpoint encoding, ``reset`` restores the empty state, and direction, unit and kind are
-declared as data and listed by ``vtbench list metrics``.
+"""Contracts checked on every registered component.
 
-A metric added in one file with one registry line is picked up here without editing this
-file; only a metric whose network needs files gets them below (``NETWORK_FILES``)."""
+Metrics (after torchmetrics' MetricTester): on synthetic inputs of its kind, a
+split-and-merged pass equals one pass, the state survives the checkpoint encoding, ``reset``
+restores the empty state, and direction, unit and kind are declared as data and listed by
+``vtbench list metrics``. A metric added in one file with one registry line is picked up here
+without editing this file; only a metric whose network needs files gets them below
+(``network_files``).
+
+Tokenizer presets: their metadata is consistent data, and a preset either builds here (then
+its ``info`` agrees with its tags) or says by name which file it needs and how to get it."""
 
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from weights_factory import make_torchvision_weights, tiny_clip_model
 
 from conftest import run_cli
 from vtbench.engine.partial_state import decode_state, encode_state
+from vtbench.errors import ComponentOptionError
 from vtbench.metrics import METRICS, Metric, MetricBatch, TextReading
 from vtbench.tokenizers import TOKENIZERS
+from vtbench.weights import WeightsUnavailableError
 
 KINDS = ("quality", "cost", "distribution", "text")
 IMAGES_PER_BATCH, BATCHES = 4, 3
@@ -134,3 +140,30 @@ def test_list_metrics_shows_direction_unit_and_kind() -> None:
         assert {key: listed[name][key] for key in declared} == declared
     table = run_cli("list", "metrics").stdout
     assert "psnr" in table and "↑" in table and "↓" in table and "distribution" in table
+
+
+FAMILIES = ("discrete", "continuous", "codec", "pixel")
+FIXES = ("vtbench weights fetch", "hf download", "VTBENCH_WEIGHTS_", "pip install", "--weights")
+
+
+@pytest.mark.parametrize("name", TOKENIZERS.names())
+def test_every_tokenizer_preset_agrees_with_what_it_builds(name: str) -> None:
+    tags = TOKENIZERS.get(name).tags
+    assert tags.get("family") in FAMILIES, f"{name}: family {tags.get('family')!r}"
+    for key in ("codebook_size", "tokens_per_image", "native_resolution"):
+        assert key not in tags or (isinstance(tags[key], int) and tags[key] > 0), f"{name}: {key} {tags.get(key)!r}"
+    if tags["family"] == "discrete" and "codebook_size" in tags:
+        assert tags["codebook_size"] >= 2
+    try:
+        tokenizer = TOKENIZERS.create(name)
+    except WeightsUnavailableError as exc:  # offline and without its files: it says which, and how to get them
+        assert any(fix in str(exc) for fix in FIXES), f"{name}: {exc}"
+        return
+    except ComponentOptionError as exc:  # a family's bare entry: its presets give the options
+        assert str(exc).startswith(f"tokenizer {name!r}: ") and not any(key in tags for key in ("codebook_size", "native_resolution"))
+        return
+    info = tokenizer.info
+    assert info.family == tags["family"]
+    for key in ("codebook_size", "tokens_per_image", "native_resolution", "quantizer"):
+        if key in tags:
+            assert getattr(info, key) == tags[key], f"{name}: info.{key} {getattr(info, key)!r} != preset {tags[key]!r}"
