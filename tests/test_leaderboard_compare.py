@@ -98,18 +98,20 @@ def test_compare_and_leaderboard_have_json_and_quiet_modes(records_dir: Path) ->
 
 
 def test_compare_flags_a_missing_metric_and_a_protocol_mismatch(records_dir: Path, tmp_path: Path) -> None:
+    from vtbench.schema import load_record
+
     base = _record(records_dir, "jpeg-q90")
-    record = json.loads(base.read_text())
-    del record["metrics"]["ssim"]
-    (tmp_path / "cand.json").write_text(json.dumps(record))
-    result = run_cli("compare", base, tmp_path / "cand.json", check=1)
+    record = load_record(base)
+    del record.metrics["ssim"]
+    candidate = record.write(tmp_path / "cand")
+    result = run_cli("compare", base, candidate, check=1)
     assert "missing" in result.stdout
-    record = json.loads(base.read_text())
-    record["protocol"]["preprocessing"]["resolution"] = 128
-    (tmp_path / "other.json").write_text(json.dumps(record))
-    result = run_cli("compare", base, tmp_path / "other.json", check=2)
+    record = load_record(base)
+    record.protocol.preprocessing["resolution"] = 128
+    other = record.write(tmp_path / "other")
+    result = run_cli("compare", base, other, check=2)
     assert "bpp was computed under different settings (preprocessing:" in result.stderr  # the first metric by name
-    run_cli("compare", base, tmp_path / "other.json", "--allow-protocol-mismatch")
+    run_cli("compare", base, other, "--allow-protocol-mismatch")
 
 
 def test_compare_keys_each_metric_on_what_it_depends_on(records_dir: Path, tmp_path: Path) -> None:
@@ -137,17 +139,18 @@ def test_compare_keys_each_metric_on_what_it_depends_on(records_dir: Path, tmp_p
 
 
 def test_compare_has_a_noise_floor_and_refuses_unknown_tolerance_names(records_dir: Path, tmp_path: Path) -> None:
-    base = json.loads(_record(records_dir, "jpeg-q90").read_text())
-    noisy = json.loads(json.dumps(base))
-    noisy["metrics"]["psnr"]["value"] *= 1 - 1e-13  # rounding, not a regression
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    (tmp_path / "noisy.json").write_text(json.dumps(noisy))
-    result = run_cli("compare", tmp_path / "base.json", tmp_path / "noisy.json")
+    from vtbench.schema import load_record
+
+    base = load_record(_record(records_dir, "jpeg-q90"))
+    value = base.value("psnr")
+    base_path = base.write(tmp_path / "base")
+    base.metrics["psnr"].value = value * (1 - 1e-13)  # rounding, not a regression
+    result = run_cli("compare", base_path, base.write(tmp_path / "noisy"))
     assert "floor" in result.stdout and "no regression" in result.stdout
-    noisy["metrics"]["psnr"]["value"] = base["metrics"]["psnr"]["value"] - 0.01
-    (tmp_path / "worse.json").write_text(json.dumps(noisy))
-    run_cli("compare", tmp_path / "base.json", tmp_path / "worse.json", check=1)
-    result = run_cli("compare", tmp_path / "base.json", tmp_path / "worse.json", "--tolerance", "pnsr=0.1", check=2)
+    base.metrics["psnr"].value = value - 0.01
+    worse = base.write(tmp_path / "worse")
+    run_cli("compare", base_path, worse, check=1)
+    result = run_cli("compare", base_path, worse, "--tolerance", "pnsr=0.1", check=2)
     assert "no compared record has a metric 'pnsr'. Did you mean: psnr?" in result.stderr
 
 
@@ -257,17 +260,16 @@ def test_compare_with_significance_tells_a_real_regression_from_noise(records_di
     # a candidate whose per-image PSNR moves up and down around the baseline, slightly lower on average
     noisy = tmp_path / "noisy"
     noisy.mkdir()
-    record = json.loads(good.read_text())
-    with open(good.with_name(f"{record['run_name']}.images.csv"), newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    from vtbench.schema import images_csv_text, load_record
+
+    record = load_record(good)
+    rows = record.image_rows()
     for i, row in enumerate(rows):
-        row["psnr"] = repr(float(row["psnr"]) + (0.5 if i % 2 else -0.6))
-    with open(noisy / f"{record['run_name']}.images.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    record["metrics"]["psnr"]["value"] = float(np.mean([float(r["psnr"]) for r in rows]))
-    (noisy / good.name).write_text(json.dumps(record))
+        row.values["psnr"] += 0.5 if i % 2 else -0.6
+    metrics = [name for name in rows[0].values]
+    (noisy / record.images_path.name).write_text(images_csv_text(record, metrics, False, rows))
+    record.metrics["psnr"].value = float(np.mean([row.values["psnr"] for row in rows]))
+    record.write(noisy)
     assert run_cli("compare", good, noisy / good.name, check=1).returncode == 1  # without the test: a regression
     result = run_cli("compare", good, noisy / good.name, "--require-significance", "--alpha", "0.05")
     assert "noise" in result.stdout and "no regression" in result.stdout
@@ -278,4 +280,4 @@ def test_compare_with_significance_tells_a_real_regression_from_noise(records_di
     lonely.mkdir()
     shutil.copy(noisy / good.name, lonely / good.name)
     error = run_cli("compare", good, lonely / good.name, "--require-significance", check=2).stderr
-    assert f"{record['run_name']}.images.csv is missing" in error and "--require-significance" in error
+    assert f"{record.run_name}.images.csv is missing" in error and "--require-significance" in error
