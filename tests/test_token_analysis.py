@@ -188,3 +188,21 @@ def test_the_probe_under_torchrun_gives_the_one_process_numbers(tmp_path: Path) 
     for a, b in zip(one["curve"], two["curve"], strict=True):  # each process took half of every batch; gradients averaged
         assert b["validation_bits_per_token"] == pytest.approx(a["validation_bits_per_token"], abs=1e-5)
         assert b["train_bits_per_token"] == pytest.approx(a["train_bits_per_token"], abs=1e-5)
+
+
+def test_a_partial_probe_of_other_data_is_refused_not_continued(tmp_path: Path) -> None:
+    from vtbench.engine.partial import identity_sha
+    from vtbench.errors import VtbenchError
+    from vtbench.images import Preprocessing
+    from vtbench.probe import ProbeConfig, encode_dataset, run_probe, split_validation, train_probe
+
+    config = ProbeConfig(tokenizer="resample-x8", dataset="samples", preprocessing=Preprocessing(32), steps=20)
+    names, ids, description = encode_dataset(config)
+    held = torch.tensor(split_validation(names))
+    state = tmp_path / ".partial" / f"probe-{config.run_name}"  # a probe of all 14 images, stopped at step 6
+    identity = identity_sha({**config.identity(), "manifest": description["manifest_sha256"]})
+    train_probe(ids[~held], ids[held], 256, config.training(), state_dir=state, stop_after=6, identity=identity)
+    with pytest.raises(VtbenchError, match="a probe of other settings or data was started here; pass --restart"):
+        run_probe(ProbeConfig(tokenizer="resample-x8", dataset="samples", preprocessing=Preprocessing(32), steps=20, limit=4), tmp_path)
+    resumed = run_probe(config, tmp_path)  # the same settings and data: it continues
+    assert resumed.steps == 20 and not state.exists()
