@@ -20,7 +20,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,43 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from vtbench.declaration import setting
 from vtbench.errors import VtbenchError
 from vtbench.io import atomic_write_bytes
 from vtbench.schema import ProbeRecord
-from vtbench.settings import Settings, declared_identity
+from vtbench.settings import PROBE_FIELDS, RECIPES, ProbeConfig, ProbeRecipe
+
+__all__ = ["RECIPES", "ProbeConfig", "ProbeRecipe", "encode_dataset", "run_probe", "train_probe"]
 
 if TYPE_CHECKING:
     from vtbench.engine.distributed import Ranks
 
 CACHE_VERSION = 1
-PROBE_PANEL = "Probe"
-
-
-@dataclass(frozen=True)
-class ProbeRecipe:
-    """A fixed training recipe: model size, steps and optimizer."""
-
-    name: str
-    width: int
-    depth: int
-    heads: int
-    steps: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float = 0.05
-    warmup_steps: int = 50
-    eval_every: int = 100
-    seed: int = 0
-
-
-RECIPES = {
-    "tiny": ProbeRecipe("tiny", width=128, depth=2, heads=4, steps=400, batch_size=16, learning_rate=3e-3, warmup_steps=40, eval_every=100),
-    "small": ProbeRecipe("small", width=384, depth=6, heads=6, steps=5000, batch_size=32, learning_rate=1e-3, eval_every=500),
-    "gpt-b": ProbeRecipe(
-        "gpt-b", width=768, depth=12, heads=12, steps=20000, batch_size=64, learning_rate=4e-4, warmup_steps=1000, eval_every=2000
-    ),  # fmt: skip
-}
 
 
 class ProbeModel(nn.Module):
@@ -232,39 +206,6 @@ def split_validation(ids: list[str], fraction: float = 0.1) -> list[bool]:
     if all(held) and len(ids) > 1:
         held[0] = False
     return held
-
-
-@dataclass(kw_only=True)
-class ProbeConfig(Settings):
-    """One probe: a discrete tokenizer's ids over a dataset, and the training recipe. The
-    shared settings it takes (``preprocessing``, ``batch_size``, ``device``, ``limit``,
-    ``use_cache``) are the run settings' declarations (``commands`` includes ``probe``)."""
-
-    tokenizer: str
-    dataset: str
-    tokenizer_options: dict[str, Any] = field(default_factory=dict)
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    recipe: str = setting("tiny", flag="--recipe", choices=tuple(RECIPES), commands=("probe",), panel=PROBE_PANEL,
-                          help="tiny (CPU, minutes), small, or gpt-b (GPU).")  # fmt: skip
-    steps: int | None = setting(None, flag="--steps", minimum=1, commands=("probe",), panel=PROBE_PANEL,
-                                help="Training steps (default: the recipe's).")  # fmt: skip
-    seed: int | None = setting(None, flag="--seed", minimum=0, commands=("probe",), panel=PROBE_PANEL,
-                               help="Seed of the initialisation and the batches (default: the recipe's, 0).")  # fmt: skip
-
-    @property
-    def run_name(self) -> str:
-        return f"{self.tokenizer}__{Path(self.dataset).name or self.dataset}"
-
-    def training(self) -> ProbeRecipe:
-        """The training recipe with this probe's steps and seed."""
-        return replace(RECIPES[self.recipe], **{k: v for k, v in {"steps": self.steps, "seed": self.seed}.items() if v is not None})
-
-    def identity(self) -> dict[str, Any]:
-        """What a partial probe must match to be resumed (the data's content is added to it)."""
-        return declared_identity(self, [f for f in fields(self) if f.name in PROBE_FIELDS])
-
-
-PROBE_FIELDS = ("tokenizer", "dataset", "tokenizer_options", "dataset_options", "preprocessing", "limit", "recipe", "steps", "seed")
 
 
 def encode_dataset(config: ProbeConfig) -> tuple[list[str], torch.Tensor, dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from vtbench.cli.options import settings_options
-from vtbench.probe import ProbeConfig
+from vtbench.settings import ProbeConfig
 
 
 @settings_options("probe", ProbeConfig)
