@@ -187,3 +187,22 @@ def test_protocol_recipe_command_line_and_component_resolve_in_that_order(tmp_pa
     assert run.preprocessing == Preprocessing(128, "adm-center-crop", "lanczos")
     listed = run_cli("validate", "--no-weights", recipe, "--resolution", "0", check=2)
     assert "setting 'resolution' must be at least 1, got 0" in listed.stderr
+
+
+def test_contributings_example_setting_is_an_option_a_checked_value_and_part_of_the_identity() -> None:
+    """CONTRIBUTING's "a setting is one declared field" example, as written there."""
+    import re
+    from dataclasses import dataclass
+
+    from vtbench.cli.options import command_options
+    from vtbench.declaration import setting
+    from vtbench.settings import SettingsError
+
+    line = re.search(r"```python\n\s*(stride: .*)\n\s*```", (REPO / "CONTRIBUTING.md").read_text()).group(1)
+    namespace: dict[str, Any] = {"setting": setting, "Settings": Settings, "dataclass": dataclass}
+    exec(f"@dataclass(kw_only=True)\nclass WithStride(Settings):\n    {line}\n", namespace)
+    with_stride = namespace["WithStride"]
+    assert "--stride" in {option.declaration.flag for option in command_options("run", with_stride)}
+    assert declared(with_stride)["stride"].identity and with_stride(stride=3).stride == 3
+    with pytest.raises(SettingsError, match="setting 'stride' must be at least 1, got 0"):
+        with_stride(stride=0)
