@@ -12,6 +12,7 @@ its ``info`` agrees with its tags) or says by name which file it needs and how t
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -102,7 +103,12 @@ def _states_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def test_every_metric_keeps_the_contract(name: str, network_files: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _environment(network_files).items():
         monkeypatch.setenv(key, value)
-    whole = _prepared(name, network_files)
+    prepared = _prepared(name, network_files)  # its networks loaded once; each pass below starts from a copy
+
+    def fresh() -> Metric:
+        return copy.deepcopy(prepared)
+
+    whole = fresh()
     batches = [synthetic_batch(whole, seed) for seed in range(BATCHES)]
     declared = whole.declared()
     assert declared["kind"] in KINDS and isinstance(declared["unit"], str) and declared["aggregation"]  # "mean": per image, averaged
@@ -115,7 +121,7 @@ def test_every_metric_keeps_the_contract(name: str, network_files: dict[str, Any
     value = whole.compute()
     assert whole.count == IMAGES_PER_BATCH * BATCHES or declared["aggregation"] != "mean"
 
-    left, right = _prepared(name, network_files), _prepared(name, network_files)
+    left, right = fresh(), fresh()
     for batch in batches[:-1]:
         left.update(batch)
     right.update(batches[-1])
@@ -124,12 +130,12 @@ def test_every_metric_keeps_the_contract(name: str, network_files: dict[str, Any
     assert _same(merged, value, rel=1e-9), f"{name}: split and merged {merged} != one pass {value}"
 
     _, tensors = decode_state(encode_state({}, {name: whole.state_dict()}))
-    restored = _prepared(name, network_files)
+    restored = fresh()
     restored.load_state_dict(tensors[name])
     assert _same(restored.compute(), value, rel=0), f"{name}: the state changed through the checkpoint encoding"
 
     whole.reset()
-    assert _states_equal(whole.state_dict(), _prepared(name, network_files).state_dict()), f"{name}: reset left state behind"
+    assert _states_equal(whole.state_dict(), fresh().state_dict()), f"{name}: reset left state behind"
 
 
 def test_list_metrics_shows_direction_unit_and_kind() -> None:
