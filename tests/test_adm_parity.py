@@ -193,3 +193,15 @@ def test_metric_options_on_the_command_line_and_in_recipes(tmp_path: Path) -> No
     missing = f"clip-score:prompts={tmp_path}/none.txt"  # a component's own missing file: one line, exit 2
     result = run_cli("run", "-g", f"samples-reader:path={tmp_path}", "--reference", "samples", "-m", missing, "--out", tmp_path, check=2)
     assert "metric 'clip-score'" in result.stderr and "none.txt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_protocol_options_apply_to_the_metrics_run_and_a_batch_without_spatial_statistics_is_refused(adm: dict) -> None:
+    root = adm["root"]
+    args = ["run", "-g", adm["samples"], "--protocol", "adm-gfid-256", "--resize-mode", "none", "--expected-samples", "16"]
+    run_cli(*args, "--reference", root / "VIRTUAL_test_labeled.npz", "-m", "fid,isc", "--out", root / "subset", env=adm["env"])
+    record = json.loads(next((root / "subset").glob("*.json")).read_text())
+    assert set(record["metrics"]) == {"fid", "isc"} and record["config"]["metric_options"] == {"isc": {"split_size": 5000}}
+    with np.load(root / "VIRTUAL_test_labeled.npz") as batch:
+        np.savez(root / "no_spatial.npz", arr_0=batch["arr_0"], mu=batch["mu"], sigma=batch["sigma"])
+    refused = run_cli(*args, "--reference", root / "no_spatial.npz", "-m", "fid,sfid", "--out", root / "x", env=adm["env"], check=2)
+    assert "without mu_s/sigma_s: sfid cannot use stored statistics" in refused.stderr and "--computed-statistics" in refused.stderr

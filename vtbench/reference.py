@@ -189,4 +189,28 @@ def load_statistics(
         mu, sigma = archive[keys[0]].astype(np.float64), archive[keys[1]].astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise VtbenchError(f"{path}: {keys[0]} {mu.shape} and {keys[1]} {sigma.shape} do not fit together")
+    problem = covariance_problem(mu, sigma)
+    if problem:
+        raise VtbenchError(f"{path}: {keys[1]} {problem}: not the statistics of a set of images")
     return mu, sigma
+
+
+COVARIANCE_TOLERANCE = 1e-6  # relative: asymmetry, and negative eigenvalues, beyond this much of the largest are not rounding
+
+
+def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
+    """What is wrong with a mean and covariance, or None: values not finite, a covariance
+    not symmetric or not positive semi-definite beyond rounding (``COVARIANCE_TOLERANCE`` of
+    its largest entry / eigenvalue; covariances computed from images, the ADM reference
+    batches' among them, pass)."""
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        return "holds values that are not finite (NaN or inf)"
+    scale = float(np.abs(sigma).max()) or 1.0
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > COVARIANCE_TOLERANCE * scale:
+        return f"is not symmetric (largest |S - S^T| {asymmetry:.3g}, entries up to {scale:.3g})"
+    eigenvalues = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+    if eigenvalues[0] < -COVARIANCE_TOLERANCE * max(float(eigenvalues[-1]), 1e-300):
+        negative = int((eigenvalues < -COVARIANCE_TOLERANCE * max(float(eigenvalues[-1]), 1e-300)).sum())
+        return f"is not positive semi-definite ({negative} eigenvalues down to {eigenvalues[0]:.3g}, the largest {eigenvalues[-1]:.3g})"
+    return None

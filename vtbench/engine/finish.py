@@ -72,10 +72,15 @@ class RunContext:
     peak_rss_mb: float | None = None
     cuda_peak_mb: float | None = None
     slices: int = 1
+    shard: list[int] | None = None  # [K, N] of a --shard run
+    listing_sha: str = ""  # SHA-256 of every image id the run covers: the same in every slice of one run
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any]) -> RunContext:
-        return cls(**plain)
+        try:
+            return cls(**plain)
+        except TypeError as exc:
+            raise RunStateError(f"a finished slice this vtbench does not read ({exc}; made by another version?): rerun it") from None
 
 
 @dataclass
@@ -97,7 +102,7 @@ class SliceResult:
     def from_bytes(cls, data: bytes) -> SliceResult:
         plain, tensors = decode_state(data)
         rows_text = plain.pop("rows_text")
-        return cls(RunState(**plain), tensors, rows_text)
+        return cls(RunState.from_plain(plain, Path("<a rank's slice>")), tensors, rows_text)
 
     def save(self, folder: Path) -> None:
         """Write the slice as a shard folder (``state.safetensors`` + ``rows.csv``)."""
@@ -107,7 +112,7 @@ class SliceResult:
     @classmethod
     def load(cls, folder: Path) -> SliceResult:
         plain, tensors = load_state(folder / STATE_FILE)
-        state = RunState(**plain)
+        state = RunState.from_plain(plain, folder / STATE_FILE)
         if not state.complete:
             raise RunStateError(f"{folder}: this shard did not finish; run its command again to complete it")
         return cls(state, tensors, (folder / ROWS_FILE).read_text(encoding="utf-8"))
@@ -320,8 +325,44 @@ def merge_shards(shards_dir: str | Path, out_dir: str | Path) -> list[RunRecord]
             raise VtbenchError(
                 f"{run}: {', '.join(odd)} were made with other settings than {found[0].name}; rerun them with the same command"
             )
+        check_shards(run, [found[k] for k in range(count)], slices)
         merged = merge_slices(slices)
         merged.state.context["slices"] = count
         out_dir.mkdir(parents=True, exist_ok=True)
         records.append(write_record(merged, out_dir))
     return records
+
+
+def check_shards(run: Path, folders: list[Path], slices: list[SliceResult]) -> None:
+    """Refuse shards that are not exactly the K/N slices of one run, naming the shard: a shard
+    folder holding another shard's state, rows lost or repeated (each image of the run once),
+    counts that disagree with the rows, or a dataset whose files changed between the jobs."""
+    from vtbench.engine.distributed import slice_bounds
+
+    count = len(slices)
+    listings = {part.context.listing_sha for part in slices}
+    if len(listings) > 1:
+        odd = [
+            folder.name for folder, part in zip(folders, slices, strict=True) if part.context.listing_sha != slices[0].context.listing_sha
+        ]
+        raise VtbenchError(f"{run}: the images changed between the shard jobs ({', '.join(odd)} saw another file list than "
+                           f"{folders[0].name}); rerun every shard on the same data")  # fmt: skip
+    for k, (folder, part) in enumerate(zip(folders, slices, strict=True)):
+        shard = part.context.shard
+        if shard != [k, count]:
+            made = f"shard {shard[0]} of {shard[1]}" if shard else "a run without --shard"
+            raise VtbenchError(
+                f"{folder}: holds the state of {made}, not of shard {k} of {count} (copied?); rerun it with --shard {k}/{count}"
+            )
+        _, rows = rows_from_csv_text(part.rows_text)
+        scored = part.state.n_evaluated + part.state.n_failed
+        if len(rows) != scored:
+            raise VtbenchError(f"{folder}/{ROWS_FILE}: {len(rows)} rows for the {scored} images its state counts (damaged or edited); "
+                               f"rerun it with --shard {k}/{count}")  # fmt: skip
+        low, high = slice_bounds(part.context.requested, k, count)
+        indices = sorted(row.index for row in rows)
+        if indices != list(range(low, high)):
+            repeated = len(indices) - len(set(indices))
+            detail = f"{repeated} repeated" if repeated else f"images {indices[0] if indices else '-'}..{indices[-1] if indices else '-'}"
+            raise VtbenchError(f"{folder}/{ROWS_FILE}: rows are not its slice, images {low}..{high - 1} once each ({detail}); "
+                               f"rerun it with --shard {k}/{count}")  # fmt: skip

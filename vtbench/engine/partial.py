@@ -20,7 +20,7 @@ import io
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,17 @@ class RunState:
 
     def plain(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any], source: Path) -> RunState:
+        """The state saved in ``source``; one written by another vtbench version (fields this
+        one does not know, or lacks) is refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(plain) - known)
+        if unknown or not isinstance(plain.get("progress", {}), dict):
+            raise RunStateError(f"{source}: a state this vtbench does not read (fields {', '.join(unknown) or 'of other types'}; "
+                                "made by another version?); run again with --restart to discard it")  # fmt: skip
+        return cls(**plain)
 
 
 def identity_sha(identity: dict[str, Any]) -> str:
@@ -127,7 +138,7 @@ class PartialRun:
         if not self.state_path.exists():
             return None
         plain, tensors = load_state(self.state_path)
-        state = RunState(**plain)
+        state = RunState.from_plain(plain, self.state_path)
         self._check_ids(ids)  # first: a changed dataset also changes the identity, and this names the files
         if state.identity_sha != identity:
             raise RunStateError(f"{self.folder} holds a partial run made with different settings; run again with --restart to discard it")

@@ -187,7 +187,13 @@ class RunPipeline:
             environment=environment(self.device),
             peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             cuda_peak_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+            shard=list(config.shard) if config.shard else None,
+            listing_sha=identity_sha({"ids": [i for phase in self.listing() for i in phase]}),
         )
+
+    def listing(self) -> list[list[str]]:
+        """Every image id the whole run covers (all slices), one list per source."""
+        raise NotImplementedError
 
     def _weights_of(self, metric: Metric) -> list[dict[str, Any]]:
         """The files behind ``metric``'s value (its own and its extractor's), as records store them."""
@@ -232,6 +238,9 @@ class ReconstructionPipeline(RunPipeline):
 
     def committed_ids(self) -> list[str]:
         return list(self.dataset.ids[: self.total])
+
+    def listing(self) -> list[list[str]]:
+        return [list(self.dataset.ids[: self.total])]
 
     def score_pairs(self, state: RunState, rows: Rows, batch: LoadedBatch) -> None:
         for item in batch.items:
@@ -444,14 +453,20 @@ class GenerationPipeline(RunPipeline):
             if metric.reference_keys is None:
                 continue
             statistics = load_statistics(path, metric.reference_keys, missing_ok=self.kind == "adm-batch")
-            if statistics is None:  # an ADM batch without these arrays: the metric scores its images
-                continue
+            if statistics is None:  # the evaluator stops here too: FID from stored statistics beside sFID from images is no protocol
+                raise VtbenchError(f"{path}: an ADM reference batch without {'/'.join(metric.reference_keys)}: {metric.name} cannot use "
+                                   "stored statistics as the other metrics do; pass --computed-statistics to score every metric from "
+                                   f"the batch's images, or leave {metric.name} out")  # fmt: skip
             keys = "/".join(metric.reference_keys)
             source = f"{portable_path(path)}: stored {keys} (as the ADM evaluator)" if self.kind == "adm-batch" else portable_path(path)
             metric.set_reference(source, *(statistics if first else (None, None)))
 
     def committed_ids(self) -> list[str]:
         return list(self.reference.ids[: self.reference_total]) if self.reference is not None else []
+
+    def listing(self) -> list[list[str]]:
+        samples = list(self.dataset.ids[: self.total]) if self.dataset is not None else []
+        return [self.committed_ids(), samples]
 
     def score_reference(self, state: RunState, rows: Rows, batch: LoadedBatch) -> None:
         for item in batch.items:

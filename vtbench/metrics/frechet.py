@@ -129,7 +129,9 @@ class FrechetDistance(Metric):
         if mu is None or sigma is None:
             return
         if mu.shape != (self.dim,):
-            raise ValueError(f"{self.name}: reference statistics have dimension {mu.shape[0]}, this metric uses {self.dim}")
+            from vtbench.errors import VtbenchError
+
+            raise VtbenchError(f"{source}: statistics of dimension {mu.shape[0]}; {self.name} needs {self.dim}")
         mu_t, sigma_t = torch.from_numpy(mu).double(), torch.from_numpy(sigma).double()
         self.originals_n = torch.tensor(n)
         self.originals_sum = mu_t * n

@@ -1,0 +1,87 @@
+"""Hostile input, faults and foreign files, as a user meets them through the CLI: each is one
+clear line and exit 2 (or a refusal naming the file and the problem), never a traceback, and
+nothing is counted twice or accepted silently."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli, skimage_rgb
+
+
+@pytest.fixture
+def six_photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(["astronaut", "chelsea", "coffee", "rocket", "camera", "coins"]):
+        Image.fromarray(skimage_rgb(name)).resize((48, 48)).save(folder / f"{i}-{name}.png")
+    return folder
+
+
+def _shards(photos: Path, out: Path, count: int = 2) -> Path:
+    for k in range(count):
+        run_cli("run", "-t", "jpeg-q50", "-d", photos, "-m", "psnr", "--resize-mode", "none", "--workers", "0", "--shard", f"{k}/{count}",
+                "--out", out)  # fmt: skip
+    return out / f"jpeg-q50__{photos.name}.shards"
+
+
+def test_merge_refuses_shards_that_are_not_the_slices_of_one_run(six_photos: Path, tmp_path: Path) -> None:
+    shards = _shards(six_photos, tmp_path / "copied")
+    shutil.rmtree(shards / "shard-1-of-2")
+    shutil.copytree(shards / "shard-0-of-2", shards / "shard-1-of-2")  # the same shard twice
+    refused = run_cli("merge", tmp_path / "copied", "--out", tmp_path / "m1", check=2).stderr
+    assert "shard-1-of-2: holds the state of shard 0 of 2, not of shard 1 of 2" in refused
+    assert not (tmp_path / "m1").exists() or not list((tmp_path / "m1").glob("*.json"))
+
+    shards = _shards(six_photos, tmp_path / "truncated")
+    rows = shards / "shard-1-of-2" / "rows.csv"
+    rows.write_text("".join(rows.read_text().splitlines(keepends=True)[:-1]))  # the last row lost
+    refused = run_cli("merge", tmp_path / "truncated", "--out", tmp_path / "m2", check=2).stderr
+    assert "shard-1-of-2/rows.csv: 2 rows for the 3 images its state counts" in refused
+
+    renamed = tmp_path / "renamed"
+    run_cli("run", "-t", "jpeg-q50", "-d", six_photos, "-m", "psnr", "--resize-mode", "none", "--workers", "0", "--shard", "0/2",
+            "--out", renamed)  # fmt: skip
+    (six_photos / "0-astronaut.png").rename(six_photos / "9-astronaut.png")  # between the two jobs
+    run_cli("run", "-t", "jpeg-q50", "-d", six_photos, "-m", "psnr", "--resize-mode", "none", "--workers", "0", "--shard", "1/2",
+            "--out", renamed)  # fmt: skip
+    refused = run_cli("merge", renamed, "--out", tmp_path / "m3", check=2).stderr
+    assert "the images changed between the shard jobs (shard-1-of-2 saw another file list than shard-0-of-2)" in refused
+
+
+def test_a_resume_state_of_another_version_is_refused_by_name(six_photos: Path, tmp_path: Path) -> None:
+    from vtbench.engine.partial_state import load_state, save_state
+
+    shards = _shards(six_photos, tmp_path / "out")
+    state = shards / "shard-0-of-2" / "state.safetensors"
+    plain, tensors = load_state(state)
+    save_state(state, {**plain, "from_the_future": 1}, tensors)
+    refused = run_cli("merge", tmp_path / "out", "--out", tmp_path / "m", check=2).stderr
+    assert f"{state}: a state this vtbench does not read (fields from_the_future" in refused and "Traceback" not in refused
+
+
+def test_statistics_that_are_not_a_covariance_are_refused(tmp_path: Path, inception_weights: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", str(inception_weights))
+    mu = np.zeros(2048)
+    cases = {
+        "asymmetric": np.triu(np.ones((2048, 2048))) * 0.1 + np.eye(2048),
+        "indefinite": np.diag(np.r_[np.ones(2008), -50 * np.ones(40)]),
+        "nan": np.where(np.eye(2048) > 0, np.nan, 0.0),
+    }
+    for name, sigma in cases.items():
+        np.savez(tmp_path / f"{name}.npz", mu=mu, sigma=sigma)
+    np.savez(tmp_path / "small.npz", mu=np.zeros(7), sigma=np.eye(7))
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, arr_0=np.zeros((4, 32, 32, 3), dtype=np.uint8))
+    expected = {"asymmetric": "not symmetric", "indefinite": "not positive semi-definite", "nan": "not finite",
+                "small": "dimension 7; fid needs 2048"}  # fmt: skip
+    for name, problem in expected.items():
+        refused = run_cli("run", "-g", samples, "--reference", tmp_path / f"{name}.npz", "-m", "fid", "--out", tmp_path / "out", check=2)
+        assert f"{tmp_path / f'{name}.npz'}" in refused.stderr and problem in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
