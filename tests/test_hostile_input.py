@@ -85,3 +85,12 @@ def test_statistics_that_are_not_a_covariance_are_refused(tmp_path: Path, incept
         refused = run_cli("run", "-g", samples, "--reference", tmp_path / f"{name}.npz", "-m", "fid", "--out", tmp_path / "out", check=2)
         assert f"{tmp_path / f'{name}.npz'}" in refused.stderr and problem in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_generator_and_probe_options_out_of_range_are_one_line(tmp_path: Path) -> None:
+    args = ["-g", "llamagen-c2i-b-256:per_class=-3", "--reference", "samples", "-m", "fd-efficientnet-lite0"]
+    refused = run_cli("run", *args, "--out", tmp_path, check=2).stderr
+    assert refused.strip() == "error: generator 'llamagen-c2i-b-256': per_class must be a whole number of at least 1, got -3"
+    for limit in ("0", "-1"):
+        refused = run_cli("probe", "-t", "resample-x8", "-d", "samples", "--limit", limit, "--out", tmp_path, check=2).stderr
+        assert f"setting 'limit' must be at least 1, got {limit}" in refused and "Traceback" not in refused

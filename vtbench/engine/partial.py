@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -101,13 +102,18 @@ class PartialRun:
 
     # -- locking ---------------------------------------------------------------------------
     def lock(self) -> None:
-        """Refuse, with the other process named, when another run holds this run's state."""
+        """Refuse, with the other process named, when another run holds this run's state. The
+        lock is a POSIX record lock: it belongs to this process alone (DataLoader workers it
+        forks do not inherit it), and the kernel drops it when the process dies, however it
+        dies, so a killed run never leaves a lock behind."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         path = self.folder.with_name(self.folder.name + ".lock")
         handle = open(path, "a+")  # noqa: SIM115 - held until release()
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
@@ -123,7 +129,7 @@ class PartialRun:
     def release(self) -> None:
         if self._lock_handle is not None:
             self.folder.with_name(self.folder.name + ".lock").unlink(missing_ok=True)
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            fcntl.lockf(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
 

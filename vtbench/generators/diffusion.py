@@ -34,6 +34,7 @@ class DiffusersPipeline(Generator):
                  seed: int = 0, dtype: str = "float32") -> None:  # fmt: skip
         import diffusers
 
+        ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
         if steps is not None and steps < 1 or per_prompt < 1:
             raise ValueError(f"steps and per_prompt must be at least 1, got {steps} and {per_prompt}")
         self.repo, self.revision, self.pipeline_class, self.dtype_name = repo, revision, pipeline_class, dtype

@@ -210,6 +210,7 @@ class LlamaGenC2I(TokenGenerator):
                  num_classes: int = 1000, per_class: int = 50, seed: int = 0, dtype: str = "float32") -> None:  # fmt: skip
         from vtbench.tokenizers import create_tokenizer
 
+        ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
         if model not in SIZES:
             raise ValueError(f"model must be one of {', '.join(SIZES)}, got {model!r}")
         if resolution % 16:

@@ -144,6 +144,7 @@ class TiTokMaskGIT(TokenGenerator):
                  num_classes: int = 1000, per_class: int = 50, seed: int = 0, dtype: str = "float32") -> None:  # fmt: skip
         from vtbench.tokenizers import create_tokenizer
 
+        ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
         if guidance_decay not in (None, "constant", "linear"):
             raise ValueError(f"guidance_decay must be constant or linear, got {guidance_decay!r}")
         self.repo, self.revision, self.dtype_name, self.tokenizer_name = repo, revision, dtype, tokenizer

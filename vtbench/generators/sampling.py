@@ -71,6 +71,12 @@ class ClassPlan:
     per_class: int = 50
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name, least in (("num_classes", 1), ("per_class", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
+
     @property
     def num_samples(self) -> int:
         return self.num_classes * self.per_class

@@ -187,6 +187,7 @@ class VARGenerator(TokenGenerator):
                  dtype: str = "float32") -> None:  # fmt: skip
         from vtbench.tokenizers import create_tokenizer
 
+        ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
         if resolution not in PATCH_NUMS:
             raise ValueError(f"resolution must be one of {', '.join(map(str, PATCH_NUMS))}, got {resolution}")
         if temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or cfg < 0:
