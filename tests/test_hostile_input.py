@@ -94,3 +94,28 @@ def test_generator_and_probe_options_out_of_range_are_one_line(tmp_path: Path) -
     for limit in ("0", "-1"):
         refused = run_cli("probe", "-t", "resample-x8", "-d", "samples", "--limit", limit, "--out", tmp_path, check=2).stderr
         assert f"setting 'limit' must be at least 1, got {limit}" in refused and "Traceback" not in refused
+
+
+def test_ctrl_c_while_the_record_is_written_keeps_the_finished_run(
+    six_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vtbench
+    from vtbench.engine import loop
+    from vtbench.engine.partial import PartialRun
+
+    config = vtbench.RunConfig("jpeg-q50", str(six_photos), metrics=["psnr"], num_workers=0)
+    write_record = loop.write_record
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "write_record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        vtbench.evaluate(config, tmp_path)
+    state = PartialRun(tmp_path / ".partial" / config.run_name, ["psnr"], False)
+    assert state.state_path.is_file() and len(state.read_rows()) == 6  # every image, kept
+    monkeypatch.setattr(loop, "write_record", write_record)
+    calls = []
+    monkeypatch.setattr(loop.Engine, "_stream", lambda self, state: calls.append(state))
+    record = vtbench.evaluate(config, tmp_path)  # the finished state is written, nothing scored again
+    assert calls == [] and record.samples.evaluated == 6 and not (tmp_path / ".partial").exists()
