@@ -119,3 +119,29 @@ def test_ctrl_c_while_the_record_is_written_keeps_the_finished_run(
     monkeypatch.setattr(loop.Engine, "_stream", lambda self, state: calls.append(state))
     record = vtbench.evaluate(config, tmp_path)  # the finished state is written, nothing scored again
     assert calls == [] and record.samples.evaluated == 6 and not (tmp_path / ".partial").exists()
+
+
+def test_npz_files_that_are_empty_truncated_or_pickled_are_one_line(tmp_path: Path) -> None:
+    good = tmp_path / "good.npz"
+    np.savez(good, arr_0=np.zeros((4, 32, 32, 3), dtype=np.uint8))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    np.savez(tmp_path / "objects.npz", arr_0=np.array([{"a": 1}], dtype=object))
+    cases = {("-g", "empty.npz"): "an empty file, not an .npz", ("-g", "truncated.npz"): "not a readable .npz",
+             ("-g", "objects.npz"): "arr_0 holds Python objects, which vtbench does not unpickle",
+             ("--reference", "objects.npz"): "arr_0 holds Python objects"}  # fmt: skip
+    for (flag, name), problem in cases.items():
+        other = ["--reference", "samples"] if flag == "-g" else ["-g", good]
+        refused = run_cli("run", flag, tmp_path / name, *other, "-m", "fd-efficientnet-lite0", "--out", tmp_path / "out", check=2)
+        assert f"{tmp_path / name}: {problem}" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_a_sample_batch_is_read_a_row_at_a_time(tmp_path: Path) -> None:
+    from vtbench.npz import NpzRows, npz_rows
+
+    array = np.random.default_rng(0).integers(0, 256, size=(5, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "stored.npz", arr_0=array)
+    np.savez_compressed(tmp_path / "compressed.npz", arr_0=array)
+    rows = npz_rows(tmp_path / "stored.npz", "arr_0")
+    assert isinstance(rows, NpzRows) and len(rows) == 5 and all(np.array_equal(rows[i], array[i]) for i in range(5))
+    assert np.array_equal(npz_rows(tmp_path / "compressed.npz", "arr_0"), array)  # compressed: read whole

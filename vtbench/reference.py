@@ -181,12 +181,14 @@ def load_statistics(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Read a mean and covariance (``keys``, float64) from a torch-fidelity / clean-fid style
     ``.npz`` or an ADM reference batch; None when they are absent and ``missing_ok``."""
-    with np.load(path) as archive:
-        if not all(key in archive.files for key in keys):
-            if missing_ok:
-                return None
-            raise VtbenchError(f"{path}: no {'/'.join(keys)} statistics (found {', '.join(archive.files)})")
-        mu, sigma = archive[keys[0]].astype(np.float64), archive[keys[1]].astype(np.float64)
+    from vtbench.npz import npz_array, npz_keys
+
+    found = npz_keys(path)
+    if not all(key in found for key in keys):
+        if missing_ok:
+            return None
+        raise VtbenchError(f"{path}: no {'/'.join(keys)} statistics (found {', '.join(found)})")
+    mu, sigma = (np.asarray(npz_array(path, key), dtype=np.float64) for key in keys)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise VtbenchError(f"{path}: {keys[0]} {mu.shape} and {keys[1]} {sigma.shape} do not fit together")
     problem = covariance_problem(mu, sigma)

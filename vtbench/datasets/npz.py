@@ -10,6 +10,7 @@ from PIL import Image
 
 from vtbench.datasets.base import Dataset, Sample, sha256_hex
 from vtbench.errors import DatasetError
+from vtbench.npz import npz_rows
 from vtbench.provenance import portable_path
 
 
@@ -21,12 +22,7 @@ class NpzImages(Dataset):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise DatasetError(f"{self.path}: no such .npz file")
-        with np.load(self.path, mmap_mode="r") as archive:
-            if "arr_0" not in archive.files:
-                raise DatasetError(f"{self.path}: no arr_0 image array (found {', '.join(archive.files)})")
-        self._array = np.load(self.path, mmap_mode="r")["arr_0"]
+        self._array = npz_rows(self.path, "arr_0")  # read image by image: memory does not grow with the batch's size
         if self._array.dtype != np.uint8 or self._array.ndim != 4 or self._array.shape[-1] != 3:
             raise DatasetError(f"{self.path}: arr_0 must be uint8 (N, H, W, 3), got {self._array.dtype} {self._array.shape}")
         self.name = self.path.stem

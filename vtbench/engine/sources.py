@@ -23,6 +23,7 @@ from vtbench.datasets.base import Dataset
 from vtbench.engine.loading import ImageLoading, IndexOnly, LoadedBatch, collate
 from vtbench.generators import Generator
 from vtbench.images import Preprocessing
+from vtbench.npz import npz_keys
 
 
 def _timed_batches(loader: DataLoader, timer: Callable[[str, Callable[[], Any]], Any]) -> Iterator[LoadedBatch]:
@@ -105,8 +106,7 @@ def reference_kind(reference: str) -> str:
     ``arr_0`` with stored ``mu``/``sigma``) or ``images`` (anything a dataset reads)."""
     if not reference.endswith(".npz") or not Path(reference).is_file():
         return "images"
-    with np.load(reference, mmap_mode="r") as archive:
-        files = set(archive.files)
+    files = set(npz_keys(reference))
     if "arr_0" not in files:
         return "statistics" if "mu" in files else "images"
     return "adm-batch" if {"mu", "sigma"} <= files else "images"

@@ -15,6 +15,7 @@ from vtbench.datasets.npz import NpzImages
 from vtbench.errors import DatasetError
 from vtbench.generators.base import Generator
 from vtbench.images import pil_to_uint8_chw
+from vtbench.npz import npz_rows
 from vtbench.provenance import portable_path
 
 
@@ -35,10 +36,7 @@ class SampleReader(Generator):
         if self.path.is_dir():
             self._folder = ImageFolder(self.path)
         elif self.path.suffix == ".npz" and self.path.is_file():
-            with np.load(self.path, mmap_mode="r") as archive:
-                if "arr_0" not in archive.files:
-                    raise DatasetError(f"{self.path}: no arr_0 in the .npz (found {', '.join(archive.files)})")
-            array = np.load(self.path, mmap_mode="r")["arr_0"]
+            array = npz_rows(self.path, "arr_0")  # read sample by sample: never the whole batch in memory
             if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
                 raise DatasetError(f"{self.path}: arr_0 must be uint8 (N, H, W, 3), got {array.dtype} {array.shape}")
             self._array = array
@@ -58,7 +56,7 @@ class SampleReader(Generator):
 
     def samples(self, indices: Sequence[int]) -> torch.Tensor:
         if self._array is not None:
-            batch = self._array[list(indices)].transpose(0, 3, 1, 2)
+            batch = np.stack([self._array[i] for i in indices]).transpose(0, 3, 1, 2)
         else:
             batch = np.stack([pil_to_uint8_chw(self._folder.load(i).image) for i in indices])
         return torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32) / 255.0
