@@ -145,3 +145,78 @@ def test_a_sample_batch_is_read_a_row_at_a_time(tmp_path: Path) -> None:
     rows = npz_rows(tmp_path / "stored.npz", "arr_0")
     assert isinstance(rows, NpzRows) and len(rows) == 5 and all(np.array_equal(rows[i], array[i]) for i in range(5))
     assert np.array_equal(npz_rows(tmp_path / "compressed.npz", "arr_0"), array)  # compressed: read whole
+
+
+def test_careless_command_lines_are_one_line_each(tmp_path: Path) -> None:
+    cases = {
+        ("run", "-t", 'jpeg:label="unterminated', "-d", "samples"): "the value of 'label' is not a YAML value",
+        ("run", "-t", "jpeg-q50", "-d", "samples", "--resolution", "200000"): "setting 'resolution' must be at most 8192, got 200000",
+        ("run", "-t", "jpeg-q50", "-d", "samples", "--batch-size", "10000000"): "setting 'batch_size' must be at most 65536",
+    }  # fmt: skip
+    for args, message in cases.items():
+        refused = run_cli(*args, "--out", tmp_path / "out", check=2).stderr
+        assert message in refused and "Traceback" not in refused and len(refused.strip().splitlines()) == 1, refused
+    # an option named like the registry's own argument is the metric's option, not a clash
+    run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "2", "-m", "fd-efficientnet-lite0:name=x", "--out", tmp_path / "named")
+
+
+def test_hostile_recipes_are_refused_before_they_are_built(tmp_path: Path) -> None:
+    laughs = "".join(f"  {chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    recipes = {
+        "laughs.yaml": "tokenizers: [identity]\ndatasets: [samples]\ndescription:\n  a: &a [l, l, l, l, l, l, l, l, l]\n" + laughs,
+        "deep.yaml": "tokenizers: " + "[" * 3000 + "]" * 3000 + "\n",
+        "include.yaml": "include: [a.yaml, b.yaml]\ntokenizers: [identity]\ndatasets: [samples]\n",
+    }
+    expected = {"laughs.yaml": "more than 100,000 values once its aliases are expanded", "deep.yaml": "nested more than 32 levels deep",
+                "include.yaml": "'include' must be one recipe file's name"}  # fmt: skip
+    for name, text in recipes.items():
+        (tmp_path / name).write_text(text)
+        refused = run_cli("validate", tmp_path / name, check=2).stderr
+        assert f"{tmp_path / name}: {expected[name]}" in refused, refused
+
+
+def test_user_text_is_data_in_every_output(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(skimage_rgb("astronaut")).resize((48, 48)).save(folder / "-1.png")
+    Image.fromarray(skimage_rgb("chelsea")).resize((48, 48)).save(folder / "price $5_$10.png")
+    out = tmp_path / "out"
+    labels = ["jpeg:quality=10,label=q10[/]", "jpeg:quality=90,label=<img src=x onerror=alert(1)>", "jpeg:quality=50,label=x$\\bogus$"]
+    run_cli("run", *[a for label in labels for a in ("-t", label)], "-d", folder, "-m", "psnr", "--resize-mode", "none", "--out", out)
+    assert "q10[/]" in run_cli("leaderboard", out).stdout  # rich markup is shown, not parsed
+    markdown = run_cli("leaderboard", out, "--format", "md").stdout
+    assert "&lt;img src=x onerror=alert(1)&gt;" in markdown and "<img" not in markdown
+    run_cli("compare", out, out)
+    run_cli("report", out, "--out", tmp_path / "report.html")  # mathtext in names and labels drawn as text
+    run_cli("plot", "distribution", out, "-m", "psnr", "--out", tmp_path / "plot.png")
+    record = next(p for p in out.glob("*.json") if p.name.startswith("q10"))
+    run_cli("gallery", record, "-m", "psnr", "-k", "2", "--out", tmp_path / "gallery.png")  # "-1.png" found again after the CSV
+    refused = run_cli("plot", "rate-distortion", out, "--rate", "nonsense", "--out", tmp_path / "rd.png", check=2).stderr
+    assert "--rate 'nonsense': choose bpp (bits per pixel) or tokens" in refused
+    refused = run_cli("plot", "rate-distortion", out, "--out", "/proc/no/such/folder/rd.png", check=2).stderr
+    assert "cannot write the figure there" in refused and "Traceback" not in refused
+
+
+def test_records_from_elsewhere_are_read_through_the_schema(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "good"
+    run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "2", "-m", "psnr", "--out", out)
+    record = json.loads((out / "jpeg-q50__samples.json").read_text())
+    broken = {
+        "unit": ({"metrics": {**record["metrics"], "psnr": {**record["metrics"]["psnr"], "value": "31.2 dB"}}},
+                 'metrics.psnr.value must be a number or null, got "31.2 dB"'),
+        "bare": ({"metrics": {**record["metrics"], "psnr": 31.2}}, "metrics.psnr must be a mapping, got 31.2"),
+        "html": ({"samples": {**record["samples"], "evaluated": "<b>5</b>"}}, 'samples.evaluated must be an integer, got "<b>5</b>"'),
+    }  # fmt: skip
+    for name, (change, message) in broken.items():
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "jpeg-q50__samples.json"
+        path.write_text(json.dumps({**record, **change}))
+        for command in (("leaderboard", tmp_path / name), ("compare", out, tmp_path / name),
+                        ("report", tmp_path / name, "--out", tmp_path / f"{name}.html")):  # fmt: skip
+            refused = run_cli(*command, check=2).stderr
+            assert f"{path}: {message}" in refused and "Traceback" not in refused, refused
+    (tmp_path / "no-samples").mkdir()
+    (tmp_path / "no-samples" / "r.json").write_text(json.dumps({k: v for k, v in record.items() if k != "samples"}))
+    assert "| jpeg-q50" in run_cli("leaderboard", tmp_path / "no-samples", "--format", "md").stdout  # read with its defaults

@@ -75,8 +75,14 @@ def load_images(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 
 
 def images_frame(record: RunRecord) -> pd.DataFrame:
-    """One run's per-image CSV as a table (ids as text)."""
-    return pd.read_csv(record.images_path, keep_default_na=False, na_values=[""], dtype={"id": str})
+    """One run's per-image CSV as a table (ids as text, as the run saw them)."""
+    from vtbench.io import csv_unsafe
+
+    frame = pd.read_csv(record.images_path, keep_default_na=False, na_values=[""], dtype={"id": str, "error": str})
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(csv_unsafe)
+    return frame
 
 
 def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:

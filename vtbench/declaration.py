@@ -28,7 +28,7 @@ class Declared:
     flag / short / negative: the command-line option (``--strict``, ``-b``, the off switch
         ``--no-strict`` of a boolean); ``via``: the name of another setting whose option also
         sets this one (``metric_options`` comes with ``--metric psnr:key=value``).
-    minimum / choices / check: the range (``check`` returns a problem or None); ``parse``
+    minimum / maximum / choices / check: the range (``check`` returns a problem or None); ``parse``
         turns the option's text into the value.
     identity: whether a different value makes a different run (a finished record with
         another value is not reused, a partial run with another value is not resumed).
@@ -44,6 +44,7 @@ class Declared:
     negative: str | None = None
     via: str | None = None
     minimum: float | None = None
+    maximum: float | None = None
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None
     parse: Callable[[Any], Any] | None = None
@@ -77,6 +78,9 @@ def range_problems(settings: Any) -> list[str]:
         if declaration.minimum is not None and number and value < declaration.minimum:
             minimum = int(declaration.minimum) if float(declaration.minimum).is_integer() else declaration.minimum
             problems.append(f"setting {name!r} must be at least {minimum}, got {value}")
+        if declaration.maximum is not None and number and value > declaration.maximum:
+            maximum = int(declaration.maximum) if float(declaration.maximum).is_integer() else declaration.maximum
+            problems.append(f"setting {name!r} must be at most {maximum}, got {value}")
         if declaration.choices is not None and isinstance(value, str) and value not in declaration.choices:
             problems.append(f"setting {name!r} must be one of {', '.join(declaration.choices)}, got {value!r}")
         problem = declaration.check(value) if declaration.check is not None and value is not None else None

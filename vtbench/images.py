@@ -63,7 +63,7 @@ class Preprocessing:
     """
 
     resolution: int | None = setting(
-        None, flag="--resolution", minimum=1, panel=PREPROCESSING_PANEL,
+        None, flag="--resolution", minimum=1, maximum=8192, panel=PREPROCESSING_PANEL,
         help="Evaluation side in pixels (default: tokenizer native, else image size).",
     )  # fmt: skip
     mode: ResizeMode = setting(

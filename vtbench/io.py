@@ -67,11 +67,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_safe(cell: Any) -> Any:
     """A CSV cell a spreadsheet will not run as a formula: text (an image id such as
-    ``=1+2;cmd.png``) starting with ``= + - @`` gets a leading ``'``; numbers pass unchanged."""
-    if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS):
+    ``=1+2;cmd.png``) starting with ``= + - @`` gets a leading ``'`` (as does text that starts
+    with ``'`` itself, so :func:`csv_unsafe` gives every text back exactly); numbers pass
+    unchanged."""
+    if not isinstance(cell, str) or not cell.startswith((*FORMULA_STARTS, "'")):
         return cell
     try:
         float(cell)
         return cell
     except ValueError:
         return "'" + cell
+
+
+def csv_unsafe(cell: Any) -> Any:
+    """The text :func:`csv_safe` was given: one leading ``'`` removed."""
+    return cell[1:] if isinstance(cell, str) and cell.startswith("'") else cell

@@ -122,6 +122,7 @@ class Leaderboard:
     def to_markdown(self) -> str:
         """Best value of each metric bold, second underlined, within each dataset."""
         header, cells = self._header_and_cells()
+        cells = [[html.escape(cell, quote=False) for cell in row] for row in cells]  # labels are data: the table is rendered as HTML
         marks, first = self.places(), 3  # metric cells start after rank, tokenizer, dataset
         for (i, key), place in marks.items():
             j = first + next(n for n, c in enumerate(self.columns) if c.key == key)
@@ -321,12 +322,13 @@ def print_rich_table(board: Leaderboard, title: str | None = None) -> None:
 
 def to_rich_table(board: Leaderboard, title: str | None = None) -> Any:
     """The leaderboard as a ``rich.table.Table`` for the terminal."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title or f"vtbench leaderboard (ranked by {board.rank_by})")
+    table = Table(title=escape(title or f"vtbench leaderboard (ranked by {board.rank_by})"))
     header, cells = board._header_and_cells()
     for i, name in enumerate(header):
         table.add_column(name, justify="left" if i in (1, 2) else "right", no_wrap=i in (1, 2))
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     return table

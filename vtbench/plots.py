@@ -32,7 +32,8 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "svg.hashsalt": "vtbench"})
+    # text.parse_math off: labels, run names and image ids are data ("price $5_$10.png" is no formula)
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "svg.hashsalt": "vtbench", "text.parse_math": False})
     return plt
 
 
@@ -54,6 +55,9 @@ def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: 
     return records
 
 
+RATES = {"bpp": "bits_per_pixel", "tokens": "tokens_per_image"}  # the metric names, for the record's pooled cost fields
+
+
 def _short(run_name: str) -> str:
     return run_name.split("__")[0]
 
@@ -63,6 +67,9 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
     """A quality metric against the rate, one line per (family, dataset); returns the figure."""
     from vtbench.analysis import rate_quality_curves, records_frame
 
+    rate = RATES.get(rate, rate)
+    if rate not in RATES.values():
+        raise VtbenchError(f"--rate {rate!r}: choose bpp (bits per pixel) or tokens (tokens per image)")
     frame = records_frame(_checked(paths, allow_protocol_mismatch))
     curves = rate_quality_curves(frame, quality, rate)
     if not curves:
@@ -193,11 +200,16 @@ def save(figure: Any, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise VtbenchError(f"{out}: plots are written as .png, .svg or .pdf")
-    out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp{out.suffix}")
-    figure.savefig(temporary, metadata={"Date": None} if out.suffix.lower() in (".svg", ".pdf") else None)
-    plt.close(figure)
-    temporary.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(temporary, metadata={"Date": None} if out.suffix.lower() in (".svg", ".pdf") else None)
+        temporary.replace(out)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise VtbenchError(f"--out {out}: cannot write the figure there ({exc.strerror or exc})") from None
+    finally:
+        plt.close(figure)
     return out
 
 

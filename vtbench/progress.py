@@ -36,9 +36,11 @@ class RichProgress:
         self._progress.stop()
 
     def start(self, run_name: str, total: int, done: int) -> None:
+        from rich.markup import escape
+
         if done:
-            self._progress.console.print(f"{run_name}: resuming at {done}/{total}")
-        self._task = self._progress.add_task(run_name, total=total, completed=done, rate="")
+            self._progress.console.print(f"{escape(run_name)}: resuming at {done}/{total}")
+        self._task = self._progress.add_task(escape(run_name), total=total, completed=done, rate="")
         self._started, self._images = time.perf_counter(), 0
 
     def advance(self, images: int) -> None:

@@ -48,7 +48,11 @@ class Component:
             key, equals, value = pair.partition("=")
             if not equals or not key.strip():
                 raise RecipeError(f"{text!r}: options are key=value pairs separated by commas, got {pair!r}")
-            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            try:
+                options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            except yaml.YAMLError as exc:
+                problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+                raise RecipeError(f"{text!r}: the value of {key.strip()!r} is not a YAML value ({problem})") from None
         label = options.pop("label", None)
         return cls(name, options, None if label is None else str(label))
 
@@ -141,11 +145,61 @@ def _suggest(word: str, choices: set[str]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else f" (known keys: {', '.join(sorted(choices))})"
 
 
+MAX_ALIASES = 100  # YAML aliases a recipe may use: enough to share option mappings
+MAX_DEPTH = 32
+MAX_VALUES = 100_000  # values a recipe holds with every alias expanded: a "billion laughs" file is refused before it is built
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing more than ``MAX_ALIASES`` aliases and nesting deeper than
+    ``MAX_DEPTH`` before anything is built (so neither a billion-laughs file nor a deep one
+    can exhaust memory or the stack)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def expanded(item: Any) -> int:  # aliases are the same node object: each counted once, multiplied by its uses
+            if id(item) not in sizes:
+                children = item.value if isinstance(item.value, list) else []
+                parts = [part for child in children for part in (child if isinstance(child, tuple) else (child,))]
+                sizes[id(item)] = 1 + sum(expanded(part) for part in parts)
+            return sizes[id(item)]
+
+        if expanded(node) > MAX_VALUES:
+            raise RecipeError(f"more than {MAX_VALUES:,} values once its aliases are expanded: not a recipe")
+        return self.construct_document(node)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise RecipeError(f"more than {MAX_ALIASES} YAML aliases: not a recipe")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise RecipeError(f"nested more than {MAX_DEPTH} levels deep: not a recipe")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise RecipeError(f"{path}: include cycle ({' -> '.join(map(str, seen + (path,)))})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader, bounded
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
+    except RecipeError as exc:  # the loader's bounds
+        raise RecipeError(f"{path}: {exc}") from None
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
     except IsADirectoryError:
@@ -159,6 +213,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     include = data.pop("include", None)
     if include is None:
         return data
+    if not isinstance(include, str):
+        raise RecipeError(f"{path}: 'include' must be one recipe file's name, got {include!r}")
     base = _read_yaml((path.parent / include).resolve(), seen + (path,))
     return {**base, **data}
 

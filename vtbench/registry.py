@@ -149,7 +149,7 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(name, list(self._entries), n=5, cutoff=0.5)
             raise UnknownNameError(self.kind, name, close, sorted(self._entries)) from None
 
-    def create(self, name: str, **overrides: Any) -> T:
+    def create(self, name: str, /, **overrides: Any) -> T:
         """Build the named object: the preset's defaults, then ``overrides``."""
         entry = self.get(name)
         factory = entry.load()

@@ -41,9 +41,46 @@ def _drop_empty(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, An
     return {k: v for k, v in data.items() if k not in optional or v not in (None, [], {}, "")}
 
 
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+def _known(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """The fields of ``cls`` in ``data``, each checked against its type where that is plain data
+    (numbers, text, lists, mappings; the nested parts are read by their own classes): a record
+    from elsewhere with a wrong value is one error naming the field."""
+    import typing
+
+    from vtbench.typecheck import conform, describe_type
+
+    if not isinstance(data, dict):
+        raise VtbenchError(f"{where} must be a mapping, got {json.dumps(data, default=str)[:60]}")
+    hints = typing.get_type_hints(cls)
+    known = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if _plain_hint(hint):
+            ok, value = conform(value, hint)
+            if not ok:
+                raise VtbenchError(f"{where}.{f.name} must be {describe_type(hint)}, got {json.dumps(data[f.name], default=str)[:60]}")
+        known[f.name] = value
+    return known
+
+
+def _list(items: Any, cls: Any, where: str) -> list[Any]:
+    """A list of ``cls`` parts from record data (absent: empty)."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise VtbenchError(f"{where} must be a list, got {json.dumps(items, default=str)[:60]}")
+    return [cls.from_dict(item, f"{where}[{i}]") for i, item in enumerate(items)]
+
+
+def _plain_hint(hint: Any) -> bool:
+    """Whether a type hint is made of plain data only (no dataclass of this module)."""
+    import typing
+
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+        return False
+    return all(_plain_hint(arg) for arg in typing.get_args(hint))
 
 
 # -- the parts of a record ------------------------------------------------------------------
@@ -57,8 +94,8 @@ class WeightsFile:
     override: bool = False
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WeightsFile:
-        return cls(**_known(cls, data))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> WeightsFile:
+        return cls(**_known(cls, data, where))
 
 
 @dataclass
@@ -70,8 +107,9 @@ class Extractor:
     weights: list[WeightsFile] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Extractor:
-        return cls(data["name"], str(data.get("version", "1")), [WeightsFile.from_dict(w) for w in data.get("weights", [])])
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Extractor:
+        known = _known(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
+        return cls(**{**known, "weights": _list(data.get("weights"), WeightsFile, f"{where}.weights")})
 
 
 @dataclass
@@ -103,10 +141,9 @@ class MetricEntry:
         return _drop_empty(asdict(self), ("extractor", "parameters", "details", "warnings", "ci95", "reason"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MetricEntry:
-        known = _known(cls, data)
-        known["weights"] = [WeightsFile.from_dict(w) for w in data.get("weights", [])]
-        return cls(**known)
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> MetricEntry:
+        known = _known(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
+        return cls(**known, weights=_list(data.get("weights"), WeightsFile, f"{where}.weights"))
 
 
 @dataclass
@@ -123,8 +160,8 @@ class Subject:
         return _drop_empty(asdict(self), ("info", "preset_metadata"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Subject:
-        return cls(**_known(cls, data))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Subject:
+        return cls(**_known(cls, data, where))
 
 
 @dataclass
@@ -145,10 +182,10 @@ class DataSide:
         return _drop_empty(data, ("manifest_sha256", "reference", "warnings"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DataSide:
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> DataSide:
         named = ("name", "manifest_sha256", "reference", "warnings")
-        return cls(data.get("name", ""), data.get("manifest_sha256"), data.get("reference"), list(data.get("warnings", [])),
-                   {k: v for k, v in data.items() if k not in named})  # fmt: skip
+        known = _known(cls, {k: v for k, v in data.items() if k in named} if isinstance(data, dict) else data, where)
+        return cls(**known, description={k: v for k, v in data.items() if k not in named})
 
 
 @dataclass
@@ -171,12 +208,12 @@ class Protocol:
         return _drop_empty(asdict(self), ("tokenizer_input", "ocr"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Protocol:
-        known = _known(cls, data)
-        known["preprocessing"] = data.get("preprocessing") or data.get("reference_preprocessing") or {}
-        known["feature_extractors"] = [Extractor.from_dict(e) for e in data.get("feature_extractors", [])]
-        known["weights"] = [WeightsFile.from_dict(w) for w in data.get("weights", [])]
-        return cls(**known)
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Protocol:
+        nested = ("feature_extractors", "weights")
+        known = _known(cls, {k: v for k, v in data.items() if k not in nested} if isinstance(data, dict) else data, where)
+        known["preprocessing"] = known.get("preprocessing") or data.get("reference_preprocessing") or {}
+        known["feature_extractors"] = _list(data.get("feature_extractors"), Extractor, f"{where}.feature_extractors")
+        return cls(**known, weights=_list(data.get("weights"), WeightsFile, f"{where}.weights"))
 
     def canonical_preprocessing(self) -> dict[str, Any]:
         """The preprocessing without settings that have no effect (a filter when nothing is resized)."""
@@ -198,8 +235,8 @@ class Failure:
     error: str
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Failure:
-        return cls(str(data.get("id", "")), str(data.get("stage", "")), str(data.get("error", "")))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Failure:
+        return cls(**{k: str(v) for k, v in _known(cls, data, where).items()})
 
 
 @dataclass
@@ -220,10 +257,9 @@ class Samples:
         return _drop_empty(asdict(self), ("notes", "reference"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Samples:
-        known = _known(cls, data)
-        known["failures"] = [Failure.from_dict(f) for f in data.get("failures", [])]
-        return cls(**known)
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Samples:
+        known = _known(cls, {k: v for k, v in data.items() if k != "failures"} if isinstance(data, dict) else data, where)
+        return cls(**known, failures=_list(data.get("failures"), Failure, f"{where}.failures"))
 
 
 @dataclass
@@ -242,8 +278,8 @@ class Cost:
     calls: int = 0
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cost:
-        return cls(**_known(cls, data))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Cost:
+        return cls(**_known(cls, data, where))
 
 
 @dataclass
@@ -253,8 +289,8 @@ class Memory:
     processes: int = 1
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Memory:
-        return cls(**_known(cls, data))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> Memory:
+        return cls(**_known(cls, data, where))
 
 
 # -- the record -----------------------------------------------------------------------------
@@ -404,24 +440,37 @@ class RunRecord:
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> RunRecord:
         """A record from its JSON data, upgraded to the current schema first."""
         data = upgrade(data)
+        if data.get("task") not in ("reconstruction", "generation"):
+            raise VtbenchError(f"task must be reconstruction or generation, got {json.dumps(data.get('task'))[:40]}")
+        if not isinstance(data.get("run_name"), str):
+            raise VtbenchError("no run_name")
         subject = data.get("tokenizer") if data["task"] == "reconstruction" else data.get("generator")
+        metrics = data.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            raise VtbenchError("metrics must be a mapping of metric names to results")
+        plain = {"config": dict, "timings": dict, "environment": dict, "recipe": (dict, type(None)), "per_image_file": (str, type(None))}
+        for key, kind in plain.items():
+            if key in data and data[key] is not None and not isinstance(data[key], kind):
+                raise VtbenchError(f"{key} is {type(data[key]).__name__}, not what a record holds there")
         return cls(
             task=data["task"],
             run_name=data["run_name"],
-            identity_sha=data.get("identity_sha", ""),
+            identity_sha=str(data.get("identity_sha", "")),
             config=dict(data.get("config") or {}),
-            subject=Subject.from_dict(subject or {"name": data["run_name"], "preset": ""}),
-            dataset=DataSide.from_dict(data.get("dataset") or {}),
-            protocol=Protocol.from_dict(data.get("protocol") or {}),
-            metrics={name: MetricEntry.from_dict(entry) for name, entry in (data.get("metrics") or {}).items()},
-            samples=Samples.from_dict(data.get("samples") or {}),
-            cost=Cost.from_dict(data["cost"]) if data.get("cost") else None,
+            subject=Subject.from_dict(
+                subject or {"name": data["run_name"], "preset": ""}, data["task"] == "reconstruction" and "tokenizer" or "generator"
+            ),  # fmt: skip
+            dataset=DataSide.from_dict(data.get("dataset") or {}, "dataset"),
+            protocol=Protocol.from_dict(data.get("protocol") or {}, "protocol"),
+            metrics={name: MetricEntry.from_dict(entry, f"metrics.{name}") for name, entry in metrics.items()},
+            samples=Samples.from_dict(data.get("samples") or {}, "samples"),
+            cost=Cost.from_dict(data["cost"], "cost") if data.get("cost") else None,
             timings=dict(data.get("timings") or {}),
-            memory=Memory.from_dict(data.get("memory") or {}),
+            memory=Memory.from_dict(data.get("memory") or {}, "memory"),
             environment=dict(data.get("environment") or {}),
             recipe=data.get("recipe"),
             per_image_file=data.get("per_image_file"),
-            created=data.get("created", ""),
+            created=str(data.get("created", "")),
             path=path,
         )
 
@@ -432,9 +481,12 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise VtbenchError(f"schema_version {version} is not supported by this vtbench (supports {SUPPORTED_SCHEMA_VERSIONS})")
     data = json.loads(json.dumps(data))  # a copy
-    if version == 1:  # reconstruction only, no identity hash, extractors without versions
+    if version == 1:  # reconstruction only, no identity hash, extractors without versions, "inf"/"nan" as text
         data.setdefault("task", "reconstruction")
         data.setdefault("identity_sha", "")
+        for entry in (data.get("metrics") or {}).values():
+            if isinstance(entry, dict) and entry.get("value") in ("inf", "-inf", "nan"):
+                entry["value"] = float(entry["value"])
         for extractor in (data.get("protocol") or {}).get("feature_extractors", []):
             extractor.setdefault("version", "1")
         version = 2
@@ -454,7 +506,7 @@ def _upgrade_metric_weights(data: dict[str, Any]) -> None:
     by_name = {w.get("name"): w for w in protocol.get("weights", [])}
     extractor_weights = {e.get("name"): e.get("weights", []) for e in protocol.get("feature_extractors", [])}
     for name, entry in (data.get("metrics") or {}).items():
-        if "weights" in entry:
+        if not isinstance(entry, dict) or "weights" in entry:
             continue
         files = list(extractor_weights.get(entry.get("extractor"), []))
         for weights_name in _own_weights(name):
@@ -563,8 +615,12 @@ class ImageRow:
                 *([self.ocr or ""] if with_ocr else [])]  # fmt: skip
 
     @classmethod
-    def from_cells(cls, header: list[str], cells: list[str]) -> ImageRow:
-        by_name = dict(zip(header, cells, strict=False))
+    def from_cells(cls, header: list[str], cells: list[str], escaped: bool = False) -> ImageRow:
+        """A row from CSV cells; ``escaped``: the cells were written through
+        :func:`vtbench.io.csv_safe` (a per-image CSV, not a partial state's rows)."""
+        from vtbench.io import csv_unsafe
+
+        by_name = {name: csv_unsafe(cell) if escaped else cell for name, cell in zip(header, cells, strict=False)}
         metrics = [name for name in header if name not in ROW_COLUMNS and name not in RUN_COLUMNS and name != "ocr"]
         return cls(
             int(by_name["index"]), by_name["id"], by_name.get("status", "ok"), by_name.get("error", ""), by_name.get("source_size", ""),
@@ -589,18 +645,19 @@ def _number(text: str) -> float | None:
         return None
 
 
-def rows_from_csv_text(text: str) -> tuple[list[str], list[ImageRow]]:
-    """(header, rows) of per-image CSV text (with or without the run columns)."""
+def rows_from_csv_text(text: str, escaped: bool = False) -> tuple[list[str], list[ImageRow]]:
+    """(header, rows) of per-image CSV text (with or without the run columns); ``escaped``:
+    written through :func:`vtbench.io.csv_safe`, as a run's per-image CSV is."""
     table = list(csv.reader(io.StringIO(text)))
     if not table:
         return [], []
     header = table[0]
-    return header, [ImageRow.from_cells(header, cells) for cells in table[1:]]
+    return header, [ImageRow.from_cells(header, cells, escaped) for cells in table[1:]]
 
 
 def read_image_rows(path: str | Path) -> list[ImageRow]:
-    """The rows of a per-image CSV, in file order."""
-    return rows_from_csv_text(Path(path).read_text(encoding="utf-8"))[1]
+    """The rows of a run's per-image CSV, in file order."""
+    return rows_from_csv_text(Path(path).read_text(encoding="utf-8"), escaped=True)[1]
 
 
 def images_csv_text(record: RunRecord, metrics: list[str], with_ocr: bool, rows: list[ImageRow]) -> str:
@@ -646,5 +703,5 @@ class ProbeRecord:
         return {"schema": PROBE_SCHEMA_NAME, "schema_version": 2, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProbeRecord:
-        return cls(**_known(cls, data))
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> ProbeRecord:
+        return cls(**_known(cls, data, where))

@@ -113,11 +113,12 @@ class Settings:
         help="How images reach the evaluation size: resolution, mode, filter (see the Preprocessing options).",
     )  # fmt: skip
     batch_size: int = setting(
-        8, flag="--batch-size", short="-b", minimum=1, identity=False, commands=("run", "validate", "probe", "reference-stats"),
+        8, flag="--batch-size", short="-b", minimum=1, maximum=65536, identity=False,
+        commands=("run", "validate", "probe", "reference-stats"),
         help="Images per batch (default 8); the numbers do not depend on it.",
     )  # fmt: skip
     num_workers: int | None = setting(
-        None, flag="--workers", minimum=0, identity=False, commands=("run", "validate", "reference-stats"),
+        None, flag="--workers", minimum=0, maximum=256, identity=False, commands=("run", "validate", "reference-stats"),
         help="DataLoader worker processes (default: half the CPUs, 1 to 4; none for in-memory arrays on a CPU).",
     )  # fmt: skip
     device: str = setting(

@@ -42,6 +42,7 @@ def compare(
       vtbench compare old/ new/ --tolerance psnr=0.05 --require-significance --alpha 0.01
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from vtbench.compare import compare_runs, parse_tolerances
@@ -60,8 +61,8 @@ def compare(
     if console.width < 160:  # numbers are never squeezed into ellipses
         console = Console(width=160)
     for note in result.protocol_notes:
-        console.print(f"[yellow]warning:[/yellow] {note}")
-    table = Table(title=f"{baseline} -> {candidate}")
+        console.print(f"[yellow]warning:[/yellow] {escape(note)}")
+    table = Table(title=escape(f"{baseline} -> {candidate}"))
     tested = any(diff.test is not None for diff in result.diffs)
     level = f"{100 * (1 - alpha):.3g}%"
     columns = ("run", "metric", "baseline", "candidate", "delta", *((f"{level} interval of delta", f"p ({test})") if tested else ()),
@@ -73,8 +74,8 @@ def compare(
         arrow = "" if diff.higher_is_better is None else (" ↑" if diff.higher_is_better else " ↓")
         status = f"[{colours[diff.status]}]{diff.status}[/]" if diff.status in colours else diff.status
         table.add_row(
-            diff.run,
-            diff.metric + arrow,
+            escape(diff.run),
+            escape(diff.metric) + arrow,
             format_value(diff.baseline),
             format_value(diff.candidate),
             format_value(diff.delta),

@@ -60,6 +60,7 @@ def list_registered(
         typer.echo(json.dumps({"kind": kind.value, "entries": rows, "plugin_errors": broken}, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -77,10 +78,10 @@ def list_registered(
         arrows = {True: "↑", False: "↓", None: ""}
         for row in rows:
             row = {**row, "better": arrows.get(row.get("higher_is_better"), "")}
-            table.add_row(*(str(row.get(column, "")) for column in columns))
+            table.add_row(*(escape(str(row.get(column, ""))) for column in columns))
         console.print(table)
     for item in broken:
-        console.print(f"[red]plugin {item['name']!r} failed to load:[/red] {item['error']}")
+        console.print(f"[red]plugin {escape(repr(item['name']))} failed to load:[/red] {escape(item['error'])}")
 
 
 def _declared_metric(registry: object, name: str) -> dict[str, object]:

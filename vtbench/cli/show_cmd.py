@@ -42,12 +42,13 @@ def show(
         typer.echo(json.dumps(shown, indent=2, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{kind[:-1] if kind.endswith('s') else kind} {name}", show_header=False)
+    table = Table(title=escape(f"{kind[:-1] if kind.endswith('s') else kind} {name}"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in shown.items():
         if key != "name":
-            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            table.add_row(escape(key), escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
     Console().print(table)

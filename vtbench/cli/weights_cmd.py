@@ -19,6 +19,7 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
       vtbench weights list --json
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from vtbench import weights
@@ -35,12 +36,16 @@ def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     if as_json:
         typer.echo(json.dumps({"home": str(weights.home()), "offline": weights.offline(), "weights": rows}, indent=2))
         return
-    table = Table(title=f"vtbench weights (store: {weights.home() / 'weights'})")
+    table = Table(title=escape(f"vtbench weights (store: {weights.home() / 'weights'})"))
     for column in ("name", "file", "MB", "used by", "here"):
         table.add_column(column)
     for row in rows:
-        here = row["path"] or ("[red]missing[/red]" if row["status"] == "missing" else f"[red]BAD[/red]: {row['problem']}")
-        table.add_row(row["name"], row["file"], f"{row['size_mb']:.1f}", row["used_by"], here)
+        here = (
+            escape(row["path"])
+            if row["path"]
+            else ("[red]missing[/red]" if row["status"] == "missing" else f"[red]BAD[/red]: {escape(row['problem'])}")
+        )
+        table.add_row(escape(row["name"]), escape(row["file"]), f"{row['size_mb']:.1f}", escape(row["used_by"]), here)
     Console().print(table)
 
 

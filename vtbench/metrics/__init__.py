@@ -129,7 +129,7 @@ for _measure, _label in _TEXT_MEASURES.items():
     )
 
 
-def create_metric(name: str, **options: object) -> Metric:
+def create_metric(name: str, /, **options: object) -> Metric:
     """Build a registered metric."""
     return METRICS.create(name, **options)
 

@@ -36,7 +36,7 @@ def _register_presets() -> None:
 _register_presets()
 
 
-def create_tokenizer(name: str, **options: object) -> Tokenizer:
+def create_tokenizer(name: str, /, **options: object) -> Tokenizer:
     """Build a registered tokenizer (preset defaults, then ``options``)."""
     return TOKENIZERS.create(name, **options)
 
