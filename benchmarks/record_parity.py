@@ -42,6 +42,7 @@ EXPECTED = {
     r"\.recipe\.expected_samples: only after": "expected_samples is a setting of its own, not a generator option",
     r"\.recipe\.generators\[\d+\]\.options\.expected_samples: only before": "(the same)",
     r"\.recipe\.metrics: null -> ": "the recipe block shows the metrics its runs computed",
+    r"\.protocol\.rounding: \"samples clamped": "a generation run's 8-bit conversion is the generator's (TiTok truncates)",
 }
 VOLATILE = {"timings", "memory", "environment", "created", "identity_sha", "_path", "path", "encode_ms_per_call", "decode_ms_per_call"}
 TOKEN_METRICS = "psnr,codebook-usage,codebook-entropy,codebook-perplexity,code-entropy-n2,token-consistency-flip,reencode-stability"

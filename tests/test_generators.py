@@ -172,6 +172,7 @@ def test_a_llamagen_generation_run_through_the_cli(llamagen_files: dict[str, str
     record = json.loads((tmp_path / "llamagen-c2i-b-256__samples.json").read_text())
     assert record["task"] == "generation" and record["samples"]["evaluated"] == 4
     assert record["generator"]["options"]["num_classes"] == 4 and record["metrics"]["fd-efficientnet-lite0"]["value"] > 0
+    assert record["generator"]["info"]["to_8bit"] == "rounded to the nearest 8-bit level"
     # the samples, as PNGs and as an ADM batch that scores the same as the generator itself
     with np.load(tmp_path / "llamagen-c2i-b-256__samples.samples.npz") as batch:
         images, labels = batch["arr_0"], batch["arr_1"]
@@ -406,6 +407,8 @@ def test_titok_maskgit_follows_upstream_sampling(titok_generator) -> None:
     assert torch.equal(together, torch.cat(apart))
     images = generator.samples([3, 7])
     assert images.shape == (2, 3, 256, 256) and generator.labels([3, 7]) == [3, 7]
+    # the release's sample script truncates ((x * 255).to(uint8)); the engine stores what it stores
+    assert torch.equal(generator.as_uint8(images), (images.clamp(0, 1) * 255).to(torch.uint8)) and generator.to_8bit == "truncate"
     assert generator.options()["tokenizer"] == "titok-s128"
     from vtbench.generators.maskgit import _gumbel
 

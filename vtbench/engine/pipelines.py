@@ -52,7 +52,14 @@ from vtbench.tokenizers import TOKENIZERS, Tokens
 
 ROUNDING = "reconstructions clamped to [0, 1] and rounded to 8-bit levels before every metric"
 MULTI_FRAME = "multi-frame files: the first frame was used"
-SAMPLE_ROUNDING = "samples clamped to [0, 1] and rounded to 8-bit before feature extraction"
+SAMPLE_ROUNDING = (
+    "samples at 8-bit levels before feature extraction (files as they are; made here: as the generator's release "
+    "converts them, generator.info.to_8bit)"
+)
+SAMPLE_CONVERSION = {
+    "round": "rounded to the nearest 8-bit level",
+    "truncate": "truncated to 8 bits, (x * 255).to(uint8), as the release's sampling script",
+}
 MAX_FAILURES = 1000
 
 
@@ -527,6 +534,8 @@ class GenerationPipeline(RunPipeline):
         context = super().context(recipe)
         config = self.config
         context.subject = {"name": config.subject_name, "preset": config.generator, "options": self.generator.options()}
+        if self.dataset is None:  # samples made here: how they became 8-bit is the generator's, as its release does it
+            context.subject["info"] = {"to_8bit": SAMPLE_CONVERSION[self.generator.to_8bit]}
         if self.reference is not None:
             reference = self.reference.describe()
         else:

@@ -78,7 +78,7 @@ class GeneratorSource:
         for item, ok in zip(items, finite, strict=True):
             item.error = None if ok else "sample contains NaN or inf"
         keep = [i for i, ok in enumerate(finite) if ok]
-        pixels = images[keep].clamp(0, 1).mul(255).round().to(torch.uint8)
+        pixels = self.generator.as_uint8(images[keep])
         if self.on_samples is not None and keep:
             self.on_samples([items[p].index for p in keep], pixels)
         if keep and not self.preprocessing.leaves_unchanged(pixels.shape[-1], pixels.shape[-2]):

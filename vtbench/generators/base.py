@@ -24,6 +24,7 @@ class Generator(ABC):
 
     name: str = "generator"
     description: str = ""
+    to_8bit: str = "round"  # how the release's own sampling script stores a sample: round, or truncate ((x * 255).to(uint8))
 
     @abstractmethod
     def samples(self, indices: Sequence[int]) -> torch.Tensor:
@@ -61,6 +62,12 @@ class Generator(ABC):
     def prompts_for(self, indices: Sequence[int]) -> list[str] | None:
         """The prompt of each sample (text-to-image generators), else None."""
         return None
+
+    def as_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float samples in [0, 1] -> uint8 levels, converted as the release's own
+        sampling script saves them (``to_8bit``): the levels its published numbers were scored on."""
+        scaled = images.clamp(0, 1).mul(255)
+        return (scaled.round() if self.to_8bit == "round" else scaled.floor()).to(torch.uint8)
 
 
 class TokenGenerator(Generator):

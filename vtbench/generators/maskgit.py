@@ -137,6 +137,7 @@ class TiTokMaskGIT(TokenGenerator):
     config (L-32: guidance 4.5 rising linearly, temperature 9.5, 8 steps)."""
 
     description = "MaskGIT over TiTok 1D tokens (the bytedance/1d-tokenizer ImageBert generators)"
+    to_8bit = "truncate"  # the release's sample script: (torch.clamp(x, 0, 1) * 255).to(torch.uint8)
 
     def __init__(self, repo: str = "yucornetto/generator_titok_l32_imagenet", tokenizer: str = "titok-l32", revision: str | None = None,
                  weights: str | None = None, tokenizer_options: dict | None = None, guidance_scale: float | None = None,
