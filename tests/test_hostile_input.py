@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, skimage_rgb
+from conftest import REPO, run_cli, skimage_rgb
 
 
 @pytest.fixture
@@ -156,6 +156,11 @@ def test_careless_command_lines_are_one_line_each(tmp_path: Path) -> None:
     for args, message in cases.items():
         refused = run_cli(*args, "--out", tmp_path / "out", check=2).stderr
         assert message in refused and "Traceback" not in refused and len(refused.strip().splitlines()) == 1, refused
+    elsewhere = {("reference-stats", "no-such-set"): "unknown dataset 'no-such-set'",
+                 ("leaderboard", REPO / "results" / "quickstart"): "--out /proc/no/such/x: cannot write there"}  # fmt: skip
+    for args, message in elsewhere.items():
+        refused = run_cli(*args, "--out", "/proc/no/such/x", check=2).stderr
+        assert message in refused and "Traceback" not in refused, refused
     # an option named like the registry's own argument is the metric's option, not a clash
     run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "2", "-m", "fd-efficientnet-lite0:name=x", "--out", tmp_path / "named")
 

@@ -19,6 +19,18 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def write_output(path: str | Path, data: bytes) -> Path:
+    """A file the user asked for (``--out``), written atomically; a place that cannot be
+    written is one clear error naming it."""
+    from vtbench.errors import VtbenchError
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise VtbenchError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+    return Path(path)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename: readers never see half a file."""
     path = Path(path)

@@ -26,7 +26,7 @@ import torch
 from vtbench.errors import VtbenchError
 from vtbench.features.base import FeatureExtractor
 from vtbench.images import Preprocessing
-from vtbench.io import atomic_write_bytes
+from vtbench.io import write_output
 
 CACHE_SCHEMA_VERSION = 1
 
@@ -147,7 +147,7 @@ def export_statistics(features: torch.Tensor, path: str | Path, provenance: dict
     buffer = io.BytesIO()
     extra = {"provenance": np.array(json.dumps(provenance, sort_keys=True))} if provenance is not None else {}
     np.savez(buffer, mu=array.mean(axis=0), sigma=np.cov(array, rowvar=False), **extra)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
 
 
 def write_reference_statistics(dataset: str, out: str | Path, given: dict) -> dict:
@@ -164,9 +164,9 @@ def write_reference_statistics(dataset: str, out: str | Path, given: dict) -> di
         settings = Settings(**resolve("generation", given))
     except SettingsError as exc:
         raise SettingsError(*(f"command line: {problem}" for problem in exc.problems)) from None
+    source = create_dataset(dataset, {})  # a wrong name first, before any weights are looked for
     located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
     extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(settings.device))
-    source = create_dataset(dataset, {})
     workers = settings.num_workers or 0
     features, provenance = dataset_features(source, settings.preprocessing, extractor, settings.batch_size, settings.use_cache, workers,
                                             settings.limit)  # fmt: skip

@@ -237,8 +237,8 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
 
 def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report", **options: Any) -> Path:
     """Write :func:`build_report` (``options`` are its keyword arguments) to ``out``."""
-    from vtbench.io import atomic_write_bytes
+    from vtbench.io import write_output
 
     out = Path(out)
-    atomic_write_bytes(out, build_report(paths, title, **options).encode("utf-8"))
+    write_output(out, build_report(paths, title, **options).encode("utf-8"))
     return out

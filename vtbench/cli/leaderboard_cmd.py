@@ -35,7 +35,7 @@ def leaderboard(
     """
     if as_json:
         fmt = "json"
-    from vtbench.io import atomic_write_bytes
+    from vtbench.io import write_output
     from vtbench.leaderboard import build_leaderboard as build
     from vtbench.leaderboard import print_rich_table
     from vtbench.schema import find_records
@@ -50,6 +50,6 @@ def leaderboard(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        atomic_write_bytes(out, text.encode())
+        write_output(out, text.encode())
         if not quiet:
             typer.echo(f"wrote {out}")
