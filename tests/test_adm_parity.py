@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from scipy import linalg
 from weights_factory import make_inception_weights
 
 from conftest import run_cli, skimage_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _crops(count: int, seed: int) -> np.ndarray:
@@ -98,23 +101,84 @@ def _evaluator_inception_score(logits: np.ndarray, split_size: int = 5000) -> fl
     return float(np.mean(scores))
 
 
+def _tensorflow_row_norms(x16: np.ndarray) -> np.ndarray:
+    """``tf.reduce_sum(tf.square(x16), 1)`` for 2048-d float16 rows as TensorFlow's CPU kernel
+    adds them: each square rounded to float16; each 1024-wide half summed into 32 float16 lanes,
+    the lanes folded 8 at a time ((0+1)+2)+3 and the 8 left added pairwise in float32, rounded
+    once; the two halves added in float16."""
+    f16, f32 = np.float16, np.float32
+    squares = (x16.astype(f32) ** 2).astype(f16)
+
+    def half_sum(part: np.ndarray) -> np.ndarray:
+        lanes = np.zeros((len(part), 32), f16)
+        for start in range(0, part.shape[1], 32):
+            lanes = (lanes.astype(f32) + part[:, start : start + 32]).astype(f16)
+        folded = lanes[:, :8]
+        for q in (1, 2, 3):
+            folded = (folded.astype(f32) + lanes[:, 8 * q : 8 * q + 8]).astype(f16)
+        pairs = folded.astype(f32)
+        pairs = pairs[:, :4] + pairs[:, 4:]
+        pairs = pairs[:, :2] + pairs[:, 2:]
+        return (pairs[:, 0] + pairs[:, 1]).astype(f16)
+
+    assert x16.shape[1] == 2048
+    return (half_sum(squares[:, :1024]).astype(f32) + half_sum(squares[:, 1024:])).astype(f16)
+
+
 def _evaluator_distances(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The evaluator's float16 pairwise squared distances (each op's result rounded to float16)."""
-    u16, v16 = u.astype(np.float16).astype(np.float32), v.astype(np.float16).astype(np.float32)
-    norm_u = np.square(u16).sum(1).astype(np.float16).astype(np.float32)[:, None]
-    norm_v = np.square(v16).sum(1).astype(np.float16).astype(np.float32)[None, :]
-    twice = (2 * (u16 @ v16.T).astype(np.float16).astype(np.float32)).astype(np.float16).astype(np.float32)
-    return np.maximum(((norm_u - twice).astype(np.float16).astype(np.float32) + norm_v).astype(np.float16), 0).astype(np.float32)
+    """The evaluator's ``DistanceBlock`` in numpy float16: ``max(|u|² - 2 u·v + |v|², 0)``, every
+    operation rounded to float16 (dot products summed in float64, then rounded to float32 and float16; float16 path only)."""
+    f16, f32 = np.float16, np.float32
+    u16, v16 = u.astype(f16), v.astype(f16)
+    dots = (u16.astype(np.float64) @ v16.astype(np.float64).T).astype(f32).astype(f16)
+    twice = (2 * dots.astype(f32)).astype(f16)
+    first = (_tensorflow_row_norms(u16).astype(f32)[:, None] - twice).astype(f16)
+    distances = np.maximum((first.astype(f32) + _tensorflow_row_norms(v16)[None, :]).astype(f16), 0)
+    assert np.isfinite(distances).all()
+    return distances.astype(f32)
 
 
 def _evaluator_precision_recall(ref: np.ndarray, sample: np.ndarray, k: int = 3) -> tuple[float, float]:
-    def radii(x: np.ndarray) -> np.ndarray:
-        return np.partition(_evaluator_distances(x, x), np.arange(k + 1), axis=1)[:, k]
-
-    ref_radii, sample_radii = radii(ref), radii(sample)
-    precision = np.mean(np.any(_evaluator_distances(sample, ref) <= ref_radii[None, :], axis=1))
-    recall = np.mean(np.any(_evaluator_distances(ref, sample) <= sample_radii[None, :], axis=1))
+    """The evaluator's compute_prec_recall: radii from each set's own distances (4th smallest),
+    precision and recall both read off one D(ref, sample)."""
+    ref_radii = np.partition(_evaluator_distances(ref, ref), k, axis=1)[:, k]
+    sample_radii = np.partition(_evaluator_distances(sample, sample), k, axis=1)[:, k]
+    distances = _evaluator_distances(ref, sample)
+    precision = np.mean(np.any(distances <= ref_radii[:, None], axis=0))
+    recall = np.mean(np.any(distances <= sample_radii[None, :], axis=1))
     return float(precision), float(recall)
+
+
+def test_precision_and_recall_are_the_evaluators_own_as_tensorflow_computes_them() -> None:
+    """Against the evaluator's DistanceBlock run in TensorFlow (2.21, CPU) on the same features
+    (benchmarks/adm_manifold_parity.py writes the file): the float16 norms bit for bit, the
+    distances but for the rare entry where TensorFlow's float32 summation order crosses a float16
+    rounding boundary, and precision and recall exactly. vtbench's arithmetic before (norms
+    squared and summed in float32, rounded once) gives recall 0.8667 here, the evaluator 0.8633."""
+    import torch
+
+    from vtbench.metrics.adm_manifold import adm_precision_recall, row_sums, squared_distances
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from adm_manifold_parity import features
+
+    golden = np.load(ROOT / "tests" / "data" / "adm_evaluator_golden.npz")
+    seed = int(golden["seed"])
+    ref = features(str(golden["kind"]), int(golden["reference"]), seed)
+    sample = features(str(golden["kind"]), int(golden["samples"]), seed + 1)
+    ref_t, sample_t = torch.from_numpy(ref), torch.from_numpy(sample)
+    tensorflow_norms = golden["norms"].view(np.uint16)
+    assert np.array_equal(row_sums(ref_t.half().float().square().half()).numpy().view(np.uint16), tensorflow_norms)
+    assert np.array_equal(_tensorflow_row_norms(ref.astype(np.float16)).view(np.uint16), tensorflow_norms)
+    tensorflow_distances = golden["D"].astype(np.float32)
+    for distances in (squared_distances(ref_t, sample_t).numpy(), _evaluator_distances(ref, sample)):
+        differing = distances != tensorflow_distances
+        assert differing.sum() <= 10  # of 90,000; 4 on the machine that made the file
+        units = np.spacing(tensorflow_distances[differing].astype(np.float16)).astype(np.float32)
+        assert np.all(np.abs(distances[differing] - tensorflow_distances[differing]) <= 2 * units)
+    expected = tuple(golden["pr"].tolist())
+    assert adm_precision_recall(ref_t, sample_t) == expected == _evaluator_precision_recall(ref, sample)
+    assert expected == (0.8233333333333334, 0.8633333333333333)
 
 
 def test_adm_batch_is_scored_as_the_adm_evaluator_scores_it(adm: dict) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from vtbench.metrics.adm_manifold import adm_precision_recall
 from vtbench.metrics.base import Metric, MetricBatch
 
 RNG_SEED = 2020  # torch-fidelity's default, so subsets and shuffles match it
@@ -140,45 +141,6 @@ def split_inception_scores(logits: torch.Tensor, split_size: int) -> torch.Tenso
     return torch.stack(scores) if scores else torch.full((1,), float("nan"), dtype=torch.float64)
 
 
-def _float16_squared_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared distances (M, N) as the ADM evaluator's TF graph computes them:
-    ``max(|u|² - 2 u·v + |v|², 0)`` with inputs and every intermediate rounded to float16
-    (products summed in float32), falling back to float32 when a value is not finite."""
-    u16, v16 = u.half().float(), v.half().float()
-    norm_u = u16.square().sum(dim=1).half().float()[:, None]
-    norm_v = v16.square().sum(dim=1).half().float()[None, :]
-    twice_dot = (2 * (u16 @ v16.T).half().float()).half().float()
-    distances = ((norm_u - twice_dot).half().float() + norm_v).half().clamp(min=0)
-    if torch.isfinite(distances).all():
-        return distances.float()
-    u32, v32 = u.float(), v.float()
-    return (u32.square().sum(1)[:, None] - 2 * u32 @ v32.T + v32.square().sum(1)[None, :]).clamp(min=0)
-
-
-def adm_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, rows: int = 1024) -> tuple[float, float]:
-    """Precision and recall with the ADM evaluator's manifold estimator: each vector's radius
-    is its squared float16 distance to its k-th nearest neighbour in its own set (itself
-    excluded); precision is the fraction of ``fake`` inside some ``real`` radius, recall the
-    fraction of ``real`` inside some ``fake`` radius. (N, D) each; memory ``rows`` x N."""
-
-    def radii(features: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(len(features))
-        for start in range(0, len(features), rows):
-            block = _float16_squared_distances(features[start : start + rows], features)
-            out[start : start + rows] = torch.kthvalue(block, k + 1, dim=1).values  # the k+1-th smallest: self is 0
-        return out
-
-    def inside(points: torch.Tensor, centres: torch.Tensor, centre_radii: torch.Tensor) -> float:
-        hits = torch.zeros(len(points), dtype=torch.bool)
-        for start in range(0, len(points), rows):
-            block = _float16_squared_distances(points[start : start + rows], centres)
-            hits[start : start + rows] = (block <= centre_radii[None, :]).any(dim=1)
-        return float(hits.double().mean())
-
-    real_radii, fake_radii = radii(real), radii(fake)
-    return inside(fake, real, real_radii), inside(real, fake, fake_radii)
-
-
 class PrecisionRecall(_FeatureSet):
     """k-NN precision or recall (Kynkäänniemi et al. 2019), k = 3, Inception 2048-d features;
     ``estimator`` ``torch-fidelity`` (float32 Euclidean distances) or ``adm`` (the ADM
@@ -198,7 +160,7 @@ class PrecisionRecall(_FeatureSet):
 
     def parameters(self) -> dict:
         distance = "euclidean, self excluded from the radius" if self.estimator == "torch-fidelity" else (
-            "squared euclidean rounded to float16 as the ADM evaluator, self excluded from the radius")  # fmt: skip
+            "squared euclidean in float16 with the ADM evaluator's arithmetic (its 4th-smallest entry as radius)")  # fmt: skip
         return {"k": self.neighborhood, "feature": self.feature, "estimator": self.estimator, "distance": distance}
 
     def compute(self) -> float:
