@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps quickstart test lint bench
+.PHONY: install system-deps quickstart test test-all lint bench
 
 # Tesseract with its English, Chinese, Japanese, Korean and Hindi packs, the Noto/DejaVu
 # fonts the text suite renders with, and chromium (the HTML report's headless-browser test)
@@ -32,8 +32,13 @@ lint: install
 	$(BIN)/ruff check vtbench tests examples benchmarks
 	$(BIN)/ruff format --check vtbench tests examples benchmarks
 
+# `make test`: lint and every test but the slow ones (the README's commands as processes);
+# `make test-all`: those too.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" --durations=15
+
+test-all: lint
+	$(BIN)/python -m pytest --durations=15
 
 bench: install
 	$(BIN)/python benchmarks/pipeline_overhead.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -63,47 +64,95 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 # ``vtbench ARGS`` runs the CLI's own entry point in this process (argv, stdout, stderr and
-# the exit code as a user sees them) unless a test needs a process of its own: another
-# environment (plugins on PYTHONPATH, slowed runs) or working folder. That saves the ~3 s an
-# interpreter and torch take to start, ~175 times. The README test runs every documented
-# command as a real subprocess; VTBENCH_TEST_SUBPROCESS=1 runs every call as one.
+# the exit code as a user sees them), with the environment a test gives set for the call and
+# its PYTHONPATH entries put on sys.path (installed test plugins are found through their
+# entry points, then forgotten). That saves the ~3 s an interpreter and torch take to start.
+# A test about the process itself (a kill, torchrun, a plugin that breaks on import, a
+# package installed by pip) asks for one with ``process=True``; VTBENCH_TEST_SUBPROCESS=1
+# runs every call as one.
 SUBPROCESS_ONLY = os.environ.get("VTBENCH_TEST_SUBPROCESS") == "1"
 
 
-def _run_in_process(args: list[str]) -> subprocess.CompletedProcess:
-    import contextlib
+def _registries() -> list:
+    from vtbench.datasets import DATASETS
+    from vtbench.features import EXTRACTORS
+    from vtbench.generators import GENERATORS
+    from vtbench.metrics import METRICS
+    from vtbench.ocr import OCR_ENGINES
+    from vtbench.tokenizers import TOKENIZERS
+
+    return [TOKENIZERS, METRICS, GENERATORS, DATASETS, EXTRACTORS, OCR_ENGINES]
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None):
+    """``env`` (a whole environment, as a subprocess would get it) for the length of a call in
+    this process; every variable, sys.path entry, plugin registration and plugin module it
+    brought is undone afterwards."""
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+    registries = _registries() if added else []
+    snapshots = [(r, dict(r._entries), r._entry_points_loaded, dict(r.plugin_errors)) for r in registries]
+    modules = set(sys.modules)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:0] = added
+    for registry in registries:
+        registry._entry_points_loaded = False
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for path in added:
+            sys.path.remove(path)
+        for registry, entries, loaded, errors in snapshots:
+            registry._entries, registry._entry_points_loaded, registry.plugin_errors = entries, loaded, errors
+        for name in set(sys.modules) - modules:
+            if name.startswith(("vtbench_testplugins", "vtbench_example")):
+                del sys.modules[name]
+
+
+def _run_in_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import io
     import traceback
 
     from vtbench.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved_argv, saved_columns = sys.argv, os.environ.get("COLUMNS")
-    sys.argv, os.environ["COLUMNS"] = ["vtbench", *args], "200"
+    saved_argv = sys.argv
     code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except Exception:  # an unhandled error: a traceback and exit 1, as the interpreter gives
-                traceback.print_exc()
-                code = 1
-    finally:
-        sys.argv = saved_argv
-        if saved_columns is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = saved_columns
+    with _environment(env):
+        saved_columns = os.environ.get("COLUMNS")
+        sys.argv, os.environ["COLUMNS"] = ["vtbench", *args], "200"
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main()
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                except Exception:  # an unhandled error: a traceback and exit 1, as the interpreter gives
+                    traceback.print_exc()
+                    code = 1
+        finally:
+            sys.argv = saved_argv
+            if saved_columns is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = saved_columns
     return subprocess.CompletedProcess(["vtbench", *args], code, out.getvalue(), err.getvalue())
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, check: int | None = 0, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``vtbench ARGS`` (in this process, or in a subprocess when ``env`` or ``cwd`` is
-    given); assert its exit code unless ``check`` is None."""
-    if env is None and cwd is None and not SUBPROCESS_ONLY:
-        result = _run_in_process([str(a) for a in args])
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, check: int | None = 0, cwd: Path | None = None, process: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``vtbench ARGS`` in this process with ``env`` (or as a subprocess when ``process``
+    or ``cwd`` is given); assert its exit code unless ``check`` is None."""
+    if not (process or cwd is not None or SUBPROCESS_ONLY):
+        result = _run_in_process([str(a) for a in args], env)
     else:
         result = subprocess.run(
             [sys.executable, "-m", "vtbench", *map(str, args)],

@@ -41,7 +41,7 @@ def test_contributing_shows_the_example_files_verbatim() -> None:
 
 
 def test_example_plugins_are_listed_and_run_as_documented(installed_example: dict[str, str], tmp_path: Path) -> None:
-    listing = json.loads(run_cli("list", "tokenizers", "--json", env=installed_example).stdout)
+    listing = json.loads(run_cli("list", "tokenizers", "--json", env=installed_example, process=True).stdout)  # as installed by pip
     entry = next(e for e in listing["entries"] if e["name"] == "posterize-4bit")
     assert entry["source"] == "plugin vtbench-plugin-example" and entry["family"] == "discrete"
     for kind, name in (("datasets", "gradients"), ("metrics", "mean-abs-error")):

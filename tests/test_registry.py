@@ -51,7 +51,7 @@ def test_duplicate_names_are_rejected_and_decorator_registers() -> None:
 
 
 def test_list_shows_builtins_and_installed_plugins(plugin_env: dict[str, str]) -> None:
-    result = run_cli("list", "tokenizers", "--json", env=plugin_env)
+    result = run_cli("list", "tokenizers", "--json", env=plugin_env, process=True)  # a fresh process imports every plugin
     listing = json.loads(result.stdout)
     by_name = {e["name"]: e for e in listing["entries"]}
     assert by_name["jpeg-q50"]["source"] == "builtin"

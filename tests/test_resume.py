@@ -17,19 +17,19 @@ def _metrics(path: Path) -> dict:
     return {k: v["value"] for k, v in json.loads(path.read_text())["metrics"].items()}
 
 
-def _kill_after_first_checkpoint(args: list, out: Path, state: Path, env: dict[str, str]) -> None:
-    """Start ``vtbench run ARGS --out OUT`` slowed down, SIGKILL it once a checkpoint exists."""
+def _kill_in_batch_two(args: list, out: Path, env: dict[str, str]) -> None:
+    """Start ``vtbench run ARGS --out OUT`` as a process of its own, SIGKILL it while it holds
+    in its second batch (the first batch's checkpoint is written by then)."""
+    hold = out.parent / f"{out.name}-release"
     process = subprocess.Popen(
         [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)],
-        env={**env, "VTBENCH_TEST_SLEEP": "0.4"},
+        env={**env, "VTBENCH_TEST_HOLD": str(hold), "VTBENCH_TEST_HOLD_AT": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not state.exists():
-        time.sleep(0.05)
-    time.sleep(0.5)
-    assert process.poll() is None, "the run finished before it could be killed"
+    while not Path(f"{hold}.held").exists():
+        assert process.poll() is None, "the run ended before its second batch"
+        time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
@@ -44,8 +44,8 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
     name = f"test-noisy__{photo_folder.name}"
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     run_cli("run", *args, "--out", reference, env=plugin_env)
-    _kill_after_first_checkpoint(args, interrupted, interrupted / ".partial" / name / "state.safetensors", plugin_env)
-    assert not (interrupted / f"{name}.json").exists()
+    _kill_in_batch_two(args, interrupted, plugin_env)
+    assert (interrupted / ".partial" / name / "state.safetensors").exists() and not (interrupted / f"{name}.json").exists()
 
     run_cli("run", *args, "--out", interrupted, env=plugin_env)
     assert _metrics(interrupted / f"{name}.json") == _metrics(reference / f"{name}.json")
@@ -58,7 +58,7 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
 def test_partial_state_from_other_settings_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
     args = ["-t", "test-slow", "-d", photo_folder, *CHECKPOINT_EVERY_BATCH]
     name = f"test-slow__{photo_folder.name}"
-    _kill_after_first_checkpoint([*args, "--resolution", "32"], tmp_path, tmp_path / ".partial" / name / "state.safetensors", plugin_env)
+    run_cli("run", *args, "--resolution", "32", "--out", tmp_path, env={**plugin_env, "VTBENCH_TEST_INTERRUPT_AT": "2"}, check=130)
     result = run_cli("run", *args, "--resolution", "40", "--out", tmp_path, env=plugin_env, check=2)
     assert "different settings" in result.stderr and "--restart" in result.stderr
     run_cli("run", *args, "--resolution", "40", "--restart", "--out", tmp_path, env=plugin_env)

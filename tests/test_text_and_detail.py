@@ -63,9 +63,16 @@ def _run(tokenizer: str, dataset: str, metrics: list[str], out: Path, **options:
     return vtbench.evaluate(config, out)
 
 
-def test_text_suite_scored_against_transcripts_with_tesseract(text_subset: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def text_runs(text_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunRecord, RunRecord]:
+    """The identity and a x4 resample scored on the subset with Tesseract, in one folder."""
+    out = tmp_path_factory.mktemp("text-runs")
     metrics = ["cer", "wer", "t-acc", "cer-vs-ocr"]
-    same = _run("identity", str(text_subset), metrics, tmp_path, dataset_options={})
+    return out, _run("identity", str(text_subset), metrics, out, dataset_options={}), _run("resample-x4", str(text_subset), metrics, out)
+
+
+def test_text_suite_scored_against_transcripts_with_tesseract(text_subset: Path, text_runs: tuple[Path, RunRecord, RunRecord]) -> None:
+    tmp_path, same, blurred = text_runs
     assert same.dataset.description["languages"] == ["en", "hi", "zh"]
     assert same.value("cer-vs-ocr") == 0.0  # identical pixels read identically
     assert same.value("cer") < 0.1 and same.value("t-acc") > 0.5  # Tesseract reads clean 16-32 px text
@@ -85,11 +92,28 @@ def test_text_suite_scored_against_transcripts_with_tesseract(text_subset: Path,
     length = sum(score_text(r["reference"], r["reconstruction_ocr"], r["language"]).char_length for r in readings)
     assert edits / length == pytest.approx(same.value("cer"))
 
-    blurred = _run("resample-x4", str(text_subset), metrics, tmp_path)
     assert blurred.value("cer") > same.value("cer") + 0.2
     assert blurred.value("t-acc") < same.value("t-acc")
     # the originals were read by the first run: the second tokenizer OCRs only its own output
     assert blurred.protocol.ocr["counts"] == {"reconstructions_read": regions, "originals_read": 0, "originals_cached": regions}
+
+
+def test_text_error_plot_draws_the_records_buckets(text_runs: tuple[Path, RunRecord, RunRecord], tmp_path: Path) -> None:
+    from vtbench import plots
+
+    runs = text_runs[0]
+    figure = plots.text_errors(runs, "cer")
+    by_size, _by_script = figure.axes
+    records = {p.stem.split("__")[0]: json.loads(p.read_text()) for p in runs.glob("*.json")}
+    assert {bar.get_label() for bar in by_size.containers} == set(records) == {"identity", "resample-x4"}
+    for container in by_size.containers:
+        details = records[container.get_label()]["metrics"]["cer"]["details"]["by_size"]
+        buckets = [tick.get_text() for tick in by_size.get_xticklabels()]
+        plotted = [bar.get_height() for bar in container]
+        assert plotted == pytest.approx([details.get(bucket, float("nan")) for bucket in buckets], nan_ok=True)
+    run_cli("plot", "text", runs, "--out", tmp_path / "cer.png")
+    with Image.open(tmp_path / "cer.png") as image:
+        assert image.size == (1360, 520)  # two panels: a full paper width
 
 
 def test_a_missing_ocr_model_is_named_with_the_fix(text_subset: Path, tmp_path: Path) -> None:
@@ -208,9 +232,13 @@ def test_frequency_response_follows_a_gaussian_blur_transfer_function() -> None:
     assert same.compute() == 0.5
 
 
-def test_detail_suite_through_the_runner(readme_run: tuple[Path, list, str]) -> None:
-    """The README's `vtbench run recipes/detail-suite.yaml --out runs/detail`, as the README test ran it."""
-    folder = readme_run[0] / "runs" / "detail"
+def test_detail_suite_through_the_runner(tmp_path: Path) -> None:
+    """The README's `vtbench run recipes/detail-suite.yaml`, on two of its images."""
+    from conftest import REPO
+
+    run_cli("run", REPO / "recipes" / "detail-suite.yaml", "--limit", "2", "--out", tmp_path)
+    folder = tmp_path
+    assert len(list(folder.glob("*__detail.json"))) == 6
     identity, blurred = (json.loads((folder / f"{name}__detail.json").read_text()) for name in ("identity", "resample-x4"))
     assert identity["metrics"]["hf-fidelity"]["value"] == 1.0 and identity["metrics"]["frequency-cutoff"]["value"] == 0.5
     assert blurred["metrics"]["hf-fidelity"]["value"] < 0.5

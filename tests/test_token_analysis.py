@@ -173,6 +173,7 @@ def test_probe_command_writes_a_record_and_refuses_a_codec(tmp_path: Path) -> No
     assert "bits/token" in again
 
 
+@pytest.mark.slow  # a second torchrun launch (test_engine has the run's): `make test-all`
 def test_the_probe_under_torchrun_gives_the_one_process_numbers(tmp_path: Path) -> None:
     import subprocess
     import sys

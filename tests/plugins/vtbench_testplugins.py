@@ -6,13 +6,33 @@ They misbehave on purpose (slow, NaN, wrong shape) to test how vtbench copes.
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 
 import torch
 
 from vtbench.generators.base import Generator
 from vtbench.metrics.base import MeanMetric, MetricBatch
 from vtbench.tokenizers.base import Tokenizer, TokenizerInfo, Tokens
+
+
+def _test_hooks(component: object) -> None:
+    """What the tests ask of a batch, read from the environment at each call (batches counted
+    per instance, from 1): ``VTBENCH_TEST_SLEEP`` seconds of sleep; ``VTBENCH_TEST_INTERRUPT_AT=N``
+    a Ctrl-C (SIGINT to this process) while batch N is made; ``VTBENCH_TEST_HOLD=FILE`` at batch
+    ``VTBENCH_TEST_HOLD_AT`` (default 1): write FILE.held, then wait until FILE exists."""
+    batch = component.__dict__.get("_test_batches", 0) + 1
+    component.__dict__["_test_batches"] = batch
+    time.sleep(float(os.environ.get("VTBENCH_TEST_SLEEP", "0")))
+    if os.environ.get("VTBENCH_TEST_INTERRUPT_AT") == str(batch):
+        signal.raise_signal(signal.SIGINT)
+    hold = os.environ.get("VTBENCH_TEST_HOLD")
+    if hold and os.environ.get("VTBENCH_TEST_HOLD_AT", "1") == str(batch):
+        Path(hold + ".held").write_text(str(os.getpid()))
+        deadline = time.monotonic() + 300
+        while not Path(hold).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 class _Pixels(Tokenizer):
@@ -27,16 +47,16 @@ class _Pixels(Tokenizer):
 
 
 class SlowIdentity(_Pixels):
-    """Identity that sleeps VTBENCH_TEST_SLEEP seconds per batch (for kill-and-resume tests)."""
+    """Identity that sleeps, stops or holds at a batch when the tests ask (for kill-and-resume tests)."""
 
     def encode(self, images: torch.Tensor) -> Tokens:
-        time.sleep(float(os.environ.get("VTBENCH_TEST_SLEEP", "0")))
+        _test_hooks(self)
         return super().encode(images)
 
 
 class NoisyTokenizer(SlowIdentity):
     """Adds fixed-seed noise, so metrics are finite and resume must reproduce them exactly
-    (sleeps VTBENCH_TEST_SLEEP seconds per batch, like SlowIdentity)."""
+    (sleeps, stops or holds when asked, like SlowIdentity)."""
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(tokens.data.sum().item() * 1000) % (2**31))
@@ -88,7 +108,7 @@ class FailingMetric(MeanMetric):
 
 
 class NoiseGenerator(Generator):
-    """Sample i is smooth noise seeded by i (48x48), sleeping VTBENCH_TEST_SLEEP per batch."""
+    """Sample i is smooth noise seeded by i (48x48); sleeps, stops or holds when asked, like SlowIdentity."""
 
     description = "deterministic test samples"
 
@@ -96,7 +116,7 @@ class NoiseGenerator(Generator):
         self.size = size
 
     def samples(self, indices) -> torch.Tensor:
-        time.sleep(float(os.environ.get("VTBENCH_TEST_SLEEP", "0")))
+        _test_hooks(self)
         images = []
         for index in indices:
             coarse = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(int(index)))
