@@ -200,6 +200,14 @@ def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The README's main job, `vtbench run recipes/quickstart.yaml --out ...`, on its first 6
+    photographs (the README test runs all 14), once: (its results folder, what it printed)."""
+    out = tmp_path_factory.mktemp("results") / "quickstart"
+    return out, run_cli("run", REPO / "recipes" / "quickstart.yaml", "--limit", "6", "--out", out).stdout
+
+
+@pytest.fixture(scope="session")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of 12 real photographs (PNG and JPEG, in subfolders, several sizes)."""
     root = tmp_path_factory.mktemp("photos")

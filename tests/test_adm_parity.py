@@ -6,6 +6,7 @@ settings."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -15,7 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import linalg
-from weights_factory import make_inception_weights
 
 from conftest import run_cli, skimage_rgb
 
@@ -40,9 +40,9 @@ def _random_statistics(dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def adm(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def adm(tmp_path_factory: pytest.TempPathFactory, inception_weights: Path) -> dict:
     root = tmp_path_factory.mktemp("adm")
-    weights = make_inception_weights(root / "inception.pth", seed=3)
+    weights = inception_weights
     mu, sigma = _random_statistics(2048, 1)
     mu_s, sigma_s = _random_statistics(2023, 2)
     np.savez(root / "VIRTUAL_test_labeled.npz", arr_0=_crops(24, 0), mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
@@ -59,6 +59,7 @@ def adm(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "stats": {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}}  # fmt: skip
 
 
+@functools.cache
 def _features(path: Path, weights: Path) -> dict[str, np.ndarray]:
     import torch
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from weights_factory import make_inception_weights
 
 from conftest import run_cli, skimage_rgb
 from vtbench import weights
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def setup(tmp_path_factory: pytest.TempPathFactory, inception_weights: Path) -> dict:
     root = tmp_path_factory.mktemp("generation")
-    weights = make_inception_weights(root / "inception.pth", seed=1)
+    weights = inception_weights
     reference, samples_dir = root / "reference", root / "samples_png"
     reference.mkdir()
     samples_dir.mkdir()

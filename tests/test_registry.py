@@ -94,11 +94,17 @@ def test_plugin_tokenizer_and_metric_run_end_to_end(plugin_env: dict[str, str], 
     assert record["samples"]["evaluated"] == 3
 
 
-@pytest.mark.parametrize("kind", ["tokenizers", "metrics", "datasets", "generators", "ocr", "extractors"])
+BUILT_IN = {"tokenizers": "jpeg-q50", "metrics": "psnr", "datasets": "samples", "generators": "llamagen-c2i-b-256",
+            "ocr": "tesseract", "extractors": "inception-v3-compat"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(BUILT_IN))
 def test_every_registry_lists(kind: str) -> None:
     listing = json.loads(run_cli("list", kind, "--json").stdout)
     assert listing["kind"] == kind
-    assert isinstance(listing["entries"], list)
+    by_name = {entry["name"]: entry for entry in listing["entries"]}
+    assert BUILT_IN[kind] in by_name and by_name[BUILT_IN[kind]]["source"] == "builtin"
+    assert all(entry["description"] for entry in listing["entries"]), [e["name"] for e in listing["entries"] if not e["description"]]
 
 
 def test_list_filters_tokenizers_by_family() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make system-deps)")
@@ -24,24 +24,25 @@ def _browser(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report(quickstart: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of a fresh quickstart run (not the committed one, so engine drift shows)."""
     out = tmp_path_factory.mktemp("report") / "report.html"
-    run_cli("report", REPO / "results" / "quickstart", "--out", out)
+    run_cli("report", quickstart[0], "--out", out)
     return out
 
 
-def test_the_report_is_one_self_contained_file(report: Path) -> None:
+def test_the_report_is_one_self_contained_file(report: Path, quickstart: tuple[Path, str]) -> None:
     text = report.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?https?:""", text) and "<link" not in text  # nothing fetched from the network
     assert text.count("<svg") >= 2 and 'id="leaderboard"' in text
     for run in ("identity__samples", "jpeg-q50__samples", "webp-q25__samples"):
         assert run in text
-    assert "only 14 images" in text  # the quickstart's 14 images are flagged as few
+    assert "only 6 images" in text  # the quickstart's 6 images are flagged as few
     # the Bjøntegaard table: WebP against JPEG from the quickstart's four qualities each
     import vtbench
     from vtbench.analysis import rate_quality_curves
 
-    curves = rate_quality_curves(vtbench.load_records(REPO / "results" / "quickstart"))
+    curves = rate_quality_curves(vtbench.load_records(quickstart[0]))
     jpeg, webp = curves[("jpeg", "samples")], curves[("webp", "samples")]
     expected = vtbench.bd_rate(jpeg["bits_per_pixel"], jpeg["psnr"], webp["bits_per_pixel"], webp["psnr"])
     bd = text[text.index('id="bd"') : text.index("</table>", text.index('id="bd"'))]
@@ -51,17 +52,16 @@ def test_the_report_is_one_self_contained_file(report: Path) -> None:
     assert gallery.count('<img src="data:image/png;base64,') == 10 * 2 * 2 and gallery.count('class="zoom"') == 10 * 2 * 2
 
 
-def test_the_report_refuses_mixed_protocols_unless_asked(tmp_path: Path) -> None:
+def test_the_report_refuses_mixed_protocols_unless_asked(quickstart: tuple[Path, str], tmp_path: Path) -> None:
     run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--limit", "2", "--resolution", "32", "-m", "psnr", "--out", tmp_path / "small")
-    error = run_cli("report", REPO / "results" / "quickstart", tmp_path / "small", "--out", tmp_path / "r.html", check=2).stderr
+    error = run_cli("report", quickstart[0], tmp_path / "small", "--out", tmp_path / "r.html", check=2).stderr
     assert "different settings (" in error and "--allow-protocol-mismatch" in error
-    run_cli("report", REPO / "results" / "quickstart", tmp_path / "small", "--allow-protocol-mismatch", "--gallery-k", "0",
+    run_cli("report", quickstart[0], tmp_path / "small", "--allow-protocol-mismatch", "--gallery-k", "0",
             "--out", tmp_path / "r.html")  # fmt: skip
     text = (tmp_path / "r.html").read_text()
     assert "different preprocessing settings" in text and "No gallery." in text
-    quickstart = REPO / "results" / "quickstart"
-    assert "--gallery-k must be 0" in run_cli("report", quickstart, "--gallery-k", "-1", "--out", tmp_path / "r.html", check=2).stderr
-    error = run_cli("report", quickstart, "--gallery-metric", "lpips-vgg", "--out", tmp_path / "r.html", check=2).stderr
+    assert "--gallery-k must be 0" in run_cli("report", quickstart[0], "--gallery-k", "-1", "--out", tmp_path / "r.html", check=2).stderr
+    error = run_cli("report", quickstart[0], "--gallery-metric", "lpips-vgg", "--out", tmp_path / "r.html", check=2).stderr
     assert "--gallery-metric 'lpips-vgg': no record has it per image" in error
 
 
