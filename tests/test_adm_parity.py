@@ -45,15 +45,15 @@ def adm(tmp_path_factory: pytest.TempPathFactory, inception_weights: Path) -> di
     weights = inception_weights
     mu, sigma = _random_statistics(2048, 1)
     mu_s, sigma_s = _random_statistics(2023, 2)
-    np.savez(root / "VIRTUAL_test_labeled.npz", arr_0=_crops(24, 0), mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
+    np.savez(root / "VIRTUAL_test_labeled.npz", arr_0=_crops(12, 0), mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
     samples = root / "samples"
     samples.mkdir()
-    for i, crop in enumerate(_crops(16, 1)):
+    for i, crop in enumerate(_crops(10, 1)):
         Image.fromarray(crop).save(samples / f"{i:03d}.png")
     env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(weights), "VTBENCH_HOME": str(root / "home")}
     out = root / "out"
     run_cli("run", "-g", samples, "--reference", root / "VIRTUAL_test_labeled.npz", "--protocol", "adm-gfid-256",
-            "--resize-mode", "none", "--expected-samples", "16", "--out", out, env=env)  # fmt: skip
+            "--resize-mode", "none", "--expected-samples", "10", "--out", out, env=env)  # fmt: skip
     record = json.loads(next(out.glob("*.json")).read_text())
     return {"root": root, "weights": weights, "samples": samples, "record": record, "env": env,
             "stats": {"mu": mu, "sigma": sigma, "mu_s": mu_s, "sigma_s": sigma_s}}  # fmt: skip
@@ -82,7 +82,7 @@ def _features(path: Path, weights: Path) -> dict[str, np.ndarray]:
 def _evaluator_fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """FIDStatistics.frechet_distance of the ADM evaluator: |mu1 - mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2).
     tr sqrt(S1 S2) is taken from the eigenvalues of S2^1/2 S1 S2^1/2 (the same number; scipy's
-    ``sqrtm``, which the evaluator calls, is inaccurate when S1 is rank-deficient, as with 16
+    ``sqrtm``, which the evaluator calls, is inaccurate when S1 is rank-deficient, as with 10
     samples in 2048 dimensions, and warns so)."""
     values, vectors = linalg.eigh(sigma2)
     root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
@@ -198,13 +198,13 @@ def test_adm_batch_is_scored_as_the_adm_evaluator_scores_it(adm: dict) -> None:
     precision, recall = _evaluator_precision_recall(reference["2048"], samples["2048"])
     assert (metrics["precision"]["value"], metrics["recall"]["value"]) == (precision, recall)
     assert metrics["precision"]["parameters"]["estimator"] == "adm"
-    assert record["config"]["protocol"] == "adm-gfid-256" and record["samples"]["reference"]["evaluated"] == 24
+    assert record["config"]["protocol"] == "adm-gfid-256" and record["samples"]["reference"]["evaluated"] == 12
 
 
 def test_the_batch_images_give_their_own_statistics_when_asked(adm: dict) -> None:
     out = adm["root"] / "computed"
     run_cli("run", "-g", adm["samples"], "--reference", adm["root"] / "VIRTUAL_test_labeled.npz", "-m", "fid",
-            "--resize-mode", "none", "--expected-samples", "16", "--computed-statistics", "--out", out, env=adm["env"])  # fmt: skip
+            "--resize-mode", "none", "--expected-samples", "10", "--computed-statistics", "--out", out, env=adm["env"])  # fmt: skip
     record = json.loads(next(out.glob("*.json")).read_text())
     samples = _features(adm["samples"], adm["weights"])["2048"]
     reference = _features(adm["root"] / "VIRTUAL_test_labeled.npz", adm["weights"])["2048"]
@@ -262,7 +262,7 @@ def test_metric_options_on_the_command_line_and_in_recipes(tmp_path: Path) -> No
 
 def test_the_protocol_options_apply_to_the_metrics_run_and_a_batch_without_spatial_statistics_is_refused(adm: dict) -> None:
     root = adm["root"]
-    args = ["run", "-g", adm["samples"], "--protocol", "adm-gfid-256", "--resize-mode", "none", "--expected-samples", "16"]
+    args = ["run", "-g", adm["samples"], "--protocol", "adm-gfid-256", "--resize-mode", "none", "--expected-samples", "10"]
     run_cli(*args, "--reference", root / "VIRTUAL_test_labeled.npz", "-m", "fid,isc", "--out", root / "subset", env=adm["env"])
     record = json.loads(next((root / "subset").glob("*.json")).read_text())
     assert set(record["metrics"]) == {"fid", "isc"} and record["config"]["metric_options"] == {"isc": {"split_size": 5000}}

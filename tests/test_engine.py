@@ -87,9 +87,12 @@ def _start(args: list, out: Path, env: dict[str, str], hold: Path, at: int = 1) 
 
 
 def _wait_for(path: Path, process: subprocess.Popen) -> None:
-    """Until ``path`` exists: an observable state, not a time (the process must still run)."""
+    """Until ``path`` exists: an observable state, not a time (the process must still run; the
+    10 minutes are only a guard against a hung test)."""
+    deadline = time.monotonic() + 600
     while not path.exists():
         assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
 
 

@@ -27,8 +27,10 @@ def _kill_in_batch_two(args: list, out: Path, env: dict[str, str]) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 600  # a guard against a hung test only
     while not Path(f"{hold}.held").exists():
         assert process.poll() is None, "the run ended before its second batch"
+        assert time.monotonic() < deadline, "the run never reached its second batch"
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -116,6 +116,28 @@ def distribution_run(inception_weights: Path, crops: Path, tmp_path_factory: pyt
     return json.loads((out / f"jpeg-q25__{crops.name}.json").read_text()), out / f"jpeg-q25__{crops.name}.recon"
 
 
+@pytest.fixture(scope="module")
+def fidelity_features(
+    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """torch-fidelity's own InceptionV3 on the reconstructions and the originals, one pass
+    each: {"reconstructions" | "originals": (pool features (N, 2048), Mixed_6d.branch1x1's
+    first 7 channels flattened (N, 7*17*17))}, float64."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    network = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
+    captured = []
+    network.Mixed_6d.branch1x1.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    out = {}
+    for side, folder in (("reconstructions", distribution_run[1]), ("originals", crops)):
+        captured.clear()
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+        with torch.no_grad():
+            pool = network(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0]
+        out[side] = (pool.double().numpy(), captured[0][:, :7].double().numpy().reshape(len(images), -1))
+    return out
+
+
 def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
     import torch_fidelity
 
@@ -135,26 +157,14 @@ def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], i
 
 
 def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
-    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path
+    distribution_run: tuple[dict, Path], fidelity_features: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> None:
     """sFID as the ADM evaluator defines it, recomputed here from torch-fidelity's network
     with a hook, numpy statistics and scipy's matrix square root."""
     from scipy import linalg
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    record, recon_folder = distribution_run
-    network = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
-    captured = []
-    network.Mixed_6d.branch1x1.register_forward_hook(lambda module, inputs, output: captured.append(output))
-
-    def spatial(folder: Path) -> np.ndarray:
-        captured.clear()
-        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
-        with torch.no_grad():
-            network(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
-        return captured[0][:, :7].double().numpy().reshape(len(images), -1)
-
-    a, b = spatial(recon_folder), spatial(crops)
+    record = distribution_run[0]
+    a, b = fidelity_features["reconstructions"][1], fidelity_features["originals"][1]
     assert a.shape == (12, 7 * 17 * 17)
     mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(linalg.sqrtm(cov_a @ cov_b).real))
@@ -179,21 +189,15 @@ def test_a_second_run_reads_the_originals_features_from_the_cache(
             assert record.value(name) == pytest.approx(first["metrics"][name]["value"], rel=1e-9, abs=1e-12)
 
 
-def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
+def test_precision_recall_match_the_knn_definition(
+    distribution_run: tuple[dict, Path], fidelity_features: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
     """Kynkäänniemi et al.: a sample is inside the other set's manifold if it lies within
     the k-th nearest-neighbour radius (k=3, self excluded) of some sample of that set."""
     from sklearn.neighbors import NearestNeighbors
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    record, recon_folder = distribution_run
-    extractor = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
-
-    def features(folder: Path) -> np.ndarray:
-        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
-        with torch.no_grad():
-            return extractor(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0].double().numpy()
-
-    generated, real = features(recon_folder), features(crops)
+    record = distribution_run[0]
+    generated, real = fidelity_features["reconstructions"][0], fidelity_features["originals"][0]
 
     def coverage(samples: np.ndarray, manifold: np.ndarray) -> float:
         radii = NearestNeighbors(n_neighbors=4).fit(manifold).kneighbors(manifold)[0][:, 3]
