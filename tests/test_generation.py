@@ -81,7 +81,6 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
         again = evaluate(config, root / "out2")
     assert again.protocol.reference_cache["inception-v3-compat"] == "hit"
     assert again.value("fid") == metrics["fid"]["value"]
-    assert again.timings["features_s"] < record["timings"]["features_s"]
 
 
 def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
