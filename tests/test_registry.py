@@ -110,3 +110,14 @@ def test_every_registry_lists(kind: str) -> None:
 def test_list_filters_tokenizers_by_family() -> None:
     listing = json.loads(run_cli("list", "tokenizers", "--family", "codec", "--json").stdout)
     assert listing["entries"] and all(e["family"] == "codec" for e in listing["entries"])
+
+
+def test_show_lists_the_accepted_options_and_a_preset_like_name_is_spelled_as_an_option(tmp_path) -> None:
+    shown = run_cli("show", "jpeg").stdout
+    assert "{}" not in shown and "none set by this name" in shown and 'quality=75, subsampling="4:2:0"' in shown
+    preset = json.loads(run_cli("show", "jpeg-q50", "--json").stdout)
+    assert preset["options"] == {"quality": 50} and preset["accepts"] == {"quality": 75, "subsampling": "4:2:0"}
+    error = run_cli("run", "-t", "jpeg-q30", "-d", "samples", "--limit", "1", "--out", tmp_path, check=2).stderr
+    assert "Did you mean: jpeg:quality=30, jpeg-q" in error
+    run_cli("run", "-t", "jpeg:quality=30", "-d", "samples", "--limit", "1", "-m", "psnr", "--out", tmp_path)  # the suggestion works
+    assert "jpeg:" not in run_cli("run", "-t", "jpeg-x30", "-d", "samples", "--limit", "1", "--out", tmp_path, check=2).stderr

@@ -147,7 +147,23 @@ class Registry(Generic[T]):
             if name in self.plugin_errors:
                 raise PluginLoadError(f"{self.kind} {name!r} is a plugin that failed to load: {self.plugin_errors[name]}") from None
             close = difflib.get_close_matches(name, list(self._entries), n=5, cutoff=0.5)
-            raise UnknownNameError(self.kind, name, close, sorted(self._entries)) from None
+            raise UnknownNameError(self.kind, name, self._option_spelling(name) + close, sorted(self._entries)) from None
+
+    def _option_spelling(self, name: str) -> list[str]:
+        """``jpeg-q30`` -> ``["jpeg:quality=30"]``: a preset-like name whose stem is registered
+        and whose letters start exactly one of its options, spelled as that option."""
+        import re
+
+        match = re.fullmatch(r"(.+)-([a-z]+)(\d+(?:\.\d+)?)", name)
+        if match is None or match.group(1) not in self._entries:
+            return []
+        base, letters, number = match.groups()
+        try:
+            accepted = accepted_options(self._entries[base].load()) or []
+        except Exception:  # a suggestion is never worth an import error
+            return []
+        options = [option for option in accepted if option.startswith(letters)]
+        return [f"{base}:{options[0]}={number}"] if len(options) == 1 else []
 
     def create(self, name: str, /, **overrides: Any) -> T:
         """Build the named object: the preset's defaults, then ``overrides``."""
@@ -159,6 +175,16 @@ class Registry(Generic[T]):
             return factory(**kwargs)
         except (ValueError, TypeError, OSError) as exc:  # the component's own refusal of its options or files (a missing prompts file ...)
             raise ComponentOptionError(f"{self.kind.rstrip('s')} {name!r}: {exc}") from exc
+
+
+def option_defaults(factory: Any) -> dict[str, Any] | None:
+    """The keyword options ``factory`` accepts with their defaults (``None`` for a required
+    one); None when it takes ``**kwargs`` or cannot be inspected."""
+    accepted = accepted_options(factory)
+    if accepted is None:
+        return None
+    parameters = inspect.signature(factory).parameters
+    return {name: None if parameters[name].default is inspect.Parameter.empty else parameters[name].default for name in accepted}
 
 
 def accepted_options(factory: Any) -> list[str] | None:

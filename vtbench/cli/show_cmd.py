@@ -36,8 +36,14 @@ def show(
         raise UnknownNameError("tokenizers", name, [], [])
     kind, entry = found[0]
     target = entry.target if isinstance(entry.target, str) else f"{entry.target.__module__}:{entry.target.__qualname__}"
+    from vtbench.registry import option_defaults
+
+    try:
+        accepts = option_defaults(entry.load())
+    except Exception:  # a family whose code cannot be imported here still shows its metadata
+        accepts = None
     shown = {"name": entry.name, "kind": kind, "description": entry.summary(), "target": target, "registered_by": entry.source,
-             "options": entry.defaults, **entry.tags}  # fmt: skip
+             "options": entry.defaults, **({"accepts": accepts} if accepts is not None else {}), **entry.tags}  # fmt: skip
     if as_json:
         typer.echo(json.dumps(shown, indent=2, default=str))
         return
@@ -49,6 +55,11 @@ def show(
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in shown.items():
-        if key != "name":
-            table.add_row(escape(key), escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
+        if key == "options" and not value:
+            table.add_row("options", "none set by this name (the defaults below apply)" if accepts else "none")
+        elif key == "accepts":
+            spelled = ", ".join(f"{option}={json.dumps(default, default=str)}" for option, default in value.items())
+            table.add_row("accepts (defaults)", escape(spelled or "nothing"))
+        elif key != "name":
+            table.add_row(escape(key), escape(json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)))
     Console().print(table)
