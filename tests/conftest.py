@@ -167,6 +167,31 @@ def run_cli(
     return result
 
 
+def start_held_run(args: list, out: Path, env: dict[str, str], release: Path, at: int = 1) -> subprocess.Popen:
+    """``vtbench run ARGS --out OUT`` as a process of its own whose test plugin holds at batch
+    ``at`` until ``release`` exists (writing ``release``.held when it gets there)."""
+    command = [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)]
+    held = {**env, "VTBENCH_TEST_HOLD": str(release), "VTBENCH_TEST_HOLD_AT": str(at)}
+    return subprocess.Popen(command, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen) -> None:
+    """Until ``path`` exists: an observable state, not a time (the process must still run; the
+    10 minutes are only a guard against a hung test)."""
+    import time
+
+    deadline = time.monotonic() + 600
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def interrupted_at(env: dict[str, str], batch: int) -> dict[str, str]:
+    """``env`` with the test plugins' Ctrl-C (SIGINT to the running process) while batch ``batch`` is made."""
+    return {**env, "VTBENCH_TEST_INTERRUPT_AT": str(batch)}
+
+
 @pytest.fixture
 def cli():
     return run_cli

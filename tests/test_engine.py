@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import vtbench
-from conftest import REPO, run_cli
+from conftest import REPO, interrupted_at, run_cli, start_held_run, wait_for_file
 from vtbench.errors import VtbenchError
 from vtbench.images import Preprocessing
 
@@ -78,29 +77,6 @@ def test_shards_merge_into_the_record_of_one_run(photo_folder: Path, tmp_path: P
     assert "missing shard(s) 1 of 3" in run_cli("merge", other, "--out", tmp_path / "x", check=2).stderr
 
 
-def _start(args: list, out: Path, env: dict[str, str], hold: Path, at: int = 1) -> subprocess.Popen:
-    """``vtbench run ARGS --out OUT`` as a process of its own that holds at batch ``at`` until
-    ``hold`` exists (and writes ``hold``.held when it gets there)."""
-    command = [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)]
-    held = {**env, "VTBENCH_TEST_HOLD": str(hold), "VTBENCH_TEST_HOLD_AT": str(at)}
-    return subprocess.Popen(command, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(path: Path, process: subprocess.Popen) -> None:
-    """Until ``path`` exists: an observable state, not a time (the process must still run; the
-    10 minutes are only a guard against a hung test)."""
-    deadline = time.monotonic() + 600
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
-def _interrupted_at(env: dict[str, str], batch: int) -> dict[str, str]:
-    """The plugin's Ctrl-C (SIGINT to this process) while batch ``batch`` is made."""
-    return {**env, "VTBENCH_TEST_INTERRUPT_AT": str(batch)}
-
-
 GENERATION = ["-g", "test-noise", "--expected-samples", "20", "-m", "fd-efficientnet-lite0", "-m", "kid", "-b", "4"]
 
 
@@ -108,7 +84,7 @@ def test_a_generation_run_resumes_after_an_interrupt(plugin_env: dict[str, str],
     args = [*GENERATION, "--reference", photo_folder, "--resolution", "48", "--skip-unavailable"]
     run_cli("run", *args, "--out", tmp_path / "whole", env=plugin_env)
     run = f"test-noise__{photo_folder.name}"
-    stopped = run_cli("run", *args, "--out", tmp_path / "stopped", env=_interrupted_at(plugin_env, 3), check=130)
+    stopped = run_cli("run", *args, "--out", tmp_path / "stopped", env=interrupted_at(plugin_env, 3), check=130)
     assert "progress up to the last complete batch is kept" in stopped.stdout
     assert not (tmp_path / "stopped" / f"{run}.json").exists()
     resumed = run_cli("run", *args, "--out", tmp_path / "stopped", env=plugin_env)
@@ -128,8 +104,8 @@ def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(plugin_env: dict[
     run = f"test-noisy__{photo_folder.name}"
     stopped = [*args, "--checkpoint-seconds", "3600"]
     release = tmp_path / "release"
-    process = _start(stopped, tmp_path / "stopped", plugin_env, release, at=3)
-    _wait_for(Path(f"{release}.held"), process)
+    process = start_held_run(stopped, tmp_path / "stopped", plugin_env, release, at=3)
+    wait_for_file(Path(f"{release}.held"), process)
     assert not (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
     process.send_signal(signal.SIGINT)
     release.touch()  # the batch in progress completes, then the run saves and stops
@@ -168,8 +144,8 @@ def test_strict_stop_then_resume_counts_each_image_once(tmp_path: Path) -> None:
 def test_a_second_concurrent_run_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
     args = ["-t", "test-slow", "-d", photo_folder, "--resolution", "32", "-b", "1", "--workers", "0"]
     release = tmp_path / "release"
-    first = _start(args, tmp_path / "out", plugin_env, release)  # holds in its first batch
-    _wait_for(Path(f"{release}.held"), first)
+    first = start_held_run(args, tmp_path / "out", plugin_env, release)  # holds in its first batch
+    wait_for_file(Path(f"{release}.held"), first)
     second = run_cli("run", *args, "--out", tmp_path / "out", env=plugin_env, check=2)
     assert "in use by another vtbench run" in second.stderr and f"pid {first.pid}" in second.stderr
     release.touch()
@@ -182,7 +158,7 @@ def test_resume_names_files_that_changed(plugin_env: dict[str, str], photo_folde
     folder = tmp_path / "photos"
     shutil.copytree(photo_folder, folder)
     args = ["-t", "test-slow", "-d", folder, "--resolution", "32", "-b", "2", "--workers", "0", "--checkpoint-seconds", "0"]
-    run_cli("run", *args, "--out", tmp_path / "out", env=_interrupted_at(plugin_env, 2), check=130)
+    run_cli("run", *args, "--out", tmp_path / "out", env=interrupted_at(plugin_env, 2), check=130)
     (folder / "coins_small.jpg").unlink()
     result = run_cli("run", *args, "--out", tmp_path / "out", env=plugin_env, check=2)
     assert "dataset changed" in result.stderr and "removed: coins_small.jpg" in result.stderr
@@ -287,7 +263,7 @@ def test_a_killed_shard_resumes_and_merges_into_the_record_of_one_run(
     run_cli("run", *args, "--out", tmp_path / "one", env=plugin_env)
     run_cli("run", *args, "--shard", "0/2", "--out", tmp_path / "shards", env=plugin_env)
     run = f"test-noisy__{photo_folder.name}"
-    run_cli("run", *args, "--shard", "1/2", "--out", tmp_path / "shards", env=_interrupted_at(plugin_env, 2), check=130)
+    run_cli("run", *args, "--shard", "1/2", "--out", tmp_path / "shards", env=interrupted_at(plugin_env, 2), check=130)
     assert (tmp_path / "shards" / ".partial" / run / "slice-1-of-2" / "state.safetensors").exists()
     assert (tmp_path / "shards" / f"{run}.shards" / "shard-0-of-2").is_dir()
     assert not (tmp_path / "shards" / f"{run}.shards" / "shard-1-of-2").exists()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import interrupted_at, run_cli, start_held_run, wait_for_file
 
 
 def _metrics(path: Path) -> dict:
@@ -20,18 +17,9 @@ def _metrics(path: Path) -> dict:
 def _kill_in_batch_two(args: list, out: Path, env: dict[str, str]) -> None:
     """Start ``vtbench run ARGS --out OUT`` as a process of its own, SIGKILL it while it holds
     in its second batch (the first batch's checkpoint is written by then)."""
-    hold = out.parent / f"{out.name}-release"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vtbench", "run", *map(str, args), "--out", str(out)],
-        env={**env, "VTBENCH_TEST_HOLD": str(hold), "VTBENCH_TEST_HOLD_AT": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 600  # a guard against a hung test only
-    while not Path(f"{hold}.held").exists():
-        assert process.poll() is None, "the run ended before its second batch"
-        assert time.monotonic() < deadline, "the run never reached its second batch"
-        time.sleep(0.02)
+    release = out.parent / f"{out.name}-release"
+    process = start_held_run(args, out, env, release, at=2)
+    wait_for_file(Path(f"{release}.held"), process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
@@ -60,7 +48,7 @@ def test_kill_and_resume_equals_uninterrupted(plugin_env: dict[str, str], photo_
 def test_partial_state_from_other_settings_is_refused(plugin_env: dict[str, str], photo_folder: Path, tmp_path: Path) -> None:
     args = ["-t", "test-slow", "-d", photo_folder, *CHECKPOINT_EVERY_BATCH]
     name = f"test-slow__{photo_folder.name}"
-    run_cli("run", *args, "--resolution", "32", "--out", tmp_path, env={**plugin_env, "VTBENCH_TEST_INTERRUPT_AT": "2"}, check=130)
+    run_cli("run", *args, "--resolution", "32", "--out", tmp_path, env=interrupted_at(plugin_env, 2), check=130)
     result = run_cli("run", *args, "--resolution", "40", "--out", tmp_path, env=plugin_env, check=2)
     assert "different settings" in result.stderr and "--restart" in result.stderr
     run_cli("run", *args, "--resolution", "40", "--restart", "--out", tmp_path, env=plugin_env)

@@ -26,7 +26,9 @@ evaluator running in TensorFlow).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from functools import cached_property
 
 import torch
 
@@ -105,8 +107,12 @@ class _Side:
         self.f32 = features.detach().float().contiguous()
         self.f16 = self.f32.half()
         self.norms16 = row_sums((self.f16.float().square()).half())
-        self.norms32 = row_sums(self.f32.square())
         self.norms64 = self.f16.double().square().sum(dim=1)
+
+    @cached_property
+    def norms32(self) -> torch.Tensor:
+        """float32 norms, for the evaluator's fallback only."""
+        return row_sums(self.f32.square())
 
     def __len__(self) -> int:
         return len(self.f32)
@@ -176,16 +182,9 @@ def manifold_radii(side: _Side, k: int = 3, rows: int = 1024) -> torch.Tensor:
     """Each vector's squared distance to its k-th neighbour: entry ``k`` of its sorted row of
     ``D(set, set)`` (entry 0 is itself), (N,) float32."""
     radii = torch.empty(len(side), device=side.f32.device)
-    row_block = torch.empty(0)
-    current = None
-    for chunk, cols, block in distance_rows(side, side, rows):
-        if chunk != current:
-            if current is not None:
-                radii[current] = torch.kthvalue(row_block, k + 1, dim=1).values
-            current, row_block = chunk, torch.empty(chunk.stop - chunk.start, len(side), device=side.f32.device)
-        row_block[:, cols] = block
-    if current is not None:
-        radii[current] = torch.kthvalue(row_block, k + 1, dim=1).values
+    for chunk, blocks in itertools.groupby(distance_rows(side, side, rows), key=lambda part: (part[0].start, part[0].stop)):
+        row = torch.cat([block for _, _, block in blocks], dim=1)  # column blocks come in order
+        radii[chunk[0] : chunk[1]] = torch.kthvalue(row, k + 1, dim=1).values
     return radii
 
 
