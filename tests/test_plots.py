@@ -37,6 +37,15 @@ def test_rate_distortion_plots_the_records_points(sweep: Path, tmp_path: Path) -
         assert image.format == "PNG" and image.size == (680, 520)  # 3.4 x 2.6 inches at 200 dpi
 
 
+def test_a_log_rate_axis_has_plain_decade_labels(tmp_path: Path) -> None:
+    """Mathtext is off for user text, so the log axis must not use matplotlib's mathtext tick labels."""
+    from conftest import REPO
+
+    run_cli("plot", "rate-distortion", REPO / "results" / "quickstart", "--out", tmp_path / "rd.svg")  # 0.5 to 24 bpp: a log axis
+    svg = (tmp_path / "rd.svg").read_text()
+    assert "mathdefault" not in svg and "$" not in svg
+
+
 def test_frequency_and_distribution_plots(sweep: Path, tmp_path: Path) -> None:
     run_cli("plot", "frequency", sweep, "--out", tmp_path / "freq.svg")
     svg = (tmp_path / "freq.svg").read_text()

@@ -19,15 +19,15 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def write_output(path: str | Path, data: bytes) -> Path:
+def write_output(path: str | Path, data: bytes, what: str = "") -> Path:
     """A file the user asked for (``--out``), written atomically; a place that cannot be
-    written is one clear error naming it."""
+    written is one clear error naming it (and ``what`` was to be written, e.g. "the figure")."""
     from vtbench.errors import VtbenchError
 
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
-        raise VtbenchError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+        raise VtbenchError(f"--out {path}: cannot write {what + ' ' if what else ''}there ({exc.strerror or exc})") from None
     return Path(path)
 
 

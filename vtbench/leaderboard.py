@@ -128,6 +128,7 @@ class Leaderboard:
             j = first + next(n for n, c in enumerate(self.columns) if c.key == key)
             cells[i][j] = f"**{cells[i][j]}**" if place == 1 else f"<u>{cells[i][j]}</u>"
         aligns = ["---:", ":---", ":---", *["---:"] * len(self.columns), "---:", "---:"]
+        header = [html.escape(name, quote=False).replace("|", "\\|") for name in header]
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(aligns) + " |"]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
         return "\n".join(lines) + "\n"
@@ -328,7 +329,7 @@ def to_rich_table(board: Leaderboard, title: str | None = None) -> Any:
     table = Table(title=escape(title or f"vtbench leaderboard (ranked by {board.rank_by})"))
     header, cells = board._header_and_cells()
     for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i in (1, 2) else "right", no_wrap=i in (1, 2))
+        table.add_column(escape(name), justify="left" if i in (1, 2) else "right", no_wrap=i in (1, 2))
     for row in cells:
         table.add_row(*(escape(cell) for cell in row))
     return table

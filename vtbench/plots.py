@@ -85,7 +85,12 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
                       linewidth=1, capsize=2, label=label)  # fmt: skip
     rates = frame[rate].dropna()
     if len(rates) and rates.max() > 10 * rates.min() > 0:
+        from matplotlib import ticker
+
         axes.set_xscale("log")  # rates spanning an order of magnitude or more
+        # plain decimal labels on the decades: the default ones are mathtext, which parse_math=False shows raw
+        axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     unit = frame.loc[frame["metric"] == quality, "unit"].iloc[0]
     axes.set_xlabel("bits per pixel" if rate == "bits_per_pixel" else rate.replace("_", " "))
     axes.set_ylabel(f"{quality} ({unit})" if unit else quality)
@@ -195,22 +200,22 @@ def codebook_usage(paths: str | Path | Iterable[str | Path], allow_protocol_mism
 
 def save(figure: Any, out: str | Path) -> Path:
     """Write ``figure`` to ``out`` (.png, .svg or .pdf) atomically."""
+    import io
+
     import matplotlib.pyplot as plt
 
+    from vtbench.io import write_output
+
     out = Path(out)
-    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+    kind = out.suffix.lower()[1:]
+    if kind not in ("png", "svg", "pdf"):
         raise VtbenchError(f"{out}: plots are written as .png, .svg or .pdf")
-    temporary = out.with_name(f".{out.name}.tmp{out.suffix}")
+    buffer = io.BytesIO()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(temporary, metadata={"Date": None} if out.suffix.lower() in (".svg", ".pdf") else None)
-        temporary.replace(out)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise VtbenchError(f"--out {out}: cannot write the figure there ({exc.strerror or exc})") from None
+        figure.savefig(buffer, format=kind, metadata={"Date": None} if kind in ("svg", "pdf") else None)
     finally:
         plt.close(figure)
-    return out
+    return write_output(out, buffer.getvalue(), "the figure")
 
 
 def _families(frame: Any) -> dict[str, str]:

@@ -188,7 +188,7 @@ def load_statistics(
         if missing_ok:
             return None
         raise VtbenchError(f"{path}: no {'/'.join(keys)} statistics (found {', '.join(found)})")
-    mu, sigma = (np.asarray(npz_array(path, key), dtype=np.float64) for key in keys)
+    mu, sigma = (npz_array(path, key).astype(np.float64) for key in keys)  # a copy: the file is mapped read-only
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise VtbenchError(f"{path}: {keys[0]} {mu.shape} and {keys[1]} {sigma.shape} do not fit together")
     problem = covariance_problem(mu, sigma)

@@ -177,25 +177,26 @@ class Registry(Generic[T]):
             raise ComponentOptionError(f"{self.kind.rstrip('s')} {name!r}: {exc}") from exc
 
 
+REQUIRED = "<required>"
+
+
 def option_defaults(factory: Any) -> dict[str, Any] | None:
-    """The keyword options ``factory`` accepts with their defaults (``None`` for a required
-    one); None when it takes ``**kwargs`` or cannot be inspected."""
-    accepted = accepted_options(factory)
-    if accepted is None:
-        return None
-    parameters = inspect.signature(factory).parameters
-    return {name: None if parameters[name].default is inspect.Parameter.empty else parameters[name].default for name in accepted}
-
-
-def accepted_options(factory: Any) -> list[str] | None:
-    """The keyword options ``factory`` accepts; None when it takes ``**kwargs`` (anything)."""
+    """The keyword options ``factory`` accepts with their defaults (``REQUIRED`` for one
+    without); None when it takes ``**kwargs`` (anything) or cannot be inspected."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: REQUIRED if p.default is inspect.Parameter.empty else p.default for p in parameters if p.kind in keyword}
+
+
+def accepted_options(factory: Any) -> list[str] | None:
+    """The keyword options ``factory`` accepts; None when it takes ``**kwargs`` (anything)."""
+    defaults = option_defaults(factory)
+    return None if defaults is None else list(defaults)
 
 
 SIMPLE_TYPES = (bool, int, float, str, type(None))

@@ -16,6 +16,7 @@ samples, plus the preprocessing, rounding and the settings each metric depends o
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import time
@@ -41,17 +42,22 @@ def _drop_empty(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, An
     return {k: v for k, v in data.items() if k not in optional or v not in (None, [], {}, "")}
 
 
-def _known(cls: type, data: Any, where: str) -> dict[str, Any]:
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     """The fields of ``cls`` in ``data``, each checked against its type where that is plain data
     (numbers, text, lists, mappings; the nested parts are read by their own classes): a record
     from elsewhere with a wrong value is one error naming the field."""
-    import typing
-
     from vtbench.typecheck import conform, describe_type
 
     if not isinstance(data, dict):
         raise VtbenchError(f"{where} must be a mapping, got {json.dumps(data, default=str)[:60]}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     known = {}
     for f in fields(cls):
         if f.name not in data:
@@ -95,7 +101,7 @@ class WeightsFile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> WeightsFile:
-        return cls(**_known(cls, data, where))
+        return cls(**checked_fields(cls, data, where))
 
 
 @dataclass
@@ -108,7 +114,7 @@ class Extractor:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Extractor:
-        known = _known(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
+        known = checked_fields(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
         return cls(**{**known, "weights": _list(data.get("weights"), WeightsFile, f"{where}.weights")})
 
 
@@ -142,7 +148,7 @@ class MetricEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> MetricEntry:
-        known = _known(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
+        known = checked_fields(cls, {k: v for k, v in data.items() if k != "weights"} if isinstance(data, dict) else data, where)
         return cls(**known, weights=_list(data.get("weights"), WeightsFile, f"{where}.weights"))
 
 
@@ -161,7 +167,7 @@ class Subject:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Subject:
-        return cls(**_known(cls, data, where))
+        return cls(**checked_fields(cls, data, where))
 
 
 @dataclass
@@ -184,7 +190,7 @@ class DataSide:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> DataSide:
         named = ("name", "manifest_sha256", "reference", "warnings")
-        known = _known(cls, {k: v for k, v in data.items() if k in named} if isinstance(data, dict) else data, where)
+        known = checked_fields(cls, {k: v for k, v in data.items() if k in named} if isinstance(data, dict) else data, where)
         return cls(**known, description={k: v for k, v in data.items() if k not in named})
 
 
@@ -210,7 +216,7 @@ class Protocol:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Protocol:
         nested = ("feature_extractors", "weights")
-        known = _known(cls, {k: v for k, v in data.items() if k not in nested} if isinstance(data, dict) else data, where)
+        known = checked_fields(cls, {k: v for k, v in data.items() if k not in nested} if isinstance(data, dict) else data, where)
         known["preprocessing"] = known.get("preprocessing") or data.get("reference_preprocessing") or {}
         known["feature_extractors"] = _list(data.get("feature_extractors"), Extractor, f"{where}.feature_extractors")
         return cls(**known, weights=_list(data.get("weights"), WeightsFile, f"{where}.weights"))
@@ -236,7 +242,7 @@ class Failure:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Failure:
-        return cls(**{k: str(v) for k, v in _known(cls, data, where).items()})
+        return cls(**{k: str(v) for k, v in checked_fields(cls, data, where).items()})
 
 
 @dataclass
@@ -258,7 +264,7 @@ class Samples:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Samples:
-        known = _known(cls, {k: v for k, v in data.items() if k != "failures"} if isinstance(data, dict) else data, where)
+        known = checked_fields(cls, {k: v for k, v in data.items() if k != "failures"} if isinstance(data, dict) else data, where)
         return cls(**known, failures=_list(data.get("failures"), Failure, f"{where}.failures"))
 
 
@@ -279,7 +285,7 @@ class Cost:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Cost:
-        return cls(**_known(cls, data, where))
+        return cls(**checked_fields(cls, data, where))
 
 
 @dataclass
@@ -290,7 +296,7 @@ class Memory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Memory:
-        return cls(**_known(cls, data, where))
+        return cls(**checked_fields(cls, data, where))
 
 
 # -- the record -----------------------------------------------------------------------------
@@ -704,4 +710,4 @@ class ProbeRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> ProbeRecord:
-        return cls(**_known(cls, data, where))
+        return cls(**checked_fields(cls, data, where))

@@ -329,8 +329,9 @@ def resolve(task: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 merged[key] = value
     merged = {k: v for k, v in merged.items() if k not in known or task in known[k].tasks}
-    if base.get("metric_options") and merged.get("metrics") is not None:  # a protocol's options, for the metrics the run computes
-        given = {name for layer in layers for name in (layer.get("metric_options") or {})}
+    # a protocol's options, for the metrics the run computes (a malformed value is left to the type check)
+    if base.get("metric_options") and merged.get("metrics") is not None and isinstance(merged.get("metric_options"), dict):
+        given = {name for layer in layers if isinstance(layer.get("metric_options"), dict) for name in layer["metric_options"]}
         merged["metric_options"] = {k: v for k, v in merged["metric_options"].items() if k in merged["metrics"] or k in given}
     if task == "generation":
         preprocessing = merged.setdefault("preprocessing", {})

@@ -354,7 +354,10 @@ def check_shards(run: Path, folders: list[Path], slices: list[SliceResult]) -> N
             raise VtbenchError(
                 f"{folder}: holds the state of {made}, not of shard {k} of {count} (copied?); rerun it with --shard {k}/{count}"
             )
-        _, rows = rows_from_csv_text(part.rows_text)
+        try:
+            _, rows = rows_from_csv_text(part.rows_text)
+        except (ValueError, KeyError) as exc:
+            raise VtbenchError(f"{folder}/{ROWS_FILE}: not rows this vtbench wrote ({exc}); rerun it with --shard {k}/{count}") from None
         scored = part.state.n_evaluated + part.state.n_failed
         if len(rows) != scored:
             raise VtbenchError(f"{folder}/{ROWS_FILE}: {len(rows)} rows for the {scored} images its state counts (damaged or edited); "

@@ -65,12 +65,19 @@ class RunState:
     def from_plain(cls, plain: dict[str, Any], source: Path) -> RunState:
         """The state saved in ``source``; one written by another vtbench version (fields this
         one does not know, or lacks) is refused by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(plain) - known)
-        if unknown or not isinstance(plain.get("progress", {}), dict):
-            raise RunStateError(f"{source}: a state this vtbench does not read (fields {', '.join(unknown) or 'of other types'}; "
-                                "made by another version?); run again with --restart to discard it")  # fmt: skip
-        return cls(**plain)
+        from vtbench.errors import VtbenchError
+        from vtbench.schema import checked_fields
+
+        unknown = sorted(set(plain) - {f.name for f in fields(cls)})
+        try:
+            problem = f"fields {', '.join(unknown)}" if unknown else None
+            checked = checked_fields(cls, plain, "state")
+        except VtbenchError as exc:
+            problem = str(exc)
+        if problem:
+            raise RunStateError(f"{source}: a state this vtbench does not read ({problem}; made by another version, or edited?); "
+                                "run again with --restart to discard it")  # fmt: skip
+        return cls(**checked)
 
 
 def identity_sha(identity: dict[str, Any]) -> str:

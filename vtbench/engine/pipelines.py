@@ -41,6 +41,7 @@ from vtbench.engine.sources import DatasetSource, GeneratorSource, reference_kin
 from vtbench.engine.text_reading import TextReader
 from vtbench.engine.transforms import Clock, TokenizerRoundTrip, finite_images, select_tokens, to_8bit_levels
 from vtbench.errors import TokenizerOutputError, VtbenchError
+from vtbench.generators.base import TO_8BIT
 from vtbench.images import CONVERSION_POLICY
 from vtbench.io import atomic_write_bytes
 from vtbench.metrics.base import Metric, MetricBatch
@@ -56,10 +57,6 @@ SAMPLE_ROUNDING = (
     "samples at 8-bit levels before feature extraction (files as they are; made here: as the generator's release "
     "converts them, generator.info.to_8bit)"
 )
-SAMPLE_CONVERSION = {
-    "round": "rounded to the nearest 8-bit level",
-    "truncate": "truncated to 8 bits, (x * 255).to(uint8), as the release's sampling script",
-}
 MAX_FAILURES = 1000
 
 
@@ -247,7 +244,7 @@ class ReconstructionPipeline(RunPipeline):
         return list(self.dataset.ids[: self.total])
 
     def listing(self) -> list[list[str]]:
-        return [list(self.dataset.ids[: self.total])]
+        return [self.committed_ids()]
 
     def score_pairs(self, state: RunState, rows: Rows, batch: LoadedBatch) -> None:
         for item in batch.items:
@@ -535,7 +532,7 @@ class GenerationPipeline(RunPipeline):
         config = self.config
         context.subject = {"name": config.subject_name, "preset": config.generator, "options": self.generator.options()}
         if self.dataset is None:  # samples made here: how they became 8-bit is the generator's, as its release does it
-            context.subject["info"] = {"to_8bit": SAMPLE_CONVERSION[self.generator.to_8bit]}
+            context.subject["info"] = {"to_8bit": TO_8BIT[self.generator.to_8bit]}
         if self.reference is not None:
             reference = self.reference.describe()
         else:

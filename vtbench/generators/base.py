@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from vtbench.datasets.base import Dataset
 
 
+TO_8BIT = {  # Generator.to_8bit -> how it is described in the record
+    "round": "rounded to the nearest 8-bit level",
+    "truncate": "truncated to 8 bits, (x * 255).to(uint8), as the release's sampling script",
+}
+
+
 class Generator(ABC):
     """Produces sample images by index."""
 
@@ -66,6 +72,8 @@ class Generator(ABC):
     def as_uint8(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float samples in [0, 1] -> uint8 levels, converted as the release's own
         sampling script saves them (``to_8bit``): the levels its published numbers were scored on."""
+        if self.to_8bit not in TO_8BIT:
+            raise ValueError(f"{type(self).__name__}.to_8bit must be one of {', '.join(TO_8BIT)}, got {self.to_8bit!r}")
         scaled = images.clamp(0, 1).mul(255)
         return (scaled.round() if self.to_8bit == "round" else scaled.floor()).to(torch.uint8)
 

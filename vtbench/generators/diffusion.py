@@ -34,7 +34,7 @@ class DiffusersPipeline(Generator):
                  seed: int = 0, dtype: str = "float32") -> None:  # fmt: skip
         import diffusers
 
-        ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
+        self.plan = ClassPlan(num_classes, per_class, seed)  # its ranges, checked before any file is read
         if steps is not None and steps < 1 or per_prompt < 1:
             raise ValueError(f"steps and per_prompt must be at least 1, got {steps} and {per_prompt}")
         self.repo, self.revision, self.pipeline_class, self.dtype_name = repo, revision, pipeline_class, dtype
@@ -63,7 +63,6 @@ class DiffusersPipeline(Generator):
             self.prompts_file, self.per_prompt = prompts, per_prompt
         elif "class_labels" not in _call_parameters(self.pipe):
             raise ValueError(f"{type(self.pipe).__name__} is not class-conditional: give prompts=FILE (one prompt per line)")
-        self.plan = ClassPlan(num_classes, per_class, seed)
         self.device = torch.device("cpu")
 
     @property
