@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -222,6 +223,65 @@ def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from weights_factory import make_torchvision_weights
 
     return make_torchvision_weights("alexnet", tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")
+
+
+@pytest.fixture(scope="session")
+def inception_crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
+    root = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"][i % 6])
+        top, left = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
+        Image.fromarray(np.ascontiguousarray(photo[top : top + 64, left : left + 64])).save(root / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def distribution_run(inception_weights: Path, inception_crops: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """jpeg-q25 on the crops with every Inception metric, reconstructions saved: (its record,
+    the folder of its reconstructions)."""
+    out = tmp_path_factory.mktemp("distribution")
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
+    metrics = ["-m", "fid", "-m", "sfid", "-m", "kid", "-m", "isc", "-m", "precision", "-m", "recall"]
+    args = ["-t", "jpeg-q25", "-d", inception_crops, *metrics, "--resize-mode", "none", "--save-reconstructions", "-b", "5"]
+    run_cli("run", *args, "--out", out, env=env)
+    name = f"jpeg-q25__{inception_crops.name}"
+    return load_json(out / f"{name}.json"), out / f"{name}.recon"
+
+
+@pytest.fixture(scope="session")
+def fidelity_reference(distribution_run: tuple[dict, Path], inception_weights: Path, inception_crops: Path) -> dict[str, Any]:
+    """torch-fidelity's own InceptionV3 on the reconstructions and the originals, one pass
+    each, and its own FID, KID and IS functions on those features (what
+    ``torch_fidelity.calculate_metrics`` computes from the two folders):
+    {"reconstructions" | "originals": {"pool" (N, 2048), "mixed_6d" (Mixed_6d.branch1x1's first
+    7 channels flattened, (N, 7*17*17)), float64}, "fid", "kid", "kid_std", "isc": float}."""
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+
+    network = FeatureExtractorInceptionV3("check", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(inception_weights))
+    captured: list = []
+    network.Mixed_6d.branch1x1.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    out: dict[str, Any] = {}
+    raw = {}
+    for side, folder in (("reconstructions", distribution_run[1]), ("originals", inception_crops)):
+        captured.clear()
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+        with torch.no_grad():
+            pool, logits = network(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+        raw[side] = {"2048": pool, "logits_unbiased": logits}
+        out[side] = {"pool": pool.double().numpy(), "mixed_6d": captured[0][:, :7].double().numpy().reshape(len(images), -1)}
+    generated, real = raw["reconstructions"], raw["originals"]
+    fid = fid_statistics_to_metric(fid_featuresdict_to_statistics(generated, "2048"), fid_featuresdict_to_statistics(real, "2048"), False)
+    kid = kid_featuresdict_to_metric(generated, real, "2048", kid_subset_size=12, verbose=False)
+    isc = isc_featuresdict_to_metric(generated, "logits_unbiased", verbose=False)
+    out.update(fid=fid["frechet_inception_distance"], kid=kid["kernel_inception_distance_mean"],
+               kid_std=kid["kernel_inception_distance_std"], isc=isc["inception_score_mean"])  # fmt: skip
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ against torch-fidelity computed independently; cached references; statistics fil
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -12,36 +11,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, skimage_rgb
+from conftest import run_cli
 from vtbench import weights
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, inception_weights: Path) -> dict:
+def setup(tmp_path_factory: pytest.TempPathFactory, inception_weights: Path, inception_crops: Path,
+          distribution_run: tuple[dict, Path]) -> dict:  # fmt: skip
+    """A "generator" whose 12 samples are the JPEG-degraded crops of the distribution run (as
+    .npz and as a PNG folder), scored against the crops as a reference folder: torch-fidelity's
+    numbers for that pair are computed once per session (``fidelity_reference``)."""
     root = tmp_path_factory.mktemp("generation")
-    weights = inception_weights
-    reference, samples_dir = root / "reference", root / "samples_png"
-    reference.mkdir()
-    samples_dir.mkdir()
-    rng = np.random.default_rng(1)
-    samples = []
-    for i in range(12):
-        photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"][i % 5])
-        top, left = rng.integers(0, photo.shape[0] - 64, size=2), rng.integers(0, photo.shape[1] - 64, size=2)
-        Image.fromarray(np.ascontiguousarray(photo[top[0] : top[0] + 64, left[0] : left[0] + 64])).save(reference / f"{i:02d}.png")
-        buffer = io.BytesIO()  # a "generator" whose samples are other crops, JPEG-degraded
-        Image.fromarray(np.ascontiguousarray(photo[top[1] : top[1] + 64, left[1] : left[1] + 64])).save(buffer, "JPEG", quality=30)
-        sample = np.asarray(Image.open(buffer).convert("RGB"))
-        samples.append(sample)
-        Image.fromarray(sample).save(samples_dir / f"{i:02d}.png")
-    np.savez(root / "samples.npz", arr_0=np.stack(samples))
-    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(weights), "VTBENCH_HOME": str(root / "home")}
-    return {"root": root, "weights": weights, "reference": reference, "samples_png": samples_dir, "env": env}
+    samples = np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted(distribution_run[1].glob("*.png"))])
+    np.savez(root / "samples.npz", arr_0=samples)
+    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights), "VTBENCH_HOME": str(root / "home")}
+    return {"root": root, "weights": inception_weights, "reference": inception_crops, "samples_png": distribution_run[1], "env": env}
 
 
-def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(setup: dict) -> None:
-    import torch_fidelity
-
+def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(setup: dict, fidelity_reference: dict) -> None:
     root, env = setup["root"], setup["env"]
     args = [
         "-g",
@@ -59,18 +46,15 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
     ]
     first = run_cli("run", *args, "--out", root / "out1", env=env)
     assert "ranked by fid" in first.stdout
-    record = json.loads((root / "out1" / "samples__reference.json").read_text())
+    record = json.loads((root / "out1" / f"samples__{setup['reference'].name}.json").read_text())
     assert record["task"] == "generation" and record["samples"]["evaluated"] == 12
     assert record["protocol"]["reference_cache"]["inception-v3-compat"] == "miss"
     assert record["samples"]["reference"] == {"evaluated": 12, "failed": 0}
-    expected = torch_fidelity.calculate_metrics(
-        input1=str(setup["samples_png"]), input2=str(setup["reference"]), fid=True, kid=True, isc=True, kid_subset_size=12,
-        cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(setup["weights"]),
-    )  # fmt: skip
     metrics = record["metrics"]
-    assert metrics["fid"]["value"] == pytest.approx(expected["frechet_inception_distance"], rel=1e-3)
-    assert metrics["kid"]["value"] == pytest.approx(expected["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
-    assert metrics["isc"]["value"] == pytest.approx(expected["inception_score_mean"], rel=1e-4)
+    assert metrics["fid"]["value"] == pytest.approx(fidelity_reference["fid"], rel=1e-3)
+    assert metrics["kid"]["value"] == pytest.approx(fidelity_reference["kid"], rel=1e-3, abs=1e-6)
+    assert metrics["isc"]["value"] == pytest.approx(fidelity_reference["isc"], rel=1e-4)
+    setup["fid"] = metrics["fid"]["value"]
 
     from vtbench.engine import GenerationConfig, evaluate
 
@@ -108,8 +92,10 @@ def test_reference_statistics_export_and_import(setup: dict, monkeypatch: pytest
         monkeypatch.setenv(key, env[key])
     samples = str(setup["samples_png"])
     from_stats = evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["fid"]), root / "from-stats")
-    from_images = evaluate(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
-    assert from_stats.value("fid") == pytest.approx(from_images.value("fid"), rel=1e-6)
+    if "fid" not in setup:  # the FID of these samples against the reference folder itself, from the first test
+        from_images = evaluate(GenerationConfig(samples, str(setup["reference"]), metrics=["fid"]), root / "from-images")
+        setup["fid"] = from_images.value("fid")
+    assert from_stats.value("fid") == pytest.approx(setup["fid"], rel=1e-6)
     assert from_stats.dataset.reference["sha256"] == weights.sha256_file(root / "stats.npz")
     with pytest.raises(VtbenchError, match="FID only"):
         evaluate(GenerationConfig(samples, str(root / "stats.npz"), metrics=["kid"]), root / "x")

@@ -8,6 +8,7 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,18 +19,6 @@ import vtbench
 from conftest import run_cli, skimage_rgb
 from vtbench import weights
 from vtbench.images import Preprocessing
-
-
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
-    root = tmp_path_factory.mktemp("crops")
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        photo = skimage_rgb(["astronaut", "coffee", "chelsea", "rocket", "camera", "coins"][i % 6])
-        top, left = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
-        Image.fromarray(np.ascontiguousarray(photo[top : top + 64, left : left + 64])).save(root / f"{i:02d}.png")
-    return root
 
 
 def test_missing_weights_fail_before_the_run_naming_file_and_fix(tmp_path: Path) -> None:
@@ -107,65 +96,26 @@ def test_lpips_metric_runs_with_an_override_and_records_the_hash(alexnet_weights
     ]
 
 
-@pytest.fixture(scope="module")
-def distribution_run(inception_weights: Path, crops: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    out = tmp_path_factory.mktemp("distribution")
-    env = {**os.environ, "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}
-    metrics = ["-m", "fid", "-m", "sfid", "-m", "kid", "-m", "isc", "-m", "precision", "-m", "recall"]
-    args = ["-t", "jpeg-q25", "-d", crops, *metrics, "--resize-mode", "none", "--save-reconstructions", "-b", "5"]
-    run_cli("run", *args, "--out", out, env=env)
-    return json.loads((out / f"jpeg-q25__{crops.name}.json").read_text()), out / f"jpeg-q25__{crops.name}.recon"
-
-
-@pytest.fixture(scope="module")
-def fidelity_features(
-    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """torch-fidelity's own InceptionV3 on the reconstructions and the originals, one pass
-    each: {"reconstructions" | "originals": (pool features (N, 2048), Mixed_6d.branch1x1's
-    first 7 channels flattened (N, 7*17*17))}, float64."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    network = FeatureExtractorInceptionV3("check", ["2048"], feature_extractor_weights_path=str(inception_weights))
-    captured = []
-    network.Mixed_6d.branch1x1.register_forward_hook(lambda module, inputs, output: captured.append(output))
-    out = {}
-    for side, folder in (("reconstructions", distribution_run[1]), ("originals", crops)):
-        captured.clear()
-        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
-        with torch.no_grad():
-            pool = network(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0]
-        out[side] = (pool.double().numpy(), captured[0][:, :7].double().numpy().reshape(len(images), -1))
-    return out
-
-
-def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path) -> None:
-    import torch_fidelity
-
-    record, recon_folder = distribution_run
-    reference = torch_fidelity.calculate_metrics(
-        input1=str(recon_folder), input2=str(crops), fid=True, kid=True, isc=True, kid_subset_size=12,
-        cuda=False, cache=False, verbose=False, feature_extractor_weights_path=str(inception_weights),
-    )  # fmt: skip
-    metrics = record["metrics"]
-    assert reference["frechet_inception_distance"] > 0
-    assert metrics["fid"]["value"] == pytest.approx(reference["frechet_inception_distance"], rel=1e-3)
-    assert metrics["kid"]["value"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
-    assert metrics["kid"]["details"]["std"] == pytest.approx(reference["kernel_inception_distance_std"], rel=1e-3, abs=1e-6)
-    assert metrics["isc"]["value"] == pytest.approx(reference["inception_score_mean"], rel=1e-4)
+def test_fid_kid_isc_equal_torch_fidelity(distribution_run: tuple[dict, Path], fidelity_reference: dict[str, Any]) -> None:
+    metrics = distribution_run[0]["metrics"]
+    assert fidelity_reference["fid"] > 0
+    assert metrics["fid"]["value"] == pytest.approx(fidelity_reference["fid"], rel=1e-3)
+    assert metrics["kid"]["value"] == pytest.approx(fidelity_reference["kid"], rel=1e-3, abs=1e-6)
+    assert metrics["kid"]["details"]["std"] == pytest.approx(fidelity_reference["kid_std"], rel=1e-3, abs=1e-6)
+    assert metrics["isc"]["value"] == pytest.approx(fidelity_reference["isc"], rel=1e-4)
     assert "12 images < feature dimension 2048" in metrics["fid"]["warnings"][0]
     assert "subset size 12" in metrics["kid"]["warnings"][0]
 
 
 def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
-    distribution_run: tuple[dict, Path], fidelity_features: dict[str, tuple[np.ndarray, np.ndarray]]
+    distribution_run: tuple[dict, Path], fidelity_reference: dict[str, Any]
 ) -> None:
     """sFID as the ADM evaluator defines it, recomputed here from torch-fidelity's network
     with a hook, numpy statistics and scipy's matrix square root."""
     from scipy import linalg
 
     record = distribution_run[0]
-    a, b = fidelity_features["reconstructions"][1], fidelity_features["originals"][1]
+    a, b = fidelity_reference["reconstructions"]["mixed_6d"], fidelity_reference["originals"]["mixed_6d"]
     assert a.shape == (12, 7 * 17 * 17)
     mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(linalg.sqrtm(cov_a @ cov_b).real))
@@ -173,12 +123,12 @@ def test_sfid_is_the_frechet_distance_of_mixed_6d_branch1x1_first_7_channels(
 
 
 def test_a_second_run_reads_the_originals_features_from_the_cache(
-    distribution_run: tuple[dict, Path], inception_weights: Path, crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    distribution_run: tuple[dict, Path], inception_weights: Path, inception_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, _ = distribution_run
     assert first["protocol"]["reference_cache"] == {"inception-v3-compat": "miss"}
     monkeypatch.setenv("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", str(inception_weights))
-    config = vtbench.RunConfig("jpeg-q25", str(crops), metrics=["fid", "precision"], preprocessing=Preprocessing(mode="none"),
+    config = vtbench.RunConfig("jpeg-q25", str(inception_crops), metrics=["fid", "precision"], preprocessing=Preprocessing(mode="none"),
                                batch_size=5, num_workers=0)  # fmt: skip
     cached = vtbench.evaluate(config, tmp_path / "cached")  # in-process: the same code path as the CLI, without its start-up
     assert cached.protocol.reference_cache == {"inception-v3-compat": "hit"}
@@ -188,15 +138,13 @@ def test_a_second_run_reads_the_originals_features_from_the_cache(
     assert off.protocol.reference_cache == {"inception-v3-compat": "off"}
 
 
-def test_precision_recall_match_the_knn_definition(
-    distribution_run: tuple[dict, Path], fidelity_features: dict[str, tuple[np.ndarray, np.ndarray]]
-) -> None:
+def test_precision_recall_match_the_knn_definition(distribution_run: tuple[dict, Path], fidelity_reference: dict[str, Any]) -> None:
     """Kynkäänniemi et al.: a sample is inside the other set's manifold if it lies within
     the k-th nearest-neighbour radius (k=3, self excluded) of some sample of that set."""
     from sklearn.neighbors import NearestNeighbors
 
     record = distribution_run[0]
-    generated, real = fidelity_features["reconstructions"][0], fidelity_features["originals"][0]
+    generated, real = fidelity_reference["reconstructions"]["pool"], fidelity_reference["originals"]["pool"]
 
     def coverage(samples: np.ndarray, manifold: np.ndarray) -> float:
         radii = NearestNeighbors(n_neighbors=4).fit(manifold).kneighbors(manifold)[0][:, 3]

@@ -45,11 +45,17 @@ def make_inception_weights(path: Path, seed: int = 0) -> Path:
 
 
 def make_torchvision_weights(arch: str, path: Path, seed: int = 0) -> Path:
-    """A torchvision ImageNet checkpoint layout (``alexnet`` or ``vgg16``)."""
+    """A torchvision ImageNet checkpoint layout (``alexnet`` or ``vgg16``): every key and shape of
+    the published file. The convolutional ``features`` (what LPIPS reads) are He-initialised;
+    the fully connected ``classifier`` (nine tenths of the parameters, never read by LPIPS) is
+    one broadcast constant per tensor (stride 0), so the file is megabytes instead of 0.5 GB."""
     import torchvision
 
-    model = getattr(torchvision.models, arch)(weights=None)
-    torch.save(_he_init(model.state_dict(), seed), path)
+    with torch.device("meta"):  # the layout only: no time spent initialising what is replaced
+        layout = getattr(torchvision.models, arch)(weights=None).state_dict()
+    features = _he_init({k: torch.empty(v.shape) for k, v in layout.items() if not k.startswith("classifier.")}, seed)
+    classifier = {k: torch.full((1,) * v.dim(), 0.01).expand(v.shape) for k, v in layout.items() if k.startswith("classifier.")}
+    torch.save(features | classifier, path)
     return path
 
 
