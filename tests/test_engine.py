@@ -88,7 +88,7 @@ def test_a_generation_run_resumes_after_an_interrupt(plugin_env: dict[str, str],
     assert "progress up to the last complete batch is kept" in stopped.stdout
     assert not (tmp_path / "stopped" / f"{run}.json").exists()
     resumed = run_cli("run", *args, "--out", tmp_path / "stopped", env=plugin_env)
-    assert f"{run}: resuming at " in resumed.stdout
+    assert f"{run}: resuming at " in resumed.stderr
     whole, resumed = _record(tmp_path / "whole", run), _record(tmp_path / "stopped", run)
     assert whole["task"] == "generation" and whole["samples"]["evaluated"] == 20 and whole["samples"]["reference"]["evaluated"] == 12
     assert resumed["metrics"]["fd-efficientnet-lite0"]["value"] == pytest.approx(
@@ -114,7 +114,7 @@ def test_ctrl_c_keeps_every_complete_batch_and_resumes_exactly(plugin_env: dict[
     assert "progress up to the last complete batch is kept" in out
     assert (tmp_path / "stopped" / ".partial" / run / "state.safetensors").exists()
     result = run_cli("run", *stopped, "--out", tmp_path / "stopped", env=plugin_env)
-    assert "already done" not in result.stdout and f"{run}: resuming at 3/12" in result.stdout
+    assert "already done" not in result.stdout and f"{run}: resuming at 3/12" in result.stderr
     assert _record(tmp_path / "stopped", run)["metrics"]["psnr"]["value"] == _record(tmp_path / "whole", run)["metrics"]["psnr"]["value"]
     assert (tmp_path / "stopped" / f"{run}.images.csv").read_text() == (tmp_path / "whole" / f"{run}.images.csv").read_text()
 

@@ -62,8 +62,10 @@ def test_generation_metrics_equal_torch_fidelity_and_reuse_the_reference_cache(s
         for key in ("VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT", "VTBENCH_HOME"):
             patch.setenv(key, env[key])
         config = GenerationConfig(str(root / "samples.npz"), str(setup["reference"]), metrics=["fid", "kid", "isc"], expected_samples=12)
-        again = evaluate(config, root / "out2")
+        shown: list[tuple[int, int]] = []
+        again = evaluate(config, root / "out2", progress=lambda run, done, total: shown.append((done, total)))
     assert again.protocol.reference_cache["inception-v3-compat"] == "hit"
+    assert shown[0] == (0, 12) and shown[-1] == (12, 12)  # a fresh folder: the cached reference is no work, not a resume
     assert again.value("fid") == metrics["fid"]["value"]
 
 

@@ -79,9 +79,22 @@ class Comparison:
         """What ``vtbench compare --json`` prints (non-finite numbers as null)."""
         return {
             "regressed": self.regressed,
-            "diffs": [{**asdict(d), "delta": d.delta, "p_value": d.test.p_value if d.test else None} for d in self.diffs],
+            "diffs": [
+                {**asdict(d), **_tolerance_fields(d), "delta": d.delta, "p_value": d.test.p_value if d.test else None} for d in self.diffs
+            ],  # fmt: skip
             "protocol_notes": list(self.protocol_notes),
         }
+
+
+def _tolerance_fields(diff: MetricDiff) -> dict[str, float | None]:
+    """The tolerance as numbers: the allowed change in the metric's unit (``tolerance``) and,
+    for one given in percent, that percentage (``tolerance_percent``; else null)."""
+    percent = float(diff.tolerance[:-1]) if diff.tolerance.endswith("%") else None
+    if diff.baseline is None or not math.isfinite(diff.baseline):
+        allowed = None if percent is not None else float(diff.tolerance)
+    else:
+        allowed = _allowed_change(diff.tolerance, diff.baseline)
+    return {"tolerance": allowed, "tolerance_percent": percent}
 
 
 # Relative noise floors: sums over images are exact, so pixel, text and cost metrics repeat

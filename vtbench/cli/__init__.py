@@ -65,7 +65,11 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: user errors print one clear line (no traceback) and exit 2."""
+    """Console entry point: user errors print one clear line (no traceback) and exit 2. With
+    ``--json``, a failure also prints one JSON object on stdout: ``{"error": ..., "exit": N}``."""
+    if "--json" in sys.argv[1:]:
+        _main_json()
+        return
     from vtbench.errors import VtbenchError
 
     try:
@@ -73,3 +77,38 @@ def main() -> None:
     except VtbenchError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+def _main_json() -> None:
+    """:func:`main` for a script: the error line still goes to stderr, and a JSON error object
+    to stdout unless the command already printed its own JSON document (``run``'s summary)."""
+    import contextlib
+    import io
+    import json
+
+    from vtbench.errors import VtbenchError
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code, message = 0, ""
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            app()
+    except VtbenchError as exc:
+        code, message = 2, str(exc)
+        stderr.write(f"error: {exc}\n")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        lines = stderr.getvalue().splitlines()
+        panel = next((i for i, line in enumerate(lines) if line.startswith("╭─ Error")), None)
+        if panel is not None:  # click's usage error, drawn by rich as a panel that may wrap
+            body = [line.strip(" │") for line in lines[panel + 1 :] if not line.startswith("╰")]
+            message = " ".join(line for line in body if line)
+        else:
+            message = next((line for line in reversed(lines) if line.strip()), f"exit {code}")
+    finally:
+        sys.stdout.write(stdout.getvalue())
+        sys.stderr.write(stderr.getvalue())
+    if code and not stdout.getvalue().strip():
+        sys.stdout.write(json.dumps({"error": message.removeprefix("error: "), "exit": code}) + "\n")
+    if code:
+        sys.exit(code)

@@ -119,7 +119,7 @@ def _run_plan(plan: Any, overrides: dict[str, Any], out: Path, restart: bool, ra
     from vtbench.engine.distributed import Ranks
     from vtbench.errors import VtbenchError
     from vtbench.leaderboard import build_leaderboard, print_rich_table
-    from vtbench.progress import RichProgress
+    from vtbench.progress import LogProgress, RichProgress
     from vtbench.recipe import run_recipe
 
     console = Console(stderr=False)
@@ -131,7 +131,8 @@ def _run_plan(plan: Any, overrides: dict[str, Any], out: Path, restart: bool, ra
         say(f"{escape(name)}: already done (same settings); --restart to redo it")
 
     try:
-        with RichProgress() if show_progress else contextlib.nullcontext() as progress:
+        display = (RichProgress() if console.is_terminal else LogProgress()) if show_progress else contextlib.nullcontext()
+        with display as progress:
             outcome = run_recipe(plan, out, progress=progress, restart=restart, overrides=overrides, on_skip=skipped)
     except KeyboardInterrupt:
         say("[yellow]interrupted[/yellow]: progress up to the last complete batch is kept; run the same command again to resume")

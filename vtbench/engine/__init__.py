@@ -32,6 +32,7 @@ from vtbench.engine.loop import Engine, Progress
 from vtbench.errors import VtbenchError
 from vtbench.schema import RunRecord, finished_record
 from vtbench.settings import GENERATION_METRICS, RECONSTRUCTION_METRICS, GenerationConfig, RunConfig, Settings, SettingsError
+from vtbench.weights import WeightsUnavailableError
 
 __all__ = [
     "GENERATION_METRICS", "RECONSTRUCTION_METRICS", "Engine", "GenerationConfig", "Progress", "RunConfig", "Settings",
@@ -44,12 +45,14 @@ ProgressArgument = Progress | Callable[[str, int, int], Any] | bool | None
 
 @contextlib.contextmanager
 def progress_display(progress: ProgressArgument) -> Iterator[Progress | None]:
-    """``True``: a rich progress bar; a callable: called as ``fn(run_name, done, total)`` at
+    """``True``: a rich progress bar (plain log lines when stderr is not a terminal); a callable: called as ``fn(run_name, done, total)`` at
     the start of each run and after every batch; a :class:`Progress`: used as it is."""
     if progress is True:
-        from vtbench.progress import RichProgress
+        import sys
 
-        with RichProgress() as bar:
+        from vtbench.progress import LogProgress, RichProgress
+
+        with RichProgress() if sys.stderr.isatty() else LogProgress() as bar:
             yield bar
     elif progress is None or progress is False:
         yield None
@@ -155,7 +158,10 @@ def evaluate_all(
             return evaluate_all(configs, out_dir, display, restart, recipe, on_skip)
     out_dir = Path(out_dir)
     outcome = Outcome()
-    for config in configs:
+    at_run = getattr(progress, "at_run", None)
+    for index, config in enumerate(configs, start=1):
+        if at_run is not None:
+            at_run(index, len(configs))
         if not restart:
             done = reusable_record(config, out_dir)
             if done is not None:
@@ -166,7 +172,7 @@ def evaluate_all(
                 continue
         try:
             record = evaluate(config, out_dir, progress=progress, restart=restart, recipe=recipe)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, WeightsUnavailableError):  # a missing file stops every run alike: said once
             raise
         except VtbenchError as exc:
             if len(configs) == 1:

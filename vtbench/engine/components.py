@@ -127,10 +127,10 @@ def prepare_metrics(names: list[str], device: torch.device, skip_unavailable: bo
         by_reason: dict[str, list[str]] = {}
         for name, (_, reason) in unavailable.items():  # one line per missing file, not per metric
             by_reason.setdefault(reason, []).append(name)
-        problems = "\n".join(f"  {', '.join(names)}: {reason}" for reason, names in by_reason.items())
+        problems = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
         raise WeightsUnavailableError(
-            f"cannot compute {', '.join(unavailable)}:\n{problems}\n"
-            "Fix that, or pass --skip-unavailable to record these metrics as not computed."
+            f"cannot compute {', '.join(unavailable)}: {problems}. Fix that, or pass --skip-unavailable to record "
+            f"{'this metric' if len(unavailable) == 1 else 'these metrics'} as not computed."
         )
     active = {name: metric for name, metric in metrics.items() if name not in unavailable}
     extractors: dict[str, FeatureExtractor] = {}

@@ -47,6 +47,7 @@ class Engine:
                  restart: bool = False, recipe: dict[str, Any] | None = None, ranks: Ranks | None = None) -> None:  # fmt: skip
         self.config, self.out_dir, self.progress, self.restart, self.recipe = config, Path(out_dir), progress, restart, recipe
         self.ranks = ranks or Ranks()
+        self.cached = 0  # images a fresh run finds done before it starts (a cached reference), not counted as progress
         self.device = resolve_device(config.device, self.ranks.local_rank if self.ranks.world > 1 else None)
         shard_index, shard_count = config.shard or (0, 1)
         self.slice = (shard_index * self.ranks.world + self.ranks.rank, shard_count * self.ranks.world)
@@ -133,6 +134,7 @@ class Engine:
             return state
         state = self.partial.start(identity, ids)
         self.pipeline.open(state, fresh=True)
+        self.cached = sum(state.progress.values())  # a fresh run's images already done: a cached reference's
         return state
 
     def _metric_states(self) -> dict[str, dict[str, Any]]:
@@ -142,8 +144,9 @@ class Engine:
         rows: list[ImageRow] = []
         phases = self.pipeline.phases
         show = self.progress is not None and self.ranks.is_main
-        if show:
-            self.progress.start(self.config.run_name, sum(len(p.positions) for p in phases), sum(state.progress.values()))
+        if show:  # work left to do: a cached reference is not "resumed"
+            total, done = sum(len(p.positions) for p in phases), sum(state.progress.values())
+            self.progress.start(self.config.run_name, total - self.cached, done - self.cached)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         started = last_save = time.perf_counter()

@@ -1,0 +1,67 @@
+"""What the tool shows, as its users read it: progress in a CI log, JSON for scripts."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from vtbench.progress import LogProgress, duration
+
+
+def test_a_piped_run_logs_each_run_start_and_finish_with_its_position(tmp_path: Path) -> None:
+    result = run_cli("run", "-t", "jpeg-q50", "-t", "webp-q50", "-d", "samples", "-m", "psnr", "--limit", "2", "--resolution", "32",
+                     "--out", tmp_path)  # fmt: skip
+    lines = result.stderr.splitlines()
+    assert lines[0] == "run 1/2 jpeg-q50__samples: started, 2 images"
+    assert lines[1].startswith("run 1/2 jpeg-q50__samples: finished 2 images in ")
+    assert lines[2] == "run 2/2 webp-q50__samples: started, 2 images" and lines[3].startswith("run 2/2 webp-q50__samples: finished")
+    assert "ranked by psnr" in result.stdout  # the table stays on stdout, the log lines on stderr
+
+
+def test_the_log_says_images_done_rate_and_time_left_every_30_seconds() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    progress = LogProgress(stream, every=30.0, clock=lambda: now[0])
+    progress.at_run(3, 10)
+    progress.start("big-run", total=1000, done=100)
+    for _ in range(9):  # 100 images every 20 s: a line at 40 s and at 80 s, none between
+        now[0] += 20
+        progress.advance(100)
+    progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "run 3/10 big-run: resuming at 100/1000 images",
+        "run 3/10 big-run: 300/1000 images, 5.0 img/s, 2m20s left",
+        "run 3/10 big-run: 500/1000 images, 5.0 img/s, 1m40s left",
+        "run 3/10 big-run: 700/1000 images, 5.0 img/s, 1m00s left",
+        "run 3/10 big-run: 900/1000 images, 5.0 img/s, 20s left",
+        "run 3/10 big-run: finished 1000 images in 3m00s (5.0 img/s)",
+    ]
+    assert duration(7620) == "2h07m"
+
+
+def test_with_json_every_failure_is_a_json_error_object() -> None:
+    for args in (["run", "-t", "jpeg-q50", "-d", "samples", "--limit", "0", "--out", "x"],  # a setting out of range
+                 ["run", "-t", "jpeg-q50", "-d", "samples", "--bogus"],  # a usage error (click's)
+                 ["leaderboard", "/no/such/folder"], ["show", "no-such-tokenizer"], ["list", "no-such-kind"]):  # fmt: skip
+        result = run_cli(*args, "--json", check=2)
+        error = json.loads(result.stdout)
+        assert error["exit"] == 2 and error["error"] and "\n" not in error["error"], args
+        assert "rror" in result.stderr  # the line for people is still on stderr
+    assert "no-such-kind" in json.loads(run_cli("list", "no-such-kind", "--json", check=2).stdout)["error"]
+    assert "--bogus" in json.loads(run_cli("run", "-t", "jpeg-q50", "-d", "samples", "--bogus", "--json", check=2).stdout)["error"]
+
+
+def test_compare_json_gives_tolerances_as_numbers() -> None:
+    quickstart = REPO / "results" / "quickstart"
+    result = run_cli("compare", quickstart / "jpeg-q50__samples.json", quickstart / "jpeg-q75__samples.json", "--json",
+                     "--tolerance", "psnr=2%", "--tolerance", "ssim=0.01", check=1)  # fmt: skip
+    diffs = {d["metric"]: d for d in json.loads(result.stdout)["diffs"]}
+    assert diffs["psnr"]["tolerance_percent"] == 2.0
+    assert diffs["psnr"]["tolerance"] == pytest.approx(diffs["psnr"]["baseline"] * 0.02, rel=1e-12)
+    assert diffs["ssim"]["tolerance"] == 0.01 and diffs["ssim"]["tolerance_percent"] is None
+    assert diffs["bpp"]["tolerance"] == 0.0  # the default: no change allowed beyond rounding
