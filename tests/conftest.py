@@ -350,3 +350,32 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tup
     found = re.findall(r"@@@ (\d+)\n(.*?)@@@ rc (\d+)\n", result.stdout, flags=re.DOTALL)
     assert len(found) == len(commands), result.stdout[-3000:] + result.stderr[-3000:]
     return folder, [(commands[int(i)], int(rc), output) for i, output, rc in found], result.stderr
+
+
+def figure_layout_problems(figure: Any) -> list[str]:
+    """What a reader of ``figure`` would trip over, found from the drawn figure: two tick labels
+    of one axis overlapping, or a legend box over a data point (a line's vertex or a bar)."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    problems = []
+    for axes in figure.axes:
+        for name, axis, limits in (("x", axes.xaxis, sorted(axes.get_xlim())), ("y", axes.yaxis, sorted(axes.get_ylim()))):
+            index = 0 if name == "x" else 1
+            labels = [label for label in axis.get_ticklabels() + axis.get_ticklabels(minor=True)
+                      if label.get_visible() and label.get_text() and limits[0] <= label.get_position()[index] <= limits[1]]  # fmt: skip
+            boxes = [(label.get_text(), label.get_window_extent(renderer)) for label in labels]
+            for i, (text, box) in enumerate(boxes):
+                problems += [
+                    f"{name} tick labels {text!r} and {other!r} overlap" for other, second in boxes[i + 1 :] if box.overlaps(second)
+                ]
+    legends = [legend for legend in [*figure.legends, *(axes.get_legend() for axes in figure.axes)] if legend is not None]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for axes in figure.axes:
+            for line in axes.lines:
+                points = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2))
+                problems += [f"the legend covers a point of {line.get_label()!r}" for x, y in points if box.contains(x, y)][:1]
+            for patch in axes.patches:
+                if box.overlaps(patch.get_window_extent(renderer)):
+                    problems.append(f"the legend covers a bar or box of {patch.get_label()!r}")
+    return problems

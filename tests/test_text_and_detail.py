@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import vtbench
-from conftest import run_cli
+from conftest import figure_layout_problems, run_cli
 from vtbench.engine import create_dataset
 from vtbench.errors import DatasetError
 from vtbench.images import Preprocessing
@@ -111,6 +111,7 @@ def test_text_error_plot_draws_the_records_buckets(text_runs: tuple[Path, RunRec
         buckets = [tick.get_text() for tick in by_size.get_xticklabels()]
         plotted = [bar.get_height() for bar in container]
         assert plotted == pytest.approx([details.get(bucket, float("nan")) for bucket in buckets], nan_ok=True)
+    assert figure_layout_problems(figure) == [] and by_size.get_ylabel() == "CER"
     run_cli("plot", "text", runs, "--out", tmp_path / "cer.png")
     with Image.open(tmp_path / "cer.png") as image:
         assert image.size == (1360, 520)  # two panels: a full paper width

@@ -8,6 +8,11 @@ paper column (3.4 x 2.6 inches) in the Okabe–Ito colour-blind-safe palette.
 - ``text``: a text metric (CER by default) per text-size bucket and per script, one bar per run;
 - ``codebook``: codebook usage and perplexity (as fractions of the codebook), per run.
 
+Every figure of one set of records gives each tokenizer family (``jpeg``, ``webp``, a
+tokenizer's preset family) the same colour and marker (runs of one family in lighter shades),
+puts its legend outside the axes, and leaves out a lossless run (every image at the PSNR
+ceiling) with a note in the legend instead of stretching the axes to it.
+
 Records made under different protocols are refused in one figure (naming the differing
 setting) unless ``allow_protocol_mismatch``.
 """
@@ -20,7 +25,8 @@ from typing import Any
 
 from vtbench.errors import VtbenchError
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442"]  # most distinct first
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 KINDS = ("rate-distortion", "frequency", "distribution", "text", "codebook")
 CODEC_FAMILIES = {"codec", "pixel"}
 
@@ -38,8 +44,54 @@ def _pyplot() -> Any:
 
 
 def _figure(panels: int = 1) -> tuple[Any, Any]:
-    """A paper-column figure (3.4 x 2.6 in), or a full-width one with ``panels`` side by side."""
-    return _pyplot().subplots(1, panels, figsize=(3.4 * panels, 2.6), dpi=200, squeeze=True)
+    """A paper-column figure (3.4 x 2.6 in), or a full-width one with ``panels`` side by side;
+    constrained layout, so a legend placed outside the axes gets its own room."""
+    return _pyplot().subplots(1, panels, figsize=(3.4 * panels, 2.6), dpi=200, squeeze=True, layout="constrained")
+
+
+def _legend(figure: Any, axes: Any, notes: Iterable[str] = ()) -> None:
+    """The legend of ``axes`` below every axes (outside the data), in up to three columns,
+    the entries labelled as ``notes`` last."""
+    handles, labels = axes.get_legend_handles_labels()
+    notes = set(notes)
+    order = sorted(range(len(labels)), key=lambda i: labels[i] in notes)
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3), frameon=False, columnspacing=1.2,
+                      handlelength=1.8)  # fmt: skip
+
+
+def family_styles(records: list[Any]) -> dict[str, tuple[str, str]]:
+    """family -> (colour, marker), fixed by the sorted family names of ``records``: every figure
+    of one results folder (and the report's) draws a family alike."""
+    from vtbench.analysis import curve_name
+
+    families = sorted({curve_name(record) for record in records})
+    return {family: (OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]) for i, family in enumerate(families)}
+
+
+def _run_colours(records: list[Any], drawn: list[Any]) -> dict[str, str]:
+    """run name -> colour for per-run figures: its family's colour, lighter for each further
+    run of the family."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    from vtbench.analysis import curve_name
+
+    styles, seen, out = family_styles(records), {}, {}
+    for record in drawn:
+        family = curve_name(record)
+        shade = seen[family] = seen.get(family, -1) + 1
+        colour = to_rgb(styles[family][0])
+        mix = min(0.15 * shade, 0.6)  # towards white
+        out[record.run_name] = to_hex(tuple(c + (1 - c) * mix for c in colour))
+    return out
+
+
+def _lossless(record: Any) -> bool:
+    """Whether every image of the run was reconstructed exactly (all at the PSNR ceiling)."""
+    entry = record.metrics.get("psnr")
+    evaluated = record.samples.evaluated
+    return bool(entry and evaluated and entry.details.get("images_at_ceiling") == evaluated)
 
 
 def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool) -> list[dict[str, Any]]:
@@ -62,29 +114,43 @@ def _short(run_name: str) -> str:
     return run_name.split("__")[0]
 
 
-def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "psnr", rate: str = "bits_per_pixel",
+def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "psnr", rate: str = "bpp",
                     allow_protocol_mismatch: bool = False) -> Any:  # fmt: skip
-    """A quality metric against the rate, one line per (family, dataset); returns the figure."""
+    """A quality metric against the rate, one line per (family, dataset); returns the figure.
+    ``rate``: ``bpp`` (bits per pixel) or ``tokens`` (tokens per image)."""
     from vtbench.analysis import rate_quality_curves, records_frame
+    from vtbench.metrics import metric_label
 
     rate = RATES.get(rate, rate)
     if rate not in RATES.values():
         raise VtbenchError(f"--rate {rate!r}: choose bpp (bits per pixel) or tokens (tokens per image)")
-    frame = records_frame(_checked(paths, allow_protocol_mismatch))
+    records = _checked(paths, allow_protocol_mismatch)
+    frame = records_frame(records)
     curves = rate_quality_curves(frame, quality, rate)
     if not curves:
         raise VtbenchError(f"no record has both {quality!r} and {rate!r}: nothing to plot")
-    families = _families(frame)
+    lossless_runs = {record.run_name for record in records if _lossless(record)}
+    families, styles = _families(frame), family_styles(records)
+    several_datasets = len({d for _, d in curves}) > 1
     figure, axes = _figure()
-    for i, ((curve, dataset), points) in enumerate(sorted(curves.items())):
+    drawn_rates, notes = [], []
+    for (curve, dataset), points in sorted(curves.items()):
+        label = f"{curve} ({dataset})" if several_datasets else curve
+        if set(points["run"]) <= lossless_runs:  # the lossless ceiling: said, not drawn
+            notes.append(f"{label}: lossless, not drawn")
+            continue
         low, high = points[quality] - points["ci_low"], points["ci_high"] - points[quality]
         errors = None if low.isna().any() or high.isna().any() else [low.to_numpy(), high.to_numpy()]
         style = "--" if families.get(curve) in CODEC_FAMILIES else "-"
-        label = curve if len({d for _, d in curves}) == 1 else f"{curve} ({dataset})"
-        axes.errorbar(points[rate], points[quality], yerr=errors, fmt="o" + style, color=OKABE_ITO[i % len(OKABE_ITO)], markersize=3,
-                      linewidth=1, capsize=2, label=label)  # fmt: skip
-    rates = frame[rate].dropna()
-    if len(rates) and rates.max() > 10 * rates.min() > 0:
+        colour, marker = styles.get(curve, (OKABE_ITO[0], "o"))
+        axes.errorbar(points[rate], points[quality], yerr=errors, fmt=marker + style, color=colour, markersize=3, linewidth=1,
+                      capsize=2, label=label)  # fmt: skip
+        drawn_rates += list(points[rate])
+    if not drawn_rates:
+        raise VtbenchError(f"every {quality} curve is lossless: nothing to plot against the rate")
+    for note in notes:
+        axes.plot([], [], " ", label=note)
+    if max(drawn_rates) > 10 * min(drawn_rates) > 0:
         from matplotlib import ticker
 
         axes.set_xscale("log")  # rates spanning an order of magnitude or more
@@ -92,56 +158,65 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
         axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     unit = frame.loc[frame["metric"] == quality, "unit"].iloc[0]
-    axes.set_xlabel("bits per pixel" if rate == "bits_per_pixel" else rate.replace("_", " "))
-    axes.set_ylabel(f"{quality} ({unit})" if unit else quality)
+    axes.set_xlabel("rate (bits per pixel)" if rate == "bits_per_pixel" else "rate (tokens per image)")
+    axes.set_ylabel(metric_label(quality, unit or ""))
     axes.grid(alpha=0.3)
-    axes.legend(frameon=False)
-    figure.tight_layout()
+    _legend(figure, axes, notes)
     return figure
 
 
 def frequency_response(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool = False) -> Any:
     """Power ratio (reconstruction / original) per radial frequency band, one line per run."""
     records = _checked(paths, allow_protocol_mismatch)
-    figure, axes = _figure()
-    drawn = 0
-    for record in records:
-        details = record.details("hf-fidelity")
-        if "power_ratio" not in details:
-            continue
-        axes.plot(details["band_centres"], details["power_ratio"], color=OKABE_ITO[drawn % len(OKABE_ITO)], linewidth=1,
-                  label=_short(record.run_name))  # fmt: skip
-        drawn += 1
-    if not drawn:
+    having = [record for record in records if "power_ratio" in record.details("hf-fidelity")]
+    if not having:
         raise VtbenchError("no record has hf-fidelity details: run with -m hf-fidelity")
+    colours, styles = _run_colours(records, having), family_styles(records)
+    figure, axes = _figure()
+    from vtbench.analysis import curve_name
+
+    for record in having:
+        details = record.details("hf-fidelity")
+        axes.plot(details["band_centres"], details["power_ratio"], color=colours[record.run_name], linewidth=1,
+                  marker=styles[curve_name(record)][1], markersize=2, label=_short(record.run_name))  # fmt: skip
     axes.axhline(1.0, color="grey", linewidth=0.5)
     axes.set_xlabel("spatial frequency (cycles/pixel)")
-    axes.set_ylabel("power ratio")
+    axes.set_ylabel("power ratio (reconstruction / original)")
     axes.grid(alpha=0.3)
-    axes.legend(frameon=False)
-    figure.tight_layout()
+    _legend(figure, axes)
     return figure
 
 
 def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr", allow_protocol_mismatch: bool = False) -> Any:
     """The per-image values of ``metric``, one box per run."""
     from vtbench.analysis import load_images
+    from vtbench.metrics import metric_label
 
-    _checked(paths, allow_protocol_mismatch)
+    records = _checked(paths, allow_protocol_mismatch)
     images = load_images(paths)
     if images.empty or metric not in images.columns:
         raise VtbenchError(f"no per-image {metric!r} values in these records")
     ok = images[images["status"] == "ok"]
-    runs = list(dict.fromkeys(ok["run"]))
+    by_name = {record.run_name: record for record in records}
+    lossless = [run for run in dict.fromkeys(ok["run"]) if run in by_name and _lossless(by_name[run])]
+    runs = [run for run in dict.fromkeys(ok["run"]) if run not in lossless]
+    if not runs:
+        raise VtbenchError(f"every run with per-image {metric!r} values is lossless: nothing to draw")
+    colours = _run_colours(records, [by_name[run] for run in runs if run in by_name])
     figure, axes = _figure()
-    boxes = axes.boxplot([ok.loc[ok["run"] == run, metric].astype(float).to_numpy() for run in runs], patch_artist=True, widths=0.6)
-    for i, box in enumerate(boxes["boxes"]):
-        box.set_facecolor(OKABE_ITO[i % len(OKABE_ITO)])
-        box.set_alpha(0.6)
+    boxes = axes.boxplot([ok.loc[ok["run"] == run, metric].astype(float).to_numpy() for run in runs], patch_artist=True, widths=0.6,
+                         medianprops={"color": "black"}, flierprops={"markersize": 3})  # fmt: skip
+    for run, box in zip(runs, boxes["boxes"], strict=True):
+        box.set_facecolor(colours.get(run, OKABE_ITO[0]))
+        box.set_alpha(0.7)
     axes.set_xticks(range(1, len(runs) + 1), [_short(run) for run in runs], rotation=45, ha="right")
-    axes.set_ylabel(metric)
+    unit = next((e.unit for r in records for m, e in r.metrics.items() if m == metric), "")
+    axes.set_ylabel(metric_label(metric, unit))
     axes.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
+    notes = [f"{_short(run)}: lossless, not drawn" for run in lossless]
+    for note in notes:
+        axes.plot([], [], " ", label=note)
+    _legend(figure, axes, notes)
     return figure
 
 
@@ -149,11 +224,15 @@ def text_errors(paths: str | Path | Iterable[str | Path], metric: str = "cer", a
     """A text metric per text-size bucket (left) and per script (right), one bar per run."""
     import numpy as np
 
+    from vtbench.metrics import metric_label
     from vtbench.metrics.text import LANGUAGES, SIZE_BUCKETS
 
-    runs = [(r.run_name, r.details(metric)) for r in _checked(paths, allow_protocol_mismatch) if r.details(metric).get("by_size")]
+    records = _checked(paths, allow_protocol_mismatch)
+    having = [r for r in records if r.details(metric).get("by_size")]
+    runs = [(r.run_name, r.details(metric)) for r in having]
     if not runs:
         raise VtbenchError(f"no record has {metric!r} with per-size details: run a text dataset with -m {metric}")
+    colours = _run_colours(records, having)
     figure, (by_size, by_script) = _figure(panels=2)
     for axes, key, order in ((by_size, "by_size", SIZE_BUCKETS), (by_script, "by_language", LANGUAGES)):
         groups = [g for g in order if any(g in details.get(key, {}) for _, details in runs)]
@@ -161,13 +240,12 @@ def text_errors(paths: str | Path | Iterable[str | Path], metric: str = "cer", a
         for i, (run, details) in enumerate(runs):
             values = [details.get(key, {}).get(g, np.nan) for g in groups]  # a bucket a run lacks is a gap, never 0
             axes.bar(np.arange(len(groups)) + (i - (len(runs) - 1) / 2) * width, values, width, label=_short(run),
-                     color=OKABE_ITO[i % len(OKABE_ITO)])  # fmt: skip
+                     color=colours[run])  # fmt: skip
         axes.set_xticks(range(len(groups)), groups)
         axes.set_xlabel("text height bucket" if key == "by_size" else "script")
-        axes.set_ylabel(metric)
+        axes.set_ylabel(metric_label(metric))
         axes.grid(alpha=0.3, axis="y")
-    by_size.legend(frameon=False)
-    figure.tight_layout()
+    _legend(figure, by_size)
     return figure
 
 
@@ -193,8 +271,7 @@ def codebook_usage(paths: str | Path | Iterable[str | Path], allow_protocol_mism
     axes.set_ylabel("fraction of the codebook")
     axes.set_ylim(0, 1.05)
     axes.grid(alpha=0.3, axis="y")
-    axes.legend(frameon=False)
-    figure.tight_layout()
+    _legend(figure, axes)
     return figure
 
 

@@ -17,7 +17,7 @@ def plot(
         "-m",
         help="rate-distortion: the quality metric (psnr); distribution: the per-image metric (psnr); text: the text metric (cer).",
     ),
-    rate: str = typer.Option("bits_per_pixel", "--rate", help="rate-distortion x axis: bpp (bits_per_pixel) or tokens (tokens_per_image)."),
+    rate: str = typer.Option("bpp", "--rate", help="rate-distortion x axis: bpp (bits per pixel) or tokens (tokens per image)."),
     allow_protocol_mismatch: bool = typer.Option(
         False, "--allow-protocol-mismatch", help="Draw records made under different protocols together."
     ),

@@ -129,12 +129,39 @@ for _measure, _label in _TEXT_MEASURES.items():
     )
 
 
+# How tables and figures name each metric (papers' spelling); a metric not listed is shown by its id.
+LABELS = {
+    "psnr": "PSNR", "ssim": "SSIM", "ms-ssim": "MS-SSIM", "lpips-alex": "LPIPS (Alex)", "lpips-vgg": "LPIPS (VGG)",
+    "fid": "rFID", "sfid": "sFID", "kid": "KID", "isc": "IS", "precision": "Precision", "recall": "Recall",
+    "fd-efficientnet-lite0": "FD (EffNet-Lite0)", "fd-dinov2-vit-s-14": "FD (DINOv2-S)", "fd-dinov2-vit-b-14": "FD (DINOv2-B)",
+    "fd-dinov2-vit-l-14": "FD (DINOv2-L)", "fd-clip-vit-b-16": "FD (CLIP-B/16)", "fd-clip-vit-b-32": "FD (CLIP-B/32)",
+    "fd-clip-vit-l-14": "FD (CLIP-L/14)", "code-entropy-n1": "H1", "code-entropy-n2": "H2", "code-entropy-n3": "H3",
+    "token-consistency-shift": "Consist. (shift)", "token-consistency-flip": "Consist. (flip)",
+    "token-consistency-jpeg": "Consist. (JPEG)", "reencode-stability": "Re-encode stab.",
+    "class-agreement-top1": "Top-1 agr.", "class-agreement-top5": "Top-5 agr.", "clip-score": "CLIPScore",
+    "bpp": "Bits/pixel", "tokens": "Tokens", "codebook-usage": "Code usage", "codebook-entropy": "Code entropy",
+    "codebook-perplexity": "Perplexity", "hf-fidelity": "HF fidelity", "frequency-cutoff": "Cut-off freq.",
+    "cer": "CER", "wer": "WER", "t-ned": "1-NED", "t-acc": "T-Acc", "cer-vs-ocr": "CER (vs OCR)", "wer-vs-ocr": "WER (vs OCR)",
+    "t-ned-vs-ocr": "1-NED (vs OCR)", "t-acc-vs-ocr": "T-Acc (vs OCR)", "bd-rate": "BD-rate",
+}  # fmt: skip
+GENERATION_LABELS = {"fid": "FID", "sfid": "sFID"}  # against a reference set, not the originals
+
+
+def metric_label(key: str, unit: str = "", task: str = "reconstruction") -> str:
+    """A metric's display name with its unit: ``metric_label("psnr", "dB")`` -> ``PSNR (dB)``."""
+    label = (GENERATION_LABELS.get(key) if task == "generation" else None) or LABELS.get(key)
+    if label is None and key.startswith("bd-"):
+        label = "BD-" + LABELS.get(key[3:], key[3:])
+    label = label or key
+    return f"{label} ({unit})" if unit else label
+
+
 def create_metric(name: str, /, **options: object) -> Metric:
     """Build a registered metric."""
     return METRICS.create(name, **options)
 
 
-__all__ = ["METRICS", "MeanMetric", "Metric", "MetricBatch", "TextReading", "create_metric"]
+__all__ = ["LABELS", "METRICS", "MeanMetric", "Metric", "MetricBatch", "TextReading", "create_metric", "metric_label"]
 
 
 def __getattr__(name: str):  # the contract classes import torch: load them on first use
