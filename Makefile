@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 .PHONY: install system-deps quickstart test test-all lint bench
 
 # Tesseract with its English, Chinese, Japanese, Korean and Hindi packs, the Noto/DejaVu
-# fonts the text suite renders with, and chromium (the HTML report's headless-browser test)
+# fonts the text suite renders with, chromium (the HTML report's headless-browser test) and pdflatex with booktabs (the paper table compiles)
 # (Debian/Ubuntu; skipped when already present).
 SYSTEM_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-jpn tesseract-ocr-kor tesseract-ocr-hin \
-	fonts-noto-core fonts-noto-cjk fonts-dejavu-core chromium
+	fonts-noto-core fonts-noto-cjk fonts-dejavu-core chromium texlive-latex-base texlive-latex-recommended
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-deps:

@@ -72,6 +72,8 @@ def test_records_load_as_tidy_tables_and_give_codec_curves(tmp_path: Path) -> No
                                         webp["psnr"].to_numpy(), method="cubic", min_overlap=0)  # fmt: skip
     assert by_tokenizer["webp-q20"]["bd-psnr"] == pytest.approx(expected_psnr, rel=1e-9) and expected_psnr > 0
     latex = run_cli("leaderboard", tmp_path, "--bd-baseline", "jpeg", "--bd-metric", "ssim", "-f", "latex").stdout
-    assert "bd-rate $\\downarrow$" in latex and "bd-ssim $\\uparrow$" in latex
+    assert "BD-rate (\\%) $\\downarrow$" in latex and "BD-SSIM $\\uparrow$" in latex
+    rows = [line.split(" & ") for line in latex.splitlines() if line.startswith("webp-q")]
+    assert len(rows) == 4 and sum(bool(row[-3]) for row in rows) == 1  # a family's BD-rate once, on its best-ranked row
     error = run_cli("leaderboard", tmp_path, "--bd-baseline", "avif", check=2).stderr
     assert "baseline 'avif'" in error and "jpeg, webp" in error

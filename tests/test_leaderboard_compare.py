@@ -213,11 +213,14 @@ def test_paper_tables_mark_the_best_and_second_best_by_direction(records_dir: Pa
     best, second = sorted(psnr, key=psnr.get, reverse=True)[:2]
     cheapest = min(bpp, key=bpp.get)
     latex = run_cli("leaderboard", records_dir, "--format", "latex", "--ci").stdout
-    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex and "\\bottomrule" in latex and "psnr $\\uparrow$" in latex
+    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex and "\\bottomrule" in latex
+    assert "PSNR (dB) $\\uparrow$" in latex and "Rate (bpp) $\\downarrow$" in latex  # display names and units, not ids
     lines = {line.split(" & ")[0]: line for line in latex.splitlines() if " & " in line}
-    assert "\\textbf{" + f"{psnr[best]:.4g}" + " $\\pm$" in lines[best]
-    assert "\\underline{" + f"{psnr[second]:.4g}" + " $\\pm$" in lines[second]
-    assert "\\textbf{" + f"{bpp[cheapest]:.4g}" + "}" in lines[cheapest]  # lower is better for bits per pixel
+    interval = dict(zip(psnr, [row["psnr_ci95"] for row in board.rows], strict=True))
+    half = (interval[best][1] - interval[best][0]) / 2
+    assert f"\\textbf{{{psnr[best]:.2f} $\\pm$ {half:.2f}}}" in lines[best]  # the interval at the value's precision
+    assert "\\underline{" + f"{psnr[second]:.2f}" + " $\\pm$" in lines[second]
+    assert f"{bpp[cheapest]:.3f}" in lines[cheapest] and "textbf" not in lines[cheapest].split(" & ")[-2]  # a cost is never "best"
     markdown = run_cli("leaderboard", records_dir, "--format", "md").stdout
     assert f"**{psnr[best]:.4g}**" in markdown and f"<u>{psnr[second]:.4g}</u>" in markdown
     from vtbench.leaderboard import _latex

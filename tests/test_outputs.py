@@ -65,3 +65,26 @@ def test_compare_json_gives_tolerances_as_numbers() -> None:
     assert diffs["psnr"]["tolerance"] == pytest.approx(diffs["psnr"]["baseline"] * 0.02, rel=1e-12)
     assert diffs["ssim"]["tolerance"] == 0.01 and diffs["ssim"]["tolerance_percent"] is None
     assert diffs["bpp"]["tolerance"] == 0.0  # the default: no change allowed beyond rounding
+
+
+def test_the_paper_table_compiles_and_drops_a_column_no_run_has(tmp_path: Path) -> None:
+    """A metric no run could compute (its weights missing, skipped) is no all-n/a column but a
+    note; the table compiles with pdflatex and booktabs where TeX is installed
+    (``make system-deps``), else its structure is checked."""
+    import shutil
+    import subprocess
+
+    for tokenizer in ("jpeg-q25", "jpeg-q75"):
+        run_cli("run", "-t", tokenizer, "-d", "samples", "-m", "psnr,lpips-alex", "--limit", "2", "--resolution", "32",
+                "--skip-unavailable", "--out", tmp_path / "runs")  # fmt: skip
+    latex = run_cli("leaderboard", tmp_path / "runs", "-f", "latex", "--ci").stdout
+    assert "LPIPS" not in latex.split("\\midrule")[0] and "No run has a value of LPIPS (Alex): not shown." in latex
+    assert latex.count("&") == latex.count("\\\\") * 3 - 3 * latex.count("multicolumn")  # 4 columns on every ordinary row
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (make system-deps): the structure was checked, not the compilation")
+    document = "\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + latex + "\\end{document}\n"
+    (tmp_path / "table.tex").write_text(document)
+    result = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode", "table.tex"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (tmp_path / "table.pdf").read_bytes().startswith(b"%PDF")

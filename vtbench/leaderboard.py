@@ -51,50 +51,69 @@ class Leaderboard:
                      "latex": self.to_latex}  # fmt: skip
         return renderers[fmt]()
 
-    def places(self) -> dict[tuple[int, str], int]:
-        """(row index, metric) -> 1 or 2 for the best and second-best value of each metric
-        within each dataset (each protocol of it), by the metric's direction (ties share the place)."""
+    def places(self, rows: list[dict[str, Any]] | None = None) -> dict[tuple[int, str], int]:
+        """(row index, metric) -> 1 or 2 for the best and second-best value of each quality
+        metric within each dataset (each protocol of it), by the metric's direction (ties share
+        the place). Cost columns (bits per pixel, tokens) are never marked: fewer bits is a
+        trade-off, not a win."""
+        rows = self.rows if rows is None else rows
         marks: dict[tuple[int, str], int] = {}
         for column in self.columns:
-            if column.higher_is_better is None:
+            if column.higher_is_better is None or column.kind == "cost":
                 continue
-            for group in {_group(row) for row in self.rows}:
-                indexed = [(i, row.get(column.key)) for i, row in enumerate(self.rows) if _group(row) == group]
+            for group in {_group(row) for row in rows}:
+                indexed = [(i, row.get(column.key)) for i, row in enumerate(rows) if _group(row) == group]
                 values = sorted(
                     {v for _, v in indexed if isinstance(v, (int, float)) and math.isfinite(v)}, reverse=column.higher_is_better
                 )
-                if len(indexed) < 2:
+                if len([v for _, v in indexed if isinstance(v, (int, float))]) < 2:
                     continue
                 for place, value in enumerate(values[:2], start=1):
                     marks.update({(i, column.key): place for i, v in indexed if v == value})
         return marks
 
     def to_latex(self) -> str:
-        """A booktabs table for a paper: best value of each metric bold, second underlined
-        (within each dataset, by the metric's direction), 95% intervals as ± half-widths
-        with ``--ci``, a rule between datasets (and between protocols of one dataset, when
-        mismatched records were allowed). Needs ``\\usepackage{booktabs}``."""
-        marks = self.places()
+        """A booktabs table for a paper (needs ``\\usepackage{booktabs}``): metrics by their
+        display names with units and direction; each column at one precision (about four
+        significant digits of its typical value), 95% intervals as ± half-widths at the same
+        precision with ``--ci``; the best quality value bold and the second underlined within
+        each dataset (never a cost column); Bjøntegaard columns once per family (on its
+        best-ranked row); a column no run has a value for is dropped and named in a note; a
+        rule between datasets (and between protocols of one dataset, when mismatched records
+        were allowed)."""
+        from vtbench.metrics import metric_label
+
+        rows = _bd_once_per_family(self.rows, self.columns)
+        empty = [c for c in self.columns if all(not isinstance(row.get(c.key), (int, float)) for row in rows)]
+        columns = [c for c in self.columns if c not in empty]
+        marks = self.places(rows)
+        decimals = {c.key: _decimals([row.get(c.key) for row in rows]) for c in columns}
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
-        header = ["Tokenizer", *[_latex(c.key) + arrows[c.higher_is_better] for c in self.columns]]
-        lines = [r"\begin{tabular}{l" + "r" * len(self.columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+        header = ["Tokenizer", *[_latex(metric_label(c.key, c.unit)) + arrows[c.higher_is_better] for c in columns]]
+        lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
-        for i, row in enumerate(self.rows):
+        for i, row in enumerate(rows):
             if _group(row) != dataset:
                 if dataset is not None:
                     lines.append(r"\midrule")
                 dataset = _group(row)
-                lines.append(rf"\multicolumn{{{len(self.columns) + 1}}}{{l}}{{\textit{{{_latex(dataset)}}}}} \\")
+                lines.append(rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{{_latex(dataset)}}}}} \\")
             cells = [_latex(row["tokenizer"])]
-            for column in self.columns:
-                text = _latex(format_value(row.get(column.key)))
+            for column in columns:
+                value = row.get(column.key)
+                places = decimals[column.key]
+                text = "" if value is None and column.kind == "bd" and row.get("_bd_repeat") else _latex(format_fixed(value, places))
                 interval = row.get(f"{column.key}_ci95")
                 if self.show_intervals and interval and column.kind != "cost" and None not in interval:
-                    text += rf" $\pm$ {_latex(format_value((interval[1] - interval[0]) / 2))}"
+                    text += rf" $\pm$ {_latex(format_fixed((interval[1] - interval[0]) / 2, places))}"
                 place = marks.get((i, column.key))
                 cells.append(rf"\textbf{{{text}}}" if place == 1 else (rf"\underline{{{text}}}" if place == 2 else text))
             lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines.append(r"\bottomrule")
+        if empty:
+            names = ", ".join(_latex(metric_label(c.key)) for c in empty)
+            lines.append(rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\footnotesize No run has a value of {names}: not shown.}} \\")
+        lines.append(r"\end{tabular}")
         return "\n".join(lines) + "\n"
 
     def _cell(self, row: dict[str, Any], column: Column) -> str:
@@ -174,6 +193,38 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 def _latex(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(character, character) for character in str(text))
+
+
+def _decimals(values: list[Any]) -> int:
+    """Decimal places that give about four significant digits to a column's typical (median
+    absolute, non-zero) value: 2 for PSNR in dB, 4 for SSIM, 0 for token counts."""
+    magnitudes = sorted(abs(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v != 0)
+    if not magnitudes:
+        return 0
+    return max(0, min(4, 3 - math.floor(math.log10(magnitudes[len(magnitudes) // 2]))))
+
+
+def format_fixed(value: float | None, decimals: int) -> str:
+    """``value`` at ``decimals`` places (thousands separated at 0 places); ``n/a`` for none."""
+    if value is None or not math.isfinite(value):
+        return format_value(value)
+    return f"{value:,.0f}" if decimals == 0 else f"{value:.{decimals}f}"
+
+
+def _bd_once_per_family(rows: list[dict[str, Any]], columns: list[Column]) -> list[dict[str, Any]]:
+    """Copies of ``rows`` with the Bjøntegaard values kept on each family's first row of each
+    block only (they describe the family's curve, not the run); the others marked as repeats."""
+    bd = [c.key for c in columns if c.kind == "bd"]
+    if not bd:
+        return rows
+    seen, out = set(), []
+    for row in rows:
+        key = (_group(row), row.get("family"))
+        if key in seen:
+            row = {**row, **dict.fromkeys(bd), "_bd_repeat": True}
+        seen.add(key)
+        out.append(row)
+    return out
 
 
 def format_value(value: float | None) -> str:
@@ -264,7 +315,8 @@ def build_leaderboard(records: list[RunRecord], rank_by: str | None = None, allo
             row[key] = parse_float(metric.value) if metric else None
             row[f"{key}_ci95"] = [parse_float(v) for v in metric.ci95] if metric and metric.ci95 else None
         if bd_baseline:
-            row.update(bd_values.get((curve_name(record), row["dataset"]), dict.fromkeys(("bd-rate", f"bd-{bd_metric}"))))
+            row["family"] = curve_name(record)
+            row.update(bd_values.get((row["family"], row["dataset"]), dict.fromkeys(("bd-rate", f"bd-{bd_metric}"))))
         rows.append(row)
 
     def sort_key(row: dict[str, Any]) -> tuple[str, int, float]:

@@ -139,7 +139,7 @@ LABELS = {
     "token-consistency-shift": "Consist. (shift)", "token-consistency-flip": "Consist. (flip)",
     "token-consistency-jpeg": "Consist. (JPEG)", "reencode-stability": "Re-encode stab.",
     "class-agreement-top1": "Top-1 agr.", "class-agreement-top5": "Top-5 agr.", "clip-score": "CLIPScore",
-    "bpp": "Bits/pixel", "tokens": "Tokens", "codebook-usage": "Code usage", "codebook-entropy": "Code entropy",
+    "bpp": "Rate (bpp)", "tokens": "Tokens", "codebook-usage": "Code usage", "codebook-entropy": "Code entropy",
     "codebook-perplexity": "Perplexity", "hf-fidelity": "HF fidelity", "frequency-cutoff": "Cut-off freq.",
     "cer": "CER", "wer": "WER", "t-ned": "1-NED", "t-acc": "T-Acc", "cer-vs-ocr": "CER (vs OCR)", "wer-vs-ocr": "WER (vs OCR)",
     "t-ned-vs-ocr": "1-NED (vs OCR)", "t-acc-vs-ocr": "T-Acc (vs OCR)", "bd-rate": "BD-rate",
@@ -153,7 +153,10 @@ def metric_label(key: str, unit: str = "", task: str = "reconstruction") -> str:
     if label is None and key.startswith("bd-"):
         label = "BD-" + LABELS.get(key[3:], key[3:])
     label = label or key
-    return f"{label} ({unit})" if unit else label
+    return f"{label} ({unit})" if unit and unit not in _SAID_BY_THE_LABEL else label
+
+
+_SAID_BY_THE_LABEL = {"fraction", "tokens", "bit/px"}  # units the name already gives (or, for a fraction, needs not)
 
 
 def create_metric(name: str, /, **options: object) -> Metric:
