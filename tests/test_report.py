@@ -37,7 +37,9 @@ def test_the_report_is_one_self_contained_file(report: Path, quickstart: tuple[P
     assert text.count("<svg") >= 2 and 'id="leaderboard"' in text
     for run in ("identity__samples", "jpeg-q50__samples", "webp-q25__samples"):
         assert run in text
-    assert "only 6 images" in text  # the quickstart's 6 images are flagged as few
+    warnings = text[text.index("<h2>Warnings</h2>") : text.index("<h2>Bjøntegaard")]
+    assert warnings.count("fewer than 50 images") == 1 and "(10 runs)</summary>" in warnings  # once, the runs listed inside
+    assert warnings.count("<details") == len(set(re.findall(r"<summary>(.*?)</summary>", warnings)))  # no warning repeated
     # the Bjøntegaard table: WebP against JPEG from the quickstart's four qualities each
     import vtbench
     from vtbench.analysis import rate_quality_curves
@@ -79,6 +81,11 @@ def test_the_report_loads_sorts_and_renders_in_a_headless_browser(report: Path, 
     bpp = [float(re.findall(r'data-value="([^"]*)"', row)[column]) for row in rows]
     assert len(bpp) == 10 and bpp == sorted(bpp, reverse=True)  # sorted by the page's script, descending
     assert dom.count('class="zoom"') == 2 * 2 * 10  # the gallery's crops (2 per image, 2 images per run) are in the rendered page
+    assert re.search(r'<th data-key="bpp"[^>]*class="sorted-desc"', table)  # the sorted column is marked
+    by_name = _browser("--dump-dom", f"{report.as_uri()}#sort=TOKENIZER").stdout  # a text column, the key in any case
+    table = by_name[by_name.index('id="leaderboard"') : by_name.index("</table>", by_name.index('id="leaderboard"'))]
+    names = re.findall(r'<td class="name">([^<]*)</td><td class="name">', table)
+    assert len(names) == 10 and names == sorted(names) and 'data-sorted-by="tokenizer"' in by_name
     shot = tmp_path / "report.png"
     _browser(f"--screenshot={shot}", "--window-size=1280,1600", report.as_uri())
     with Image.open(shot) as image:

@@ -26,24 +26,37 @@ FEW_SAMPLES = 50  # below this many images an interval is wide and a Fréchet di
 SCRIPT = """
 function sortTable(key, descending) {
   const table = document.getElementById('leaderboard');
-  const column = [...table.tHead.rows[0].cells].findIndex(c => c.dataset.key === key);
-  if (column < 0) return;
+  const headers = [...table.tHead.rows[0].cells];
+  const wanted = key.toLowerCase();  // #sort=-PSNR and #sort=tokenizer: any case
+  const column = headers.findIndex(c => (c.dataset.key || '').toLowerCase() === wanted);
+  if (column < 0) {
+    document.getElementById('sort-note').textContent = 'No column "' + key + '" to sort by; columns: ' +
+      headers.map(c => c.dataset.key).join(', ') + '.';
+    return;
+  }
+  const numeric = headers[column].dataset.type === 'number';
   const rows = [...table.tBodies[0].rows];
-  const value = r => { const v = r.cells[column].dataset.value; return v === undefined || v === '' ? NaN : Number(v); };
+  const number = r => { const v = r.cells[column].dataset.value; return v === undefined || v === '' ? NaN : Number(v); };
+  const text = r => r.cells[column].textContent.trim();
   rows.sort((a, b) => {
-    const x = value(a), y = value(b);
-    if (isNaN(x) && isNaN(y)) return 0; if (isNaN(x)) return 1; if (isNaN(y)) return -1;
+    if (!numeric) return descending ? text(b).localeCompare(text(a)) : text(a).localeCompare(text(b));
+    const x = number(a), y = number(b);
+    if (isNaN(x) && isNaN(y)) return 0; if (isNaN(x)) return 1; if (isNaN(y)) return -1;  // n/a last either way
     return descending ? y - x : x - y;
   });
   rows.forEach(r => table.tBodies[0].appendChild(r));
-  table.dataset.sortedBy = (descending ? '-' : '') + key;
+  headers.forEach(c => { c.classList.remove('sorted-asc', 'sorted-desc'); c.removeAttribute('aria-sort'); });
+  headers[column].classList.add(descending ? 'sorted-desc' : 'sorted-asc');
+  headers[column].setAttribute('aria-sort', descending ? 'descending' : 'ascending');
+  table.dataset.sortedBy = (descending ? '-' : '') + headers[column].dataset.key;
+  document.getElementById('sort-note').textContent = '';
 }
 document.addEventListener('DOMContentLoaded', () => {
   document.querySelectorAll('#leaderboard th[data-key]').forEach(th => th.addEventListener('click', () => {
     const table = document.getElementById('leaderboard');
-    sortTable(th.dataset.key, table.dataset.sortedBy !== '-' + th.dataset.key);
+    sortTable(th.dataset.key, table.dataset.sortedBy === th.dataset.key);
   }));
-  const match = location.hash.match(/sort=(-?)([^&]+)/);
+  const match = location.hash.match(/sort=(-?)([^&]+)/i);
   if (match) sortTable(decodeURIComponent(match[2]), match[1] === '-');
 });
 window.addEventListener('load', () => {  // after every embedded image has decoded
@@ -59,24 +72,35 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{cursor:pointer;background:#f3f3f3}td.name{text-align:left}.best{font-weight:bold}.second{text-decoration:underline}
-.warning{background:#fff4e5;border-left:4px solid #E69F00;padding:4px 8px;margin:4px 0}
-figure{display:inline-block;margin:0 1em 1em 0}details{margin:4px 0}pre{background:#f7f7f7;padding:6px;overflow-x:auto}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}#sort-note{color:#D55E00}
+.warning{background:#fff4e5;border-left:4px solid #E69F00;padding:4px 8px;margin:4px 0}.warning ul{margin:4px 0}
+figure{display:inline-block;vertical-align:top;width:48%;min-width:420px;margin:0 1% 1em 0}
+figure svg{width:100%;height:auto}details{margin:4px 0}pre{background:#f7f7f7;padding:6px;overflow-x:auto}
 .gallery td{text-align:center;vertical-align:top;font-size:80%}.gallery img{width:128px;height:auto}
 .gallery img.zoom{image-rendering:pixelated}
 """
 THUMBNAIL = 128  # px, longer side of the whole-image panels; crops keep their pixels and are enlarged by the browser
 
 
-def _figures(paths: list[Path]) -> list[tuple[str, str]]:
-    """(caption, inline SVG) for each figure the records support."""
+def _figures(paths: list[Path], records: list[RunRecord]) -> list[tuple[str, str]]:
+    """(caption, inline SVG) for each figure the records support: a rate–distortion figure for
+    every quality metric the records have, then the per-run figures."""
     from vtbench import plots
+    from vtbench.metrics import metric_label
 
+    quality = sorted({name for r in records if r.task == "reconstruction" for name, e in r.metrics.items() if e.kind == "quality"},
+                     key=lambda name: (name != "psnr", name))  # fmt: skip
+
+    def curve(name: str) -> Any:
+        return plots.rate_distortion(paths, name, allow_protocol_mismatch=True)
+
+    makers = [(f"Rate–distortion ({metric_label(name)})", lambda name=name: curve(name)) for name in quality]
+    makers += [("Frequency response", lambda: plots.frequency_response(paths, allow_protocol_mismatch=True)),
+               ("Per-image PSNR", lambda: plots.distribution(paths, "psnr", allow_protocol_mismatch=True)),
+               ("Character error rate by text size and script", lambda: plots.text_errors(paths, "cer", True)),
+               ("Codebook usage", lambda: plots.codebook_usage(paths, allow_protocol_mismatch=True))]  # fmt: skip
     figures = []
-    for caption, make in (("Rate–distortion (PSNR)", lambda: plots.rate_distortion(paths, "psnr", allow_protocol_mismatch=True)),
-                          ("Frequency response", lambda: plots.frequency_response(paths, allow_protocol_mismatch=True)),
-                          ("Per-image PSNR", lambda: plots.distribution(paths, "psnr", allow_protocol_mismatch=True)),
-                          ("Character error rate by text size and script", lambda: plots.text_errors(paths, "cer", True)),
-                          ("Codebook usage", lambda: plots.codebook_usage(paths, allow_protocol_mismatch=True))):  # fmt: skip
+    for caption, make in makers:
         try:
             figure = make()
         except VtbenchError:
@@ -91,20 +115,41 @@ def _figures(paths: list[Path]) -> list[tuple[str, str]]:
     return figures
 
 
-def _warnings(records: list[RunRecord]) -> list[str]:
-    out = []
+def _warnings(records: list[RunRecord]) -> dict[str, list[str]]:
+    """Each warning once, with the runs it concerns: {message: [run, ...]}, in first-seen order."""
+    grouped: dict[str, list[str]] = {}
+
+    def add(message: str, run: str) -> None:
+        grouped.setdefault(message, []).append(run)
+
     for record in records:
         evaluated = record.samples.evaluated
         if evaluated < FEW_SAMPLES:
-            out.append(f"{record.run_name}: only {evaluated} images; intervals are wide and Fréchet distances biased")
+            add(f"fewer than {FEW_SAMPLES} images: intervals are wide and Fréchet distances biased", f"{record.run_name} ({evaluated})")
         for name, entry in record.metrics.items():
             if entry.status != "ok":
-                out.append(f"{record.run_name}: {name} {entry.status}: {entry.reason or ''}")
-            out += [f"{record.run_name}: {name}: {note}" for note in entry.warnings]
+                add(f"{name} {entry.status}: {entry.reason or ''}", record.run_name)
+            for note in entry.warnings:
+                add(f"{name}: {note}", record.run_name)
     protocols = {json.dumps(r.protocol.preprocessing, sort_keys=True) for r in records}
     if len(protocols) > 1:
-        out.append(f"the records were made under {len(protocols)} different preprocessing settings: compare within one only")
-    return out
+        grouped[f"the records were made under {len(protocols)} different preprocessing settings: compare within one only"] = []
+    return grouped
+
+
+def _warnings_html(grouped: dict[str, list[str]]) -> str:
+    """One collapsed line per warning, the runs it concerns listed once inside."""
+    if not grouped:
+        return "<p>None.</p>"
+    out = []
+    for message, runs in grouped.items():
+        if not runs:
+            out.append(f'<div class="warning">{html.escape(message)}</div>')
+            continue
+        items = "".join(f"<li>{html.escape(run)}</li>" for run in runs)
+        count = f"{len(runs)} run{'s' if len(runs) > 1 else ''}"
+        out.append(f'<details class="warning"><summary>{html.escape(message)} ({count})</summary><ul>{items}</ul></details>')
+    return "\n".join(out)
 
 
 def _png_uri(array: Any, thumbnail: bool = False) -> str:
@@ -199,9 +244,10 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         raise VtbenchError(f"--gallery-metric {gallery_metric!r}: no record has it per image (per-image metrics: {', '.join(per_image)})")
     board = build_leaderboard(records, allow_protocol_mismatch=True)
     marks = board.places()
-    head = "".join(f'<th data-key="{html.escape(k)}">{html.escape(h)}</th>' for k, h in
-                   [("rank", "rank"), ("tokenizer", "tokenizer"), ("dataset", "dataset"), *[(c.key, c.header) for c in board.columns],
-                    ("images", "images")])  # fmt: skip
+    text_columns = {"tokenizer", "dataset"}
+    head = "".join(f'<th data-key="{html.escape(k)}" data-type="{"text" if k in text_columns else "number"}">{html.escape(h)}</th>'
+                   for k, h in [("rank", "rank"), ("tokenizer", "tokenizer"), ("dataset", "dataset"),
+                                *[(c.key, _header(c, records)) for c in board.columns], ("images", "images")])  # fmt: skip
     body = []
     for i, row in enumerate(board.rows):
         cells = [f'<td data-value="{row["rank"]}">{row["rank"]}</td>', f'<td class="name">{html.escape(row["tokenizer"])}</td>',
@@ -214,8 +260,12 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         cells.append(f'<td data-value="{row["images"]}">{row["images"]}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     gallery, gallery_problems = _gallery(records, gallery_metric, gallery_k) if gallery_k > 0 else ("", [])
-    warnings = "".join(f'<div class="warning">{html.escape(w)}</div>' for w in _warnings(records) + gallery_problems) or "<p>None.</p>"
-    figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots))
+    reconstruction = any(record.task == "reconstruction" for record in records)  # generation runs: no BD-rate, no gallery
+    grouped = _warnings(records)
+    for problem in gallery_problems:
+        grouped.setdefault("no gallery", []).append(problem)
+    warnings = _warnings_html(grouped)
+    figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots, records))
     runs = "".join(
         f"<details><summary>{html.escape(r.run_name)}</summary><pre>"
         + html.escape(json.dumps({"protocol": r.protocol.to_dict(), "config": r.config, "environment": r.environment}, indent=2))
@@ -227,12 +277,24 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
         f"<p>{len(records)} run(s). Best value of each metric in bold, second underlined (by direction, within each dataset); "
         "click a header to sort.</p>\n"
-        f'<h2>Leaderboard</h2>\n<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>\n"
-        f"<h2>Warnings</h2>\n{warnings}\n<h2>Bjøntegaard deltas</h2>\n{_bd_section(records, bd_baseline)}\n"
-        f"<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
-        f"<h2>Worst images by {html.escape(gallery_metric)}</h2>\n{gallery or '<p>No gallery.</p>'}\n"
-        f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
+        f'<h2>Leaderboard</h2>\n<p id="sort-note"></p><table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody></table>\n"
+        f"<h2>Warnings</h2>\n{warnings}\n"
+        + (f"<h2>Bjøntegaard deltas</h2>\n{_bd_section(records, bd_baseline)}\n" if reconstruction else "")
+        + f"<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
+        + (f"<h2>Worst images by {html.escape(gallery_metric)}</h2>\n{gallery or '<p>No gallery.</p>'}\n" if reconstruction else "")
+        + f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
     )
+
+
+def _header(column: Any, records: list[RunRecord]) -> str:
+    """A leaderboard column's display name with its unit and direction (``PSNR (dB) ↑``)."""
+    from vtbench.metrics import metric_label
+
+    task = "generation" if all(record.task == "generation" for record in records) else "reconstruction"
+    arrow = "" if column.higher_is_better is None else (" ↑" if column.higher_is_better else " ↓")
+    return metric_label(column.key, column.unit, task) + arrow
 
 
 def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report", **options: Any) -> Path:
