@@ -88,3 +88,36 @@ def test_the_paper_table_compiles_and_drops_a_column_no_run_has(tmp_path: Path) 
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:]
     assert (tmp_path / "table.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_two_variants_of_one_tokenizer_are_named_from_their_options_and_ranked_from_two_folders(tmp_path: Path) -> None:
+    run_cli("run", "-t", "jpeg:quality=20", "-t", "jpeg:quality=80", "-d", "samples", "--limit", "2", "--resolution", "32",
+            "-m", "psnr", "--out", tmp_path / "a")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.json")) == ["jpeg-quality=20__samples.json", "jpeg-quality=80__samples.json"]
+    run_cli("run", "-t", "webp-q50", "-d", "samples", "--limit", "2", "--resolution", "32", "-m", "psnr", "--out", tmp_path / "b")
+    board = json.loads(run_cli("leaderboard", tmp_path / "a", tmp_path / "b", "--json").stdout)  # many folders, as plot and report
+    assert sorted(row["tokenizer"] for row in board["rows"]) == ["jpeg-quality=20", "jpeg-quality=80", "webp-q50"]
+    worst = json.loads(run_cli("worst", tmp_path / "a", tmp_path / "b", "-m", "psnr", "-k", "1", "--json").stdout)["images"]
+    rows = [json.loads(p.read_text()) for p in (tmp_path / "a").glob("*.json")]
+    assert worst[0]["runs"] == 3 and worst[0]["worst_run"] == "jpeg-quality=20__samples" and len(rows) == 2
+    from vtbench.analysis import load_images
+
+    images = load_images([tmp_path / "a", tmp_path / "b"])
+    means = images.groupby("id")["psnr"].mean()
+    assert worst[0]["id"] == means.idxmin() and worst[0]["mean"] == means.min()  # the lowest mean PSNR over the three runs
+
+
+def test_list_says_which_tokenizers_run_here_without_a_download() -> None:
+    entries = {e["name"]: e for e in json.loads(run_cli("list", "tokenizers", "--json").stdout)["entries"]}
+    assert entries["jpeg-q50"]["weights"] == "none needed" and entries["identity"]["weights"] == "none needed"
+    assert entries["llamagen-vq-ds16-c2i"]["weights"] == "download"  # VTBENCH_HOME is empty in the tests
+    assert entries["var-vqvae-256"]["weights"] == "download"  # its checkpoint is its class's default, not a preset option
+    here = run_cli("list", "tokenizers", "--here").stdout
+    assert "jpeg-q50" in here and "llamagen-vq-ds16-c2i" not in here
+
+
+def test_a_gallery_of_a_metric_that_was_not_computed_says_why(tmp_path: Path) -> None:
+    run_cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "psnr,lpips-alex", "--limit", "2", "--resolution", "32", "--skip-unavailable",
+            "--out", tmp_path)  # fmt: skip
+    error = run_cli("gallery", tmp_path / "jpeg-q50__samples.json", "-m", "lpips-alex", "--out", tmp_path / "g.png", check=2).stderr
+    assert "lpips-alex was not computed (unavailable: alexnet-owt-7be5be79.pth" in error

@@ -59,8 +59,12 @@ def test_include_inherits_and_overrides(tmp_path: Path) -> None:
     assert validate_recipe(recipe) == ["jpeg-q50__samples", "jpeg-q60__samples"]
 
 
-def test_duplicate_run_names_are_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path, "tokenizers: [{name: jpeg, quality: 50}, {name: jpeg, quality: 60}]\ndatasets: [samples]\n")
+def test_option_variants_are_named_apart_and_true_duplicates_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tokenizers: [{name: jpeg, quality: 50}, {name: jpeg, quality: 60}, {name: jpeg, label: mine}]\n"
+                            "datasets: [samples]\n")  # fmt: skip
+    names = [run.run_name for run in load_recipe(path).runs()]
+    assert names == ["jpeg-quality=50__samples", "jpeg-quality=60__samples", "mine__samples"]  # a label is kept as given
+    path = _write(tmp_path, "tokenizers: [{name: jpeg, quality: 50}, {name: jpeg, quality: 50}]\ndatasets: [samples]\n")
     with pytest.raises(RecipeError, match="same record 'jpeg__samples'.*label"):
         validate_recipe(load_recipe(path))
 

@@ -95,8 +95,11 @@ def test_two_generators_against_one_reference_compare_rank_and_report(two_genera
     board = json.loads(run_cli("leaderboard", two_generators, "--format", "json").stdout)
     assert board["rank_by"] == "fid" and [row["rank"] for row in board["rows"]] == [1, 2]
     assert [row["fid"] for row in board["rows"]] == sorted([a.value("fid"), b.value("fid")])  # lower is better: first
+    assert "| rank | generator | reference |" in run_cli("leaderboard", two_generators, "--format", "md").stdout
     run_cli("report", two_generators, "--out", tmp_path / "report.html")
-    assert "different settings" not in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "different settings" not in page and ">generator</th>" in page and "FID ↓" in page  # a generation table, not tokenizer/dataset
+    assert "Bjøntegaard" not in page and "Worst images" not in page  # neither applies to generators
 
 
 # -- settings declared once -------------------------------------------------------------------

@@ -85,6 +85,43 @@ def images_frame(record: RunRecord) -> pd.DataFrame:
     return frame
 
 
+def is_lossless(record: RunRecord) -> bool:
+    """Whether every image of the run was reconstructed exactly (all at the PSNR ceiling)."""
+    entry = record.metrics.get("psnr")
+    evaluated = record.samples.evaluated
+    return bool(entry and evaluated and entry.details.get("images_at_ceiling") == evaluated)
+
+
+WORST_COLUMNS = ["id", "runs", "mean", "worst", "worst_run", "best", "best_run"]
+
+
+def worst_images(paths: str | Path | Iterable[str | Path], metric: str = "psnr", k: int = 10) -> pd.DataFrame:
+    """The ``k`` images that are worst by ``metric`` across the runs under ``paths`` (by the
+    metric's direction, on their mean over the runs that scored them; lossless runs left out):
+    per image its id, how many runs scored it, the mean, and the worst and best run with their
+    values."""
+    records = _records(paths)
+    entries = [r.metrics[metric] for r in records if metric in r.metrics and r.metrics[metric].status == "ok"]
+    if not entries:
+        raise VtbenchError(f"no record under these paths has {metric!r} computed")
+    higher = entries[0].higher_is_better is not False
+    images = load_images(paths)
+    if images.empty or metric not in images.columns:
+        raise VtbenchError(f"no per-image {metric!r} values in these records (it is not a per-image metric, or the CSVs are missing)")
+    lossless = {r.run_name for r in records if is_lossless(r)}  # the identity at the ceiling tells nothing about an image
+    scored = images[(images["status"] == "ok") & images[metric].notna() & ~images["run"].isin(lossless)][["run", "id", metric]]
+    if scored.empty:
+        raise VtbenchError(f"no per-image {metric!r} values in these records (it is not a per-image metric, or every run is lossless)")
+    rows = []
+    for image_id, group in scored.groupby("id", sort=False):
+        ordered = group.sort_values(metric, ascending=higher, kind="stable")
+        worst, best = ordered.iloc[0], ordered.iloc[-1]
+        rows.append({"id": str(image_id), "runs": len(group), "mean": float(group[metric].mean()), "worst": float(worst[metric]),
+                     "worst_run": worst["run"], "best": float(best[metric]), "best_run": best["run"]})  # fmt: skip
+    table = pd.DataFrame(rows, columns=WORST_COLUMNS)
+    return table.sort_values(["mean", "id"], ascending=[higher, True], kind="stable").head(k).reset_index(drop=True)
+
+
 def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:
     """(curve family, dataset) -> that family's points (``run``, ``rate``, ``quality`` and its
     interval ``ci_low``/``ci_high``), sorted by rate, from a :func:`load_records` table."""

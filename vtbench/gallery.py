@@ -79,8 +79,10 @@ def select(run: LoadedRun, metric: str, k: int, versus: LoadedRun | None = None)
     """The ``k`` worst images of ``run`` by ``metric`` (its direction from the record), or with
     ``versus`` the ``k`` images where the two runs' values differ most: (id, dataset index, values)."""
     entry = run.record.metrics.get(metric)
+    if entry is not None and entry.status != "ok":  # recorded, but not computed (its weights were missing, ...)
+        raise VtbenchError(f"{run.name}: {metric} was not computed ({entry.status}: {entry.reason or 'no reason recorded'})")
     if entry is None or metric not in run.rows.columns or run.rows[metric].isna().all():
-        have = [m for m, e in run.record.metrics.items() if e.aggregation == "mean"]
+        have = [m for m, e in run.record.metrics.items() if e.aggregation == "mean" and e.status == "ok"]
         raise VtbenchError(f"{run.name} has no per-image {metric!r} values (per-image metrics: {', '.join(have)})")
     rows = run.rows.dropna(subset=[metric])
     if versus is None:

@@ -43,6 +43,7 @@ class Leaderboard:
     columns: list[Column]
     rows: list[dict[str, Any]]
     show_intervals: bool = False  # append 95% bootstrap intervals in md / html / table
+    headings: tuple[str, str] = ("tokenizer", "dataset")  # ("generator", "reference") for generation runs; CSV/JSON keep the keys
 
     def render(self, fmt: str = "md") -> str:
         if fmt not in FORMATS:
@@ -89,7 +90,7 @@ class Leaderboard:
         marks = self.places(rows)
         decimals = {c.key: _decimals([row.get(c.key) for row in rows]) for c in columns}
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
-        header = ["Tokenizer", *[_latex(metric_label(c.key, c.unit)) + arrows[c.higher_is_better] for c in columns]]
+        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit)) + arrows[c.higher_is_better] for c in columns]]
         lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
         for i, row in enumerate(rows):
@@ -124,7 +125,7 @@ class Leaderboard:
         return text
 
     def _header_and_cells(self) -> tuple[list[str], list[list[str]]]:
-        header = ["rank", "tokenizer", "dataset", *[c.header for c in self.columns], "images", "failed"]
+        header = ["rank", *self.headings, *[c.header for c in self.columns], "images", "failed"]
         cells = [
             [
                 str(row["rank"]),
@@ -331,7 +332,10 @@ def build_leaderboard(records: list[RunRecord], rank_by: str | None = None, allo
         rank = 1 if row["group"] != previous else rank + 1
         previous = row["group"]
         row["rank"] = rank
-    return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows)
+    tasks = {record.task for record in records}
+    headings = ("generator", "reference") if tasks == {"generation"} else (("tokenizer", "dataset") if tasks == {"reconstruction"} else
+                                                                           ("tokenizer / generator", "dataset / reference"))  # fmt: skip
+    return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows, headings=headings)
 
 
 def _group(row: dict[str, Any]) -> str:

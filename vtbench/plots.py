@@ -88,10 +88,9 @@ def _run_colours(records: list[Any], drawn: list[Any]) -> dict[str, str]:
 
 
 def _lossless(record: Any) -> bool:
-    """Whether every image of the run was reconstructed exactly (all at the PSNR ceiling)."""
-    entry = record.metrics.get("psnr")
-    evaluated = record.samples.evaluated
-    return bool(entry and evaluated and entry.details.get("images_at_ceiling") == evaluated)
+    from vtbench.analysis import is_lossless
+
+    return is_lossless(record)
 
 
 def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ Unknown keys, names and options are errors with suggestions.
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +113,12 @@ class Recipe(Settings):
         """One config per (tokenizer, dataset) and per (generator, reference), with the
         command line's ``overrides`` on top of the recipe's settings."""
         runs: list[RunConfig | GenerationConfig] = []
-        for tok in self.tokenizers:
-            for data in self.datasets:
+        for tok in named_apart(self.tokenizers):
+            for data in named_apart(self.datasets):
                 settings = self.settings_for("reconstruction", overrides, {"preprocessing": data.preprocessing})
                 runs.append(RunConfig(tokenizer=tok.name, tokenizer_options=dict(tok.options), label=tok.label, dataset=data.name,
                                       dataset_options=dict(data.options), dataset_label=data.label, **settings))  # fmt: skip
-        for gen in self.generators:
+        for gen in named_apart(self.generators):
             options = dict(gen.options)
             expected = options.pop("expected_samples", None)  # a setting of the run, given beside the generator's options
             for reference in self.references:
@@ -132,6 +132,26 @@ class Recipe(Settings):
         data = asdict(self)
         data.pop("given")
         return data
+
+
+def named_apart(components: list[Component]) -> list[Component]:
+    """``components`` with a label made from the options (``jpeg:quality=30`` ->
+    ``jpeg-quality=30``) for each unlabelled one that shares its name with another of other
+    options, so two variants of one tokenizer write two records without ``label=``."""
+    import re
+
+    variants: dict[str, set[str]] = {}
+    for component in components:
+        if component.label is None:
+            variants.setdefault(component.name, set()).add(repr(sorted(component.options.items())))
+    out = []
+    for component in components:
+        if component.label is None and component.options and len(variants.get(component.name, ())) > 1:
+            options = "-".join(f"{key}={value}" for key, value in sorted(component.options.items()))
+            label = re.sub(r"[^A-Za-z0-9._=+-]", "_", f"{Path(component.name).name}-{options}")
+            component = replace(component, label=label)
+        out.append(component)
+    return out
 
 
 RECIPE_SETTINGS = {name for name, declaration in declared(Settings).items() if declaration.recipe}

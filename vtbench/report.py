@@ -246,7 +246,7 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     marks = board.places()
     text_columns = {"tokenizer", "dataset"}
     head = "".join(f'<th data-key="{html.escape(k)}" data-type="{"text" if k in text_columns else "number"}">{html.escape(h)}</th>'
-                   for k, h in [("rank", "rank"), ("tokenizer", "tokenizer"), ("dataset", "dataset"),
+                   for k, h in [("rank", "rank"), ("tokenizer", board.headings[0]), ("dataset", board.headings[1]),
                                 *[(c.key, _header(c, records)) for c in board.columns], ("images", "images")])  # fmt: skip
     body = []
     for i, row in enumerate(board.rows):

@@ -24,6 +24,7 @@ from vtbench.cli import (
     show_cmd,
     validate_cmd,
     weights_cmd,
+    worst_cmd,
 )  # fmt: skip
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("merge")(merge_cmd.merge)
 app.command("plot")(plot_cmd.plot)
 app.command("report")(report_cmd.report)
 app.command("gallery")(gallery_cmd.gallery)
+app.command("worst")(worst_cmd.worst)
 app.command("probe")(probe_cmd.probe)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")

@@ -1,4 +1,4 @@
-"""``vtbench leaderboard DIR``: every record under DIR in one ranked table."""
+"""``vtbench leaderboard RESULTS...``: every record under the given folders in one ranked table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 
 def leaderboard(
-    path: Path = typer.Argument(..., help="Folder of run records (searched recursively) or one record."),
+    paths: list[Path] = typer.Argument(..., help="Folders of run records (searched recursively) or record files."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json, html or latex (booktabs, best bold)."),
     as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="With --out: no 'wrote' line."),
@@ -32,6 +32,8 @@ def leaderboard(
       vtbench leaderboard results/ --format md --rank-by lpips-vgg --out leaderboard.md
 
       vtbench leaderboard results/quickstart --bd-baseline jpeg --format latex
+
+      vtbench leaderboard runs/jpeg runs/mytok --format md
     """
     if as_json:
         fmt = "json"
@@ -40,7 +42,8 @@ def leaderboard(
     from vtbench.leaderboard import print_rich_table
     from vtbench.schema import find_records
 
-    board = build(find_records(path), rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch, bd_baseline=bd_baseline,
+    records = [record for path in paths for record in find_records(path)]
+    board = build(records, rank_by=rank_by, allow_protocol_mismatch=allow_protocol_mismatch, bd_baseline=bd_baseline,
                   bd_metric=bd_metric)  # fmt: skip
     board.show_intervals = intervals
     if fmt == "table" and out is None:

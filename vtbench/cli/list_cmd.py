@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 
 import typer
 
@@ -24,12 +25,15 @@ def list_registered(
     family: str | None = typer.Option(
         None, "--family", help="Only tokenizers of this family or quantizer (codec, pixel, discrete, continuous, vq, kl, lfq ...)."
     ),
+    here: bool = typer.Option(False, "--here", help="Only tokenizers that run on this machine now, without a download."),
 ) -> None:
     """List registered tokenizers, metrics, datasets, generators, OCR engines, feature extractors, or the paper protocols.
 
     Examples:
 
       vtbench list tokenizers --family vq
+
+      vtbench list tokenizers --here
 
       vtbench list metrics --json
     """
@@ -52,9 +56,12 @@ def list_registered(
                 "options": e.defaults,
                 **({"family": e.tags["family"]} if "family" in e.tags else {}),
                 **(_declared_metric(registry, e.name) if kind == Kind.metrics else {}),
+                **({"weights": weights_here(_with_class_defaults(e), e.tags.get("family"))} if kind == Kind.tokenizers else {}),
             }
             for e in entries
         ]
+        if here:
+            rows = [row for row in rows if row.get("weights") in ("none needed", "here")]
         broken = [{"name": name, "error": error} for name, error in registry.plugin_errors.items()]
     if as_json:
         typer.echo(json.dumps({"kind": kind.value, "entries": rows, "plugin_errors": broken}, indent=2))
@@ -69,7 +76,7 @@ def list_registered(
     else:
         table = Table(title=f"vtbench {kind.value}")
         columns = {
-            Kind.tokenizers: ("name", "family", "description", "source"),
+            Kind.tokenizers: ("name", "family", "weights", "description", "source"),
             Kind.protocols: ("name", "task", "description"),
             Kind.metrics: ("name", "better", "unit", "kind", "description", "source"),
         }.get(kind, ("name", "description", "source"))
@@ -92,3 +99,37 @@ def _declared_metric(registry: object, name: str) -> dict[str, object]:
         return registry.create(name).declared()  # type: ignore[attr-defined]
     except VtbenchError as exc:  # a plugin whose metric cannot be built here: listed, with why
         return {"error": str(exc)}
+
+
+def _with_class_defaults(entry: object) -> dict[str, object]:
+    """A preset's options over its class's own defaults (where a family names its checkpoint)."""
+    from vtbench.registry import option_defaults
+
+    try:
+        defaults = option_defaults(entry.load()) or {}  # type: ignore[attr-defined]
+    except Exception:  # a family whose code cannot be imported here: its preset options alone
+        defaults = {}
+    return {**defaults, **entry.defaults}  # type: ignore[attr-defined]
+
+
+def weights_here(options: dict[str, object], family: object = None) -> str:
+    """Whether a tokenizer preset runs here without a download: ``none needed`` (codecs, pixel
+    baselines), ``here`` (its checkpoint in the weights store or its hub repository's weights in
+    the Hugging Face cache), ``download`` (``vtbench weights fetch`` / the hub, once) or ``yours``
+    (a generic loader: ``weights=`` your own folder)."""
+    from vtbench import weights
+    from vtbench.errors import VtbenchError
+
+    if isinstance(options.get("checkpoint"), str):
+        try:
+            weights.locate(str(options["checkpoint"]), fetch=False)
+            return "here"
+        except VtbenchError:
+            return "download"
+    if isinstance(options.get("repo"), str):
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        snapshots = Path(HF_HUB_CACHE) / f"models--{str(options['repo']).replace('/', '--')}" / "snapshots"
+        found = snapshots.is_dir() and any(p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt") for p in snapshots.rglob("*"))
+        return "here" if found else "download"
+    return "none needed" if family in ("codec", "pixel") else "yours"
