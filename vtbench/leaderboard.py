@@ -28,11 +28,18 @@ class Column:
     higher_is_better: bool | None
     kind: str
     unit: str = ""
+    extractor: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The metric id, with its feature extractor when that is not the metric's usual one
+        (``kid[efficientnet-lite0]``: never to be read as an Inception number)."""
+        return self.key + (f"[{self.extractor}]" if other_extractor(self.key, self.extractor) else "")
 
     @property
     def header(self) -> str:
         arrow = "" if self.higher_is_better is None else (" ↑" if self.higher_is_better else " ↓")
-        return f"{self.key}{arrow}"
+        return f"{self.shown}{arrow}"
 
 
 @dataclass
@@ -90,7 +97,8 @@ class Leaderboard:
         marks = self.places(rows)
         decimals = {c.key: _decimals([row.get(c.key) for row in rows]) for c in columns}
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
-        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit)) + arrows[c.higher_is_better] for c in columns]]
+        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit, extractor=c.extractor)) + arrows[c.higher_is_better]
+                                                   for c in columns]]  # fmt: skip
         lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
         for i, row in enumerate(rows):
@@ -157,8 +165,8 @@ class Leaderboard:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         quality = [c for c in self.columns if c.kind != "cost"]
-        intervals = [f"{c.key}_ci95_{end}" for c in quality for end in ("low", "high")]
-        writer.writerow(["rank", "tokenizer", "dataset", *[c.key for c in self.columns], *intervals, "images", "failed", "record"])
+        intervals = [f"{c.shown}_ci95_{end}" for c in quality for end in ("low", "high")]
+        writer.writerow(["rank", "tokenizer", "dataset", *[c.shown for c in self.columns], *intervals, "images", "failed", "record"])
         for row in self.rows:
             bounds = [_csv_value((row.get(f"{c.key}_ci95") or [None, None])[i]) for c in quality for i in (0, 1)]
             values = [_csv_value(row.get(c.key)) for c in self.columns]
@@ -170,7 +178,10 @@ class Leaderboard:
         return to_json(
             {
                 "rank_by": self.rank_by,
-                "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "kind": c.kind, "unit": c.unit} for c in self.columns],
+                "columns": [
+                    {"key": c.key, "higher_is_better": c.higher_is_better, "kind": c.kind, "unit": c.unit, "extractor": c.extractor}
+                    for c in self.columns
+                ],  # fmt: skip
                 "rows": self.rows,
             }
         )
@@ -186,6 +197,12 @@ class Leaderboard:
             f"<p>Ranked by {html.escape(self.rank_by)} within each dataset.</p>\n"
             f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
         )
+
+
+def other_extractor(key: str, extractor: str | None) -> bool:
+    """Whether ``extractor`` is not what metric ``key`` is known by (Inception for KID, IS,
+    precision and recall; the one in its name for a Fréchet distance)."""
+    return bool(extractor) and extractor != "inception-v3-compat" and str(extractor) not in key
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -279,7 +296,7 @@ def build_leaderboard(records: list[RunRecord], rank_by: str | None = None, allo
     columns: dict[str, Column] = {}
     for record in records:
         for key, metric in record.metrics.items():
-            columns.setdefault(key, Column(key, metric.higher_is_better, metric.kind, metric.unit))
+            columns.setdefault(key, Column(key, metric.higher_is_better, metric.kind, metric.unit, metric.extractor))
     ordered = [c for c in columns.values() if c.kind != "cost"] + [c for c in columns.values() if c.kind == "cost"]
     if rank_by is None:
         rank_by = next((c.key for c in ordered if c.kind != "cost"), ordered[0].key)

@@ -150,30 +150,51 @@ def export_statistics(features: torch.Tensor, path: str | Path, provenance: dict
     write_output(path, buffer.getvalue())
 
 
-def write_reference_statistics(dataset: str, out: str | Path, given: dict) -> dict:
-    """Inception mu/sigma of ``dataset`` read as a generation run reads its reference, under
+def write_reference_statistics(dataset: str, out: str | Path, given: dict, extractor_name: str = "inception-v3-compat") -> dict:
+    """The mu/sigma of ``extractor_name``'s embedding (Inception's 2048-d pool features by
+    default: FID statistics) of ``dataset`` read as a generation run reads its reference, under
     the settings ``given`` (resolved as for ``vtbench run``: a protocol, preprocessing, device,
-    batch size, workers, limit, cache), written to ``out`` with their provenance; returns it."""
+    batch size, workers, limit, cache), written to ``out`` with their provenance (the extractor
+    named, so a run never takes them for another's); returns the provenance."""
     from vtbench import __version__, weights
     from vtbench.engine.components import create_dataset, resolve_device
     from vtbench.engine.features import dataset_features
     from vtbench.features import EXTRACTORS
+    from vtbench.metrics.feature_sets import EXTRACTOR_FEATURES
     from vtbench.settings import Settings, SettingsError, resolve
 
+    if extractor_name not in EXTRACTOR_FEATURES:
+        raise VtbenchError(f"--extractor {extractor_name!r}: choose one of {', '.join(EXTRACTOR_FEATURES)}")
     try:
         settings = Settings(**resolve("generation", given))
     except SettingsError as exc:
         raise SettingsError(*(f"command line: {problem}" for problem in exc.problems)) from None
     source = create_dataset(dataset, {})  # a wrong name first, before any weights are looked for
-    located = {"inception-v3-compat": weights.locate("inception-v3-compat")}
-    extractor = EXTRACTORS.create("inception-v3-compat", located=located, device=resolve_device(settings.device))
+    located = {name: weights.locate(name) for name in EXTRACTORS.get(extractor_name).load().weights}
+    extractor = EXTRACTORS.create(extractor_name, located=located, device=resolve_device(settings.device))
+    feature = EXTRACTOR_FEATURES[extractor_name]["embedding"][0]
     workers = settings.num_workers or 0
     features, provenance = dataset_features(source, settings.preprocessing, extractor, settings.batch_size, settings.use_cache, workers,
                                             settings.limit)  # fmt: skip
     provenance = {**provenance, "reference": source.describe(), "preprocessing": settings.preprocessing.to_dict(),
-                  "protocol": settings.protocol, "feature": "2048", "extractor": extractor.describe(), "vtbench": __version__}  # fmt: skip
-    export_statistics(features["2048"], out, provenance)
+                  "protocol": settings.protocol, "feature": feature, "extractor": extractor.describe(), "vtbench": __version__}  # fmt: skip
+    export_statistics(features[feature], out, provenance)
     return provenance
+
+
+def statistics_extractor(path: str | Path) -> str:
+    """The extractor whose features a statistics file (or ADM batch) summarises: the one its
+    provenance names (``vtbench reference-stats``), else Inception (torch-fidelity, clean-fid
+    and ADM files hold Inception statistics)."""
+    from vtbench.npz import npz_array, npz_keys
+
+    if "provenance" in npz_keys(path):
+        try:
+            provenance = json.loads(str(npz_array(path, "provenance").item()))
+            return str(provenance["extractor"]["name"])
+        except (ValueError, KeyError, TypeError):
+            raise VtbenchError(f"{path}: its 'provenance' is not the JSON vtbench reference-stats writes") from None
+    return "inception-v3-compat"
 
 
 def load_statistics(

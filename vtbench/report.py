@@ -294,7 +294,7 @@ def _header(column: Any, records: list[RunRecord]) -> str:
 
     task = "generation" if all(record.task == "generation" for record in records) else "reconstruction"
     arrow = "" if column.higher_is_better is None else (" ↑" if column.higher_is_better else " ↓")
-    return metric_label(column.key, column.unit, task) + arrow
+    return metric_label(column.key, column.unit, task, column.extractor) + arrow
 
 
 def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report", **options: Any) -> Path:

@@ -452,10 +452,18 @@ class GenerationPipeline(RunPipeline):
         """The statistics file's (or ADM batch's stored) mean and covariance as the reference
         side of every metric that takes them (the ADM evaluator's FID and sFID); one slice
         enters the arrays, the others only stop accumulating the reference."""
+        from vtbench.reference import statistics_extractor
+
         path = self.config.reference
+        summarised = statistics_extractor(path)
         for metric in self.metrics.values():
             if metric.reference_keys is None:
                 continue
+            if metric.extractor != summarised:
+                if self.kind == "adm-batch":  # its stored statistics are Inception's: this metric reads the batch's images
+                    continue
+                raise VtbenchError(f"{path} holds {summarised} statistics; {metric.name} needs {metric.extractor}'s: write them with "
+                                   f"`vtbench reference-stats REFERENCE --extractor {metric.extractor} --out FILE`")  # fmt: skip
             statistics = load_statistics(path, metric.reference_keys, missing_ok=self.kind == "adm-batch")
             if statistics is None:  # the evaluator stops here too: FID from stored statistics beside sFID from images is no protocol
                 raise VtbenchError(f"{path}: an ADM reference batch without {'/'.join(metric.reference_keys)}: {metric.name} cannot use "

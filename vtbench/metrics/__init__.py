@@ -147,12 +147,18 @@ LABELS = {
 GENERATION_LABELS = {"fid": "FID", "sfid": "sFID"}  # against a reference set, not the originals
 
 
-def metric_label(key: str, unit: str = "", task: str = "reconstruction") -> str:
-    """A metric's display name with its unit: ``metric_label("psnr", "dB")`` -> ``PSNR (dB)``."""
+def metric_label(key: str, unit: str = "", task: str = "reconstruction", extractor: str | None = None) -> str:
+    """A metric's display name with its unit: ``metric_label("psnr", "dB")`` -> ``PSNR (dB)``;
+    with a feature ``extractor`` other than the metric's usual one, that too (``KID
+    [efficientnet-lite0]``: never read as an Inception number)."""
+    from vtbench.leaderboard import other_extractor
+
     label = (GENERATION_LABELS.get(key) if task == "generation" else None) or LABELS.get(key)
     if label is None and key.startswith("bd-"):
         label = "BD-" + LABELS.get(key[3:], key[3:])
     label = label or key
+    if other_extractor(key, extractor):
+        label = f"{label} [{extractor}]"
     return f"{label} ({unit})" if unit and unit not in _SAID_BY_THE_LABEL else label
 
 

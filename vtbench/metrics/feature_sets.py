@@ -16,22 +16,53 @@ from vtbench.metrics.adm_manifold import adm_precision_recall
 from vtbench.metrics.base import Metric, MetricBatch
 
 RNG_SEED = 2020  # torch-fidelity's default, so subsets and shuffles match it
+INCEPTION = "inception-v3-compat"
+
+# The features of each built-in extractor these metrics read: "embedding" (KID, precision and
+# recall, Fréchet statistics) and, where the network classifies, "logits" (the Inception Score).
+EXTRACTOR_FEATURES: dict[str, dict[str, tuple[str, int]]] = {
+    INCEPTION: {"embedding": ("2048", 2048), "logits": ("logits_unbiased", 1008)},
+    "efficientnet-lite0": {"embedding": ("pool", 1280), "logits": ("logits", 1000)},
+    **{f"dinov2-vit-{size}-14": {"embedding": ("cls", dim)} for size, dim in (("s", 384), ("b", 768), ("l", 1024))},
+    **{f"clip-vit-{size}": {"embedding": ("embedding", dim)} for size, dim in (("b-32", 512), ("b-16", 512), ("l-14", 768))},
+}
+
+
+def extractor_feature(extractor: str, role: str, metric: str) -> tuple[str, int]:
+    """(feature name, dimension) that ``metric`` reads from ``extractor`` in ``role``."""
+    known = EXTRACTOR_FEATURES.get(extractor)
+    if known is None:
+        raise ValueError(f"{metric}: extractor must be one of {', '.join(EXTRACTOR_FEATURES)}, got {extractor!r}")
+    if role not in known:
+        having = [name for name, roles in EXTRACTOR_FEATURES.items() if role in roles]
+        raise ValueError(f"{metric} needs class logits, which {extractor} does not give (extractors with them: {', '.join(having)})")
+    return known[role]
 
 
 class _FeatureSet(Metric):
-    """Stores one feature of one extractor for the given sides."""
+    """Stores one feature of one extractor (Inception by default, any of
+    ``EXTRACTOR_FEATURES`` by the ``extractor`` option) for the given sides."""
 
     kind = "distribution"
     aggregation = "dataset"
-    extractor = "inception-v3-compat"
+    extractor = INCEPTION
     feature = "2048"
     feature_dims = {"2048": 2048}
+    role = "embedding"
     sides: tuple[str, ...] = ("originals", "reconstructions")
 
-    def __init__(self) -> None:
+    def __init__(self, extractor: str = INCEPTION) -> None:
         super().__init__()
+        if extractor != INCEPTION:  # named in the record (entry.extractor, parameters): never taken for Inception numbers
+            self.extractor = extractor
+            self.feature, dim = extractor_feature(extractor, self.role, type(self).__name__)
+            self.feature_dims = {self.feature: dim}
         for side in self.sides:
             self.add_state(side, [], "cat")
+
+    def _other_extractor(self) -> dict[str, str]:
+        """``{"extractor": name}`` when not Inception (records made before the option keep their parameters)."""
+        return {} if self.extractor == INCEPTION else {"extractor": self.extractor}
 
     def update(self, batch: MetricBatch) -> None:
         for side in self.sides:
@@ -55,14 +86,16 @@ class KID(_FeatureSet):
     higher_is_better = False
     description = "Kernel Inception Distance vs the originals (torch-fidelity formula; mean over subsets)"
 
-    def __init__(self, subsets: int = 100, subset_size: int = 1000) -> None:
-        super().__init__()
+    def __init__(self, subsets: int = 100, subset_size: int = 1000, extractor: str = INCEPTION) -> None:
+        super().__init__(extractor)
         self.subsets, self.subset_size = subsets, subset_size
         self._details: dict[str, Any] = {}
+        if extractor != INCEPTION:
+            self.description = f"Kernel distance (KID's formula) in {extractor} '{self.feature}' feature space: not KID"
 
     def parameters(self) -> dict:
         return {"subsets": self.subsets, "subset_size": self.subset_size, "kernel": "polynomial, degree 3, gamma 1/d, coef0 1",
-                "rng_seed": RNG_SEED, "feature": self.feature}  # fmt: skip
+                "rng_seed": RNG_SEED, "feature": self.feature, **self._other_extractor()}  # fmt: skip
 
     def compute(self) -> float:
         from torch_fidelity.metric_kid import kid_features_to_metric
@@ -94,22 +127,26 @@ class InceptionScore(_FeatureSet):
     higher_is_better = True
     feature = "logits_unbiased"
     feature_dims = {"logits_unbiased": 1008}
+    role = "logits"
     sides = ("reconstructions",)
     description = "Inception Score of the reconstructions / samples (torch-fidelity formula, 10 splits)"
 
-    def __init__(self, splits: int = 10, split_size: int | None = None) -> None:
+    def __init__(self, splits: int = 10, split_size: int | None = None, extractor: str = INCEPTION) -> None:
         """``splits`` shuffled equal parts (torch-fidelity), or, with ``split_size``,
         consecutive parts of that many images in sample order (the ADM evaluator: 5,000)."""
         if splits < 1 or (split_size is not None and split_size < 1):
             raise ValueError(f"splits and split_size must be at least 1, got {splits} and {split_size}")
-        super().__init__()
+        super().__init__(extractor)
         self.splits, self.split_size = splits, split_size
         self._details: dict[str, Any] = {}
+        if extractor != INCEPTION:
+            self.description = f"Inception Score's formula on {extractor}'s ImageNet logits: not the Inception Score"
 
     def parameters(self) -> dict:
         if self.split_size is not None:
-            return {"split_size": self.split_size, "shuffle": False, "feature": self.feature, "formula": "ADM evaluator"}
-        return {"splits": self.splits, "shuffle": True, "rng_seed": RNG_SEED, "feature": self.feature}
+            return {"split_size": self.split_size, "shuffle": False, "feature": self.feature, "formula": "ADM evaluator",
+                    **self._other_extractor()}  # fmt: skip
+        return {"splits": self.splits, "shuffle": True, "rng_seed": RNG_SEED, "feature": self.feature, **self._other_extractor()}
 
     def compute(self) -> float:
         from torch_fidelity.metric_isc import isc_features_to_metric
@@ -148,20 +185,25 @@ class PrecisionRecall(_FeatureSet):
 
     higher_is_better = True
 
-    def __init__(self, output: str = "precision", neighborhood: int = 3, estimator: str = "torch-fidelity") -> None:
+    def __init__(self, output: str = "precision", neighborhood: int = 3, estimator: str = "torch-fidelity",
+                 extractor: str = INCEPTION) -> None:  # fmt: skip
         if output not in ("precision", "recall"):
             raise ValueError(f"output must be precision or recall, got {output!r}")
         if estimator not in ("torch-fidelity", "adm"):
             raise ValueError(f"estimator must be torch-fidelity or adm, got {estimator!r}")
-        super().__init__()
+        if estimator == "adm" and extractor != INCEPTION:
+            raise ValueError(f"estimator adm is the ADM evaluator's, on Inception features; with {extractor!r} use torch-fidelity")
+        super().__init__(extractor)
         self.output, self.neighborhood, self.estimator = output, neighborhood, estimator
         self.name = output
-        self.description = f"k-NN {output} (k={neighborhood}) of reconstructions vs originals in Inception space"
+        space = "Inception" if extractor == INCEPTION else f"{extractor} '{self.feature}'"
+        self.description = f"k-NN {output} (k={neighborhood}) of reconstructions vs originals in {space} space"
 
     def parameters(self) -> dict:
         distance = "euclidean, self excluded from the radius" if self.estimator == "torch-fidelity" else (
             "squared euclidean in float16 with the ADM evaluator's arithmetic (its 4th-smallest entry as radius)")  # fmt: skip
-        return {"k": self.neighborhood, "feature": self.feature, "estimator": self.estimator, "distance": distance}
+        return {"k": self.neighborhood, "feature": self.feature, "estimator": self.estimator, "distance": distance,
+                **self._other_extractor()}  # fmt: skip
 
     def compute(self) -> float:
         from torch_fidelity.metric_prc import calculate_precision_recall_part

@@ -87,6 +87,7 @@ class FrechetDistance(Metric):
         self.feature_dims = {feature: dim}
         self.name = name or f"fd-{extractor}"
         self.description = f"Fréchet distance of {extractor} '{feature}' features, reconstructions vs originals"
+        self.reference_keys = ("mu", "sigma")  # a statistics file of this extractor's features may stand for the reference
         for side in SIDES:
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.int64), "sum")
             self.add_state(f"{side}_sum", torch.zeros(dim, dtype=torch.float64), "sum")
@@ -160,7 +161,6 @@ class FID(FrechetDistance):
 
     def __init__(self) -> None:
         super().__init__("inception-v3-compat", "2048", 2048, name="fid")
-        self.reference_keys = ("mu", "sigma")
         self.description = "Fréchet Inception Distance (torch-fidelity InceptionV3, pool 2048), reconstructions vs originals"
 
 
