@@ -49,9 +49,14 @@ def test_the_report_is_one_self_contained_file(report: Path, quickstart: tuple[P
     expected = vtbench.bd_rate(jpeg["bits_per_pixel"], jpeg["psnr"], webp["bits_per_pixel"], webp["psnr"])
     bd = text[text.index('id="bd"') : text.index("</table>", text.index('id="bd"'))]
     assert f"<td>{expected:.4g}</td>" in bd and expected < 0
-    # the gallery: original, reconstruction and two zoomed crops for each run's 2 worst images, embedded
+    # the gallery: the 2 images worst on mean PSNR over the 9 lossy runs, each once: its original and every run's
+    # reconstruction, whole and zoomed (the lossless identity left out)
     gallery = text[text.index("Worst images by psnr") :]
-    assert gallery.count('<img src="data:image/png;base64,') == 10 * 2 * 2 and gallery.count('class="zoom"') == 10 * 2 * 2
+    assert gallery.count('<img src="data:image/png;base64,') == 2 * 10 and gallery.count('class="zoom"') == 2 * 10
+    from vtbench.analysis import worst_images
+
+    hardest = list(worst_images(quickstart[0], "psnr", 2)["id"])
+    assert [gallery.count(f"<h4>{image_id}</h4>") for image_id in hardest] == [1, 1] and gallery.count("<h4>") == 2
 
 
 def test_the_report_refuses_mixed_protocols_unless_asked(quickstart: tuple[Path, str], tmp_path: Path) -> None:
@@ -80,7 +85,7 @@ def test_the_report_loads_sorts_and_renders_in_a_headless_browser(report: Path, 
     rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.DOTALL)[1:]
     bpp = [float(re.findall(r'data-value="([^"]*)"', row)[column]) for row in rows]
     assert len(bpp) == 10 and bpp == sorted(bpp, reverse=True)  # sorted by the page's script, descending
-    assert dom.count('class="zoom"') == 2 * 2 * 10  # the gallery's crops (2 per image, 2 images per run) are in the rendered page
+    assert dom.count('class="zoom"') == 2 * 10  # the gallery's crops (each of 2 images: its original and 9 runs) are in the page
     assert re.search(r'<th data-key="bpp"[^>]*class="sorted-desc"', table)  # the sorted column is marked
     by_name = _browser("--dump-dom", f"{report.as_uri()}#sort=TOKENIZER").stdout  # a text column, the key in any case
     table = by_name[by_name.index('id="leaderboard"') : by_name.index("</table>", by_name.index('id="leaderboard"'))]

@@ -1,8 +1,9 @@
-"""One self-contained HTML report of run records: the sortable leaderboard, Bjøntegaard
-deltas against a baseline family, the figures (inline SVG), a worst-case gallery per run
-(embedded PNGs: originals, reconstructions, zoomed crops), each run's protocol and
-environment, and warnings (few samples, mixed protocols, metrics that were not computed, a
-gallery that could not be made). No network: styles, script and images are in the file.
+"""One self-contained HTML report of run records: the sortable leaderboard, warnings (few
+samples, mixed protocols, metrics that were not computed, a gallery that could not be made;
+each once, with its runs), Bjøntegaard deltas against a baseline family, the figures
+(inline SVG), a worst-case gallery (embedded PNGs: each hard image once, its original
+beside every run's reconstruction, with zoomed crops) and each run's protocol and
+environment. No network: styles, script and images are in the file.
 
 Sorting: click a column header, or open the file with ``#sort=COLUMN`` (``-COLUMN``
 descending). When the page and its images have loaded, ``body[data-ready]`` is set and ``data-images-ok``
@@ -76,7 +77,8 @@ th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}#
 .warning{background:#fff4e5;border-left:4px solid #E69F00;padding:4px 8px;margin:4px 0}.warning ul{margin:4px 0}
 figure{display:inline-block;vertical-align:top;width:48%;min-width:420px;margin:0 1% 1em 0}
 figure svg{width:100%;height:auto}details{margin:4px 0}pre{background:#f7f7f7;padding:6px;overflow-x:auto}
-.gallery td{text-align:center;vertical-align:top;font-size:80%}.gallery img{width:128px;height:auto}
+.gallery td,.gallery th{text-align:center;vertical-align:top;font-size:80%}.gallery img{width:128px;height:auto}
+.scroll{overflow-x:auto}
 .gallery img.zoom{image-rendering:pixelated}
 """
 THUMBNAIL = 128  # px, longer side of the whole-image panels; crops keep their pixels and are enlarged by the browser
@@ -166,32 +168,39 @@ def _png_uri(array: Any, thumbnail: bool = False) -> str:
 
 
 def _gallery(records: list[RunRecord], metric: str, k: int) -> tuple[str, list[str]]:
-    """The gallery section's HTML (the ``k`` worst images of each reconstruction run by
-    ``metric``) and a warning for each run whose gallery could not be made."""
-    from vtbench.gallery import build_gallery
+    """The gallery section's HTML: per dataset, the ``k`` images worst by ``metric`` across its
+    reconstruction runs, each image once (its original, then every lossy run's reconstruction,
+    each with a zoom on the window where the run that did worst errs most); and a warning for
+    each dataset whose gallery could not be made."""
+    from vtbench.gallery import build_gallery_across
 
-    sections, problems = [], []
+    by_dataset: dict[str, list[RunRecord]] = {}
     for record in records:
-        if record.task != "reconstruction" or metric not in record.metrics:
-            continue
+        if record.task == "reconstruction" and metric in record.metrics and record.metrics[metric].status == "ok":
+            by_dataset.setdefault(record.dataset.manifest_sha256 or record.dataset_name, []).append(record)
+    sections, problems = [], []
+    for group in by_dataset.values():
+        dataset = group[0].dataset_name
         try:
-            entries = build_gallery(record.path, metric, k)
+            entries = build_gallery_across([record.path for record in group], metric, k)
         except Exception as exc:  # a tokenizer or dataset that cannot be rebuilt here: said, not hidden
-            problems.append(f"{record.run_name}: no gallery ({type(exc).__name__}: {exc})")
+            problems.append(f"{dataset}: no gallery ({type(exc).__name__}: {exc})")
             continue
         rows = []
         for entry in entries:
             top, left, side = entry.crop
-            cells = [f'<td><img src="{_png_uri(entry.original, True)}" alt="original {html.escape(entry.image_id)}"><br>'
-                     f"{html.escape(entry.image_id)}</td>",
-                     f'<td><img src="{_png_uri(entry.reconstructions[0], True)}" alt="reconstruction"><br>'
-                     f"{html.escape(metric)} {entry.values[0]:.4g}</td>",
-                     f'<td><img class="zoom" src="{_png_uri(entry.cropped(entry.original))}" alt="zoomed original"><br>'
-                     f"zoom at ({left}, {top}), {side} px</td>",
-                     f'<td><img class="zoom" src="{_png_uri(entry.cropped(entry.reconstructions[0]))}" alt="zoomed reconstruction">'
-                     "<br>reconstruction</td>"]  # fmt: skip
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        sections.append(f'<h3>{html.escape(record.run_name)}</h3>\n<table class="gallery">' + "".join(rows) + "</table>")
+            head = "".join(f"<th>{html.escape(label.split('__')[0])}</th>" for label in entry.labels)
+            whole = "".join(f'<td><img src="{_png_uri(recon, True)}" alt="{html.escape(label)}"><br>{html.escape(metric)} {value:.4g}</td>'
+                            for recon, label, value in zip(entry.reconstructions, entry.labels, entry.values, strict=True))  # fmt: skip
+            zooms = "".join(f'<td><img class="zoom" src="{_png_uri(entry.cropped(recon))}" alt="zoomed {html.escape(label)}"></td>'
+                            for recon, label in zip(entry.reconstructions, entry.labels, strict=True))  # fmt: skip
+            rows.append(
+                f'<h4>{html.escape(entry.image_id)}</h4><div class="scroll"><table class="gallery"><tr><th>original</th>{head}</tr>'
+                f'<tr><td><img src="{_png_uri(entry.original, True)}" alt="original {html.escape(entry.image_id)}"></td>{whole}</tr>'
+                f'<tr><td><img class="zoom" src="{_png_uri(entry.cropped(entry.original))}" alt="zoomed original"><br>'
+                f"zoom at ({left}, {top}), {side} px</td>{zooms}</tr></table></div>"
+            )
+        sections.append(f"<h3>{html.escape(dataset)}</h3>\n" + "\n".join(rows))
     return "\n".join(sections), problems
 
 
@@ -224,8 +233,9 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     """The report's HTML text for every record under ``paths``. Records made under different
     protocols are refused (naming the setting) unless ``allow_protocol_mismatch``; the
     Bjøntegaard table uses ``bd_baseline`` (default ``jpeg`` when there is one); the gallery
-    shows each run's ``gallery_k`` worst images by ``gallery_metric`` (0: no gallery; default
-    PSNR when a run has it per image, else no gallery, as for generation runs)."""
+    shows the ``gallery_k`` images worst by ``gallery_metric`` across each dataset's runs, each
+    once with every run's reconstruction (0: no gallery; default PSNR when a run has it per
+    image, else no gallery, as for generation runs)."""
     from vtbench.leaderboard import build_leaderboard, check_protocols, format_value
     from vtbench.schema import find_records
 
@@ -283,7 +293,11 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         f"<h2>Warnings</h2>\n{warnings}\n"
         + (f"<h2>Bjøntegaard deltas</h2>\n{_bd_section(records, bd_baseline)}\n" if reconstruction else "")
         + f"<h2>Figures</h2>\n{figures or '<p>No figure applies to these records.</p>'}\n"
-        + (f"<h2>Worst images by {html.escape(gallery_metric)}</h2>\n{gallery or '<p>No gallery.</p>'}\n" if reconstruction else "")
+        + (
+            f"<h2>Worst images by {html.escape(gallery_metric)} (mean over the runs)</h2>\n{gallery or '<p>No gallery.</p>'}\n"
+            if reconstruction
+            else ""
+        )  # fmt: skip
         + f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
     )
 
