@@ -121,3 +121,14 @@ def test_a_gallery_of_a_metric_that_was_not_computed_says_why(tmp_path: Path) ->
             "--out", tmp_path)  # fmt: skip
     error = run_cli("gallery", tmp_path / "jpeg-q50__samples.json", "-m", "lpips-alex", "--out", tmp_path / "g.png", check=2).stderr
     assert "lpips-alex was not computed (unavailable: alexnet-owt-7be5be79.pth" in error
+
+
+def test_validate_notes_a_missing_file_the_recipe_skips_instead_of_refusing(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("tokenizers: [jpeg-q50]\ndatasets: [samples]\nmetrics: [psnr, lpips-alex]\nskip_unavailable: true\n")
+    result = run_cli("validate", recipe)  # exit 0: what the recipe will do, not a problem
+    assert (
+        "note: metric lpips-alex will be recorded as not computed (skip_unavailable)" in result.stdout and "OK, 1 run(s)" in result.stdout
+    )
+    recipe.write_text("tokenizers: [jpeg-q50]\ndatasets: [samples]\nmetrics: [psnr, lpips-alex]\n")
+    assert "alexnet-owt-7be5be79.pth" in run_cli("validate", recipe, check=2).stdout + run_cli("validate", recipe, check=2).stderr

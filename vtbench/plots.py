@@ -203,15 +203,16 @@ def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr",
         raise VtbenchError(f"every run with per-image {metric!r} values is lossless: nothing to draw")
     colours = _run_colours(records, [by_name[run] for run in runs if run in by_name])
     figure, axes = _figure()
-    boxes = axes.boxplot([ok.loc[ok["run"] == run, metric].astype(float).to_numpy() for run in runs], patch_artist=True, widths=0.6,
-                         medianprops={"color": "black"}, flierprops={"markersize": 3})  # fmt: skip
-    for run, box in zip(runs, boxes["boxes"], strict=True):
+    figure.set_figheight(max(2.6, 0.8 + 0.16 * len(runs)))  # one horizontal box per run, their names never crowded
+    boxes = axes.boxplot([ok.loc[ok["run"] == run, metric].astype(float).to_numpy() for run in runs][::-1], patch_artist=True,
+                         widths=0.6, orientation="horizontal", medianprops={"color": "black"}, flierprops={"markersize": 3})  # fmt: skip
+    for run, box in zip(runs[::-1], boxes["boxes"], strict=True):
         box.set_facecolor(colours.get(run, OKABE_ITO[0]))
         box.set_alpha(0.7)
-    axes.set_xticks(range(1, len(runs) + 1), [_short(run) for run in runs], rotation=45, ha="right")
+    axes.set_yticks(range(1, len(runs) + 1), [_short(run) for run in runs][::-1])
     unit = next((e.unit for r in records for m, e in r.metrics.items() if m == metric), "")
-    axes.set_ylabel(metric_label(metric, unit))
-    axes.grid(alpha=0.3, axis="y")
+    axes.set_xlabel(metric_label(metric, unit))
+    axes.grid(alpha=0.3, axis="x")
     notes = [f"{_short(run)}: lossless, not drawn" for run in lossless]
     for note in notes:
         axes.plot([], [], " ", label=note)
@@ -266,7 +267,7 @@ def codebook_usage(paths: str | Path | Iterable[str | Path], allow_protocol_mism
     perplexity = [d["perplexity"] / d["codebook_size"] for _, d in runs]
     axes.bar(x - 0.2, used, 0.4, label="codes used", color=OKABE_ITO[0])
     axes.bar(x + 0.2, perplexity, 0.4, label="perplexity", color=OKABE_ITO[1])
-    axes.set_xticks(x, [name for name, _ in runs], rotation=45, ha="right")
+    axes.set_xticks(x, [name for name, _ in runs], rotation=90)  # upright names: narrow boxes that do not collide
     axes.set_ylabel("fraction of the codebook")
     axes.set_ylim(0, 1.05)
     axes.grid(alpha=0.3, axis="y")

@@ -39,6 +39,10 @@ def list_registered(
     """
     import vtbench
 
+    if here and kind != Kind.tokenizers:
+        from vtbench.errors import VtbenchError
+
+        raise VtbenchError(f"--here lists the tokenizers that run here without a download; it does not apply to {kind.value}")
     if kind == Kind.protocols:  # presets as data, not a plugin registry
         from vtbench.protocols import PROTOCOLS
 

@@ -55,7 +55,9 @@ class _FeatureSet(Metric):
         super().__init__()
         if extractor != INCEPTION:  # named in the record (entry.extractor, parameters): never taken for Inception numbers
             self.extractor = extractor
-            self.feature, dim = extractor_feature(extractor, self.role, type(self).__name__)
+            self.feature, dim = extractor_feature(
+                extractor, self.role, "precision/recall" if type(self).name == "metric" else type(self).name
+            )
             self.feature_dims = {self.feature: dim}
         for side in self.sides:
             self.add_state(side, [], "cat")
