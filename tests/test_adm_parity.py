@@ -203,14 +203,16 @@ def test_adm_batch_is_scored_as_the_adm_evaluator_scores_it(adm: dict) -> None:
 
 def test_the_batch_images_give_their_own_statistics_when_asked(adm: dict) -> None:
     out = adm["root"] / "computed"
-    run_cli("run", "-g", adm["samples"], "--reference", adm["root"] / "VIRTUAL_test_labeled.npz", "-m", "fid",
-            "--resize-mode", "none", "--expected-samples", "10", "--computed-statistics", "--out", out, env=adm["env"])  # fmt: skip
+    run_cli("run", "-g", adm["samples"], "--reference", adm["root"] / "VIRTUAL_test_labeled.npz", "-m", "fid", "--protocol",
+            "adm-gfid-256", "--resize-mode", "none", "--expected-samples", "10", "--computed-statistics", "--out", out,
+            env=adm["env"])  # fmt: skip  # the fixture's settings: the batch images' features come from its cache
     record = json.loads(next(out.glob("*.json")).read_text())
     samples = _features(adm["samples"], adm["weights"])["2048"]
     reference = _features(adm["root"] / "VIRTUAL_test_labeled.npz", adm["weights"])["2048"]
     expected = _evaluator_fid(samples.mean(0), np.cov(samples, rowvar=False), reference.mean(0), np.cov(reference, rowvar=False))
     assert record["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-4)
     assert "reference_statistics" not in record["metrics"]["fid"]["parameters"]
+    assert record["protocol"]["reference_cache"] == {"inception-v3-compat": "hit"}
 
 
 def test_every_protocol_applies_its_settings(tmp_path: Path) -> None:
