@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import run_cli, skimage_rgb
+from conftest import REPO, run_cli, skimage_rgb
 
 
 def _metric(out: Path, tokenizer: str, name: str) -> float:
@@ -24,6 +24,8 @@ def test_quickstart_prints_a_ranked_table_and_writes_every_record(quickstart: tu
     assert "ranked by psnr" in stdout and "10 record(s) in" in stdout
     assert len(list(out.glob("*__samples.json"))) == 10 and len(list(out.glob("*.images.csv"))) == 10
     assert not (out / ".partial").exists()
+    header = run_cli("leaderboard", out, "-f", "latex", "--bd-baseline", "jpeg").stdout.splitlines()[2]
+    assert header == (REPO / "results" / "quickstart" / "table.tex").read_text().splitlines()[2]  # the README's paper table's header
 
 
 def test_quickstart_numbers_are_ordered_as_codecs_behave(quickstart: tuple[Path, str]) -> None:

@@ -199,10 +199,13 @@ class Leaderboard:
         )
 
 
+KNOWN_BY_INCEPTION = {"fid", "sfid", "kid", "isc", "precision", "recall"}  # their names mean Inception features
+
+
 def other_extractor(key: str, extractor: str | None) -> bool:
-    """Whether ``extractor`` is not what metric ``key`` is known by (Inception for KID, IS,
-    precision and recall; the one in its name for a Fréchet distance)."""
-    return bool(extractor) and extractor != "inception-v3-compat" and str(extractor) not in key
+    """Whether metric ``key``, known by Inception features, was computed with another
+    ``extractor`` (``kid`` in EfficientNet-Lite0 space: to be headed so)."""
+    return key in KNOWN_BY_INCEPTION and bool(extractor) and extractor != "inception-v3-compat"
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
