@@ -120,14 +120,16 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
     from vtbench.analysis import rate_quality_curves, records_frame
     from vtbench.metrics import metric_label
 
-    rate = RATES.get(rate, rate)
+    given = rate
+    rate = RATES.get(rate.lower(), rate.lower())
     if rate not in RATES.values():
-        raise VtbenchError(f"--rate {rate!r}: choose bpp (bits per pixel) or tokens (tokens per image)")
+        raise VtbenchError(f"--rate {given!r}: choose bpp (bits per pixel) or tokens (tokens per image)")
+    rate_name = next(short for short, long in RATES.items() if long == rate)
     records = _checked(paths, allow_protocol_mismatch)
     frame = records_frame(records)
     curves = rate_quality_curves(frame, quality, rate)
     if not curves:
-        raise VtbenchError(f"no record has both {quality!r} and {rate!r}: nothing to plot")
+        raise VtbenchError(f"no record has both {quality!r} and {rate_name!r}: nothing to plot")
     lossless_runs = {record.run_name for record in records if _lossless(record)}
     families, styles = _families(frame), family_styles(records)
     several_datasets = len({d for _, d in curves}) > 1

@@ -285,7 +285,8 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f"<p>{len(records)} run(s). Best value of each metric in bold, second underlined (by direction, within each dataset); "
+        f"<p>{len(records)} run(s). Best value of each metric in bold, second underlined (by direction, within each "
+        f"{board.headings[1]}); "
         "click a header to sort.</p>\n"
         f'<h2>Leaderboard</h2>\n<p id="sort-note"></p><table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n'
         + "\n".join(body)

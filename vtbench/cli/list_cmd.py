@@ -75,7 +75,9 @@ def list_registered(
     from rich.table import Table
 
     console = Console()
-    if not rows:
+    if not rows and (family or here):
+        console.print(f"No {kind.value} match" + (f" --family {escape(family)}" if family else "") + (" --here" if here else "") + ".")
+    elif not rows:
         console.print(f"No {kind.value} registered yet.")
     else:
         table = Table(title=f"vtbench {kind.value}")
