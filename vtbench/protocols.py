@@ -63,7 +63,7 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(
             "rfid-imagenet-256",
             "reconstruction",
-            "Tokenizer reconstruction on ImageNet-1k validation at 256x256 as LlamaGen and TiTok report it: ADM centre crop "
+            "Tokenizer reconstruction on ImageNet-1k validation at 256x256 as LlamaGen reports it: ADM centre crop "
             "(box-halving, then bicubic), rFID of the 50,000 reconstructions against the 50,000 originals, with PSNR, SSIM "
             "and LPIPS beside it",
             {
@@ -71,8 +71,14 @@ PROTOCOLS: dict[str, Protocol] = {
                 "preprocessing": {"resolution": 256, "mode": "adm-center-crop", "filter": "bicubic"},
             },
             "-d imagenet-val:root=PATH (the 50,000 validation images)",
-            "LlamaGen (arXiv:2406.06525) and TiTok (arXiv:2406.07550) evaluation scripts",
-        ),
+            "LlamaGen (arXiv:2406.06525) evaluation scripts",
+            [
+                "TiTok's reconstruction evaluation (1d-tokenizer data/webdataset_reader.py, eval_transform) is not this crop: "
+                "torchvision Resize(256, bicubic, antialias) of the shorter side, then CenterCrop(256); the ADM crop appears "
+                "only in its pre-tokenisation script. Its reported rFID was measured under that transform, which no vtbench "
+                "mode yet reproduces exactly (center-crop rounds the long side where torchvision truncates)"
+            ],
+        ),  # fmt: skip
         Protocol(
             "tokbench",
             "reconstruction",
