@@ -77,6 +77,32 @@ def test_adm_center_crop_box_halves_then_bicubic() -> None:
     assert np.array_equal(np.asarray(Preprocessing(100, "adm-center-crop").apply(image)), np.asarray(expected))
 
 
+def test_center_crop_is_torchvisions_resize_and_centre_crop_pixel_for_pixel() -> None:
+    """``center-crop`` with a filter is ``Resize(size, filter)`` + ``CenterCrop(size)`` as
+    torchvision does them (the longer side truncated: chelsea 451x300 at 256 is resized to
+    384x256, not 385x256; offsets rounded), on landscape, portrait and square photographs.
+    The record, cache key and run identity name that geometry."""
+    from torchvision import transforms
+
+    from vtbench.engine.pipelines import run_identity
+
+    for name, transpose in (("chelsea", False), ("chelsea", True), ("rocket", False), ("hubble_deep_field", True), ("camera", False)):
+        image = Image.fromarray(skimage_rgb(name))
+        image = image.transpose(Image.Transpose.TRANSPOSE) if transpose else image
+        filters = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR,
+                   "lanczos": transforms.InterpolationMode.LANCZOS}  # fmt: skip
+        for size, filter_name in ((256, "bicubic"), (97, "bilinear"), (224, "lanczos")):
+            mode = filters[filter_name]
+            expected = transforms.CenterCrop(size)(transforms.Resize(size, interpolation=mode, antialias=True)(image))
+            ours = Preprocessing(size, "center-crop", filter_name).apply(image)
+            assert np.array_equal(np.asarray(ours), np.asarray(expected)), (name, transpose, size, filter_name)
+    crop = Preprocessing(256, "center-crop")
+    assert crop.to_dict()["geometry"] == crop.canonical()["geometry"] == "torchvision"
+    assert "geometry" not in Preprocessing(256, "adm-center-crop").to_dict()  # guided-diffusion's own formula, unchanged
+    config = vtbench.RunConfig("jpeg-q50", "samples", preprocessing=crop)
+    assert run_identity(config, {})["geometry"] == "torchvision"  # records made with the old rounding are not reused
+
+
 def test_native_resolution_fills_in_only_when_unset() -> None:
     assert Preprocessing().resolved(256).resolution == 256
     assert Preprocessing(128).resolved(256).resolution == 128

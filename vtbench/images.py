@@ -89,7 +89,14 @@ class Preprocessing:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "library": CONVERSION_POLICY["library"]}
+        return {**asdict(self), **self.geometry(), "library": CONVERSION_POLICY["library"]}
+
+    def geometry(self) -> dict[str, str]:
+        """How ``center-crop`` sizes and places its crop, when it applies: torchvision's
+        ``Resize(resolution)`` + ``CenterCrop(resolution)`` (the longer side truncated, the
+        offsets rounded). Recorded, and part of cache keys and run identities, so results made
+        by the rounding of vtbench 0.x before it are never reused or compared as the same."""
+        return {"geometry": CENTER_CROP_GEOMETRY} if self.mode == "center-crop" and self.resolution is not None else {}
 
     def canonical(self) -> dict[str, Any]:
         """What the policy does, ignoring settings that have no effect (for cache keys)."""
@@ -97,7 +104,7 @@ class Preprocessing:
             return {"resolution": None, "mode": "none"}
         if self.mode == "tile":
             return {"resolution": self.resolution, "mode": "tile", "filter": None}
-        return {**asdict(self), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
+        return {**asdict(self), **self.geometry(), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
 
     def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
         """Where a box ``(x0, y0, x1, y1)`` of a ``size = (width, height)`` source image lands
@@ -117,10 +124,8 @@ class Preprocessing:
         if self.mode == "adm-center-crop":
             while min(current_w, current_h) >= 2 * target:
                 current_w, current_h = current_w // 2, current_h // 2
-        scale = target / min(current_w, current_h)
-        new_w, new_h = max(target, round(current_w * scale)), max(target, round(current_h * scale))
+        new_w, new_h, left, top = _crop_geometry(self.mode, target, current_w, current_h)
         sx, sy = new_w / width, new_h / height
-        left, top = (new_w - target) // 2, (new_h - target) // 2
         mapped = (x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top)
         clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(float(target), mapped[2]), min(float(target), mapped[3]))
         area = max(0.0, mapped[2] - mapped[0]) * max(0.0, mapped[3] - mapped[1])
@@ -151,13 +156,30 @@ class Preprocessing:
             while min(image.size) >= 2 * size:
                 image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
             resample = Image.Resampling.BICUBIC
-        width, height = image.size
+        new_w, new_h, left, top = _crop_geometry(self.mode, size, *image.size)
+        if (new_w, new_h) != image.size:
+            image = image.resize((new_w, new_h), resample=resample)
+        return image.crop((left, top, left + size, top + size))
+
+
+CENTER_CROP_GEOMETRY = "torchvision"
+
+
+def _crop_geometry(mode: str, size: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(new width, new height, left, top) of a crop mode's resize and ``size`` square crop.
+    ``adm-center-crop`` (guided-diffusion's ``center_crop_arr``): each side ``round(x * scale)``,
+    offsets ``(new - size) // 2``. ``center-crop`` (torchvision's ``Resize(size)`` then
+    ``CenterCrop(size)``): the shorter side ``size``, the longer ``int(size * long / short)``,
+    offsets ``int(round((new - size) / 2))``."""
+    if mode == "adm-center-crop":
         scale = size / min(width, height)
         new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-        if (new_w, new_h) != (width, height):
-            image = image.resize((new_w, new_h), resample=resample)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        return image.crop((left, top, left + size, top + size))
+        return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    return new_w, new_h, int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
 
 
 def _longer_side_to(target: int, width: int, height: int) -> tuple[int, int]:

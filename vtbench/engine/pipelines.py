@@ -85,7 +85,7 @@ class Phase:
 def run_identity(config: RunConfig | GenerationConfig, digests: dict[str, str | None]) -> dict[str, Any]:
     """What a finished record must match to be reused: every identity setting of the config
     (the metrics asked for among them) and the digest of every weights file the metrics need."""
-    return {**config.identity(), "weights": digests}
+    return {**config.identity(), "weights": digests, **config.preprocessing.geometry()}
 
 
 class RunPipeline:
