@@ -75,8 +75,8 @@ PROTOCOLS: dict[str, Protocol] = {
             [
                 "TiTok's reconstruction evaluation (1d-tokenizer data/webdataset_reader.py, eval_transform) is not this crop: "
                 "torchvision Resize(256, bicubic, antialias) of the shorter side, then CenterCrop(256); the ADM crop appears "
-                "only in its pre-tokenisation script. Its reported rFID was measured under that transform, which no vtbench "
-                "mode yet reproduces exactly (center-crop rounds the long side where torchvision truncates)"
+                "only in its pre-tokenisation script. Its reported rFID was measured under that transform: vtbench's "
+                "--resize-mode center-crop --filter bicubic is it, pixel for pixel"
             ],
         ),  # fmt: skip
         Protocol(
