@@ -114,7 +114,7 @@ def test_list_says_which_tokenizers_run_here_without_a_download() -> None:
     assert entries["var-vqvae-256"]["weights"] == "download"  # its checkpoint is its class's default, not a preset option
     here = run_cli("list", "tokenizers", "--here").stdout
     assert "jpeg-q50" in here and "llamagen-vq-ds16-c2i" not in here
-    assert "No tokenizers match --family vq --here." in run_cli("list", "tokenizers", "--here", "--family", "vq").stdout
+    assert "No tokenizers match --family nothing-here --here." in run_cli("list", "tokenizers", "--here", "--family", "nothing-here").stdout
     assert "does not apply to metrics" in run_cli("list", "metrics", "--here", check=2).stderr
 
 
