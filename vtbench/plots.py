@@ -181,8 +181,15 @@ def frequency_response(paths: str | Path | Iterable[str | Path], allow_protocol_
         axes.plot(details["band_centres"], details["power_ratio"], color=colours[record.run_name], linewidth=1,
                   marker=styles[curve_name(record)][1], markersize=2, label=_short(record.run_name))  # fmt: skip
     axes.axhline(1.0, color="grey", linewidth=0.5)
+    ratios = [v for record in having for v in record.details("hf-fidelity")["power_ratio"] if v is not None and v > 0]
+    if ratios and max(ratios) > 100 * min(ratios):  # a ratio spanning decades (a band near zero power): read it on a log axis
+        from matplotlib import ticker
+
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.yaxis.set_minor_formatter(ticker.NullFormatter())
     axes.set_xlabel("spatial frequency (cycles/pixel)")
-    axes.set_ylabel("power ratio (reconstruction / original)")
+    axes.set_ylabel("power ratio (recon. / original)")
     axes.grid(alpha=0.3)
     _legend(figure, axes)
     return figure
