@@ -103,6 +103,21 @@ def test_center_crop_is_torchvisions_resize_and_centre_crop_pixel_for_pixel() ->
     assert run_identity(config, {})["geometry"] == "torchvision"  # records made with the old rounding are not reused
 
 
+def test_var_center_crop_is_the_var_release_evaluation_transform() -> None:
+    """VAR's ``utils/data.py`` evaluates on ``Resize(round(1.125 * R), LANCZOS)`` then
+    ``CenterCrop(R)``: ``var-center-crop`` is that, pixel for pixel, whatever ``--filter`` says."""
+    from torchvision import transforms
+
+    for name, size in (("chelsea", 256), ("coffee", 256), ("astronaut", 256), ("rocket", 128)):
+        image = Image.fromarray(skimage_rgb(name))
+        release = transforms.Compose([transforms.Resize(round(1.125 * size), interpolation=transforms.InterpolationMode.LANCZOS),
+                                      transforms.CenterCrop((size, size))])  # fmt: skip
+        ours = Preprocessing(size, "var-center-crop", "bicubic").apply(image)
+        assert np.array_equal(np.asarray(ours), np.asarray(release(image))), name
+    square = Preprocessing(256, "var-center-crop")
+    assert not square.leaves_unchanged(256, 256) and square.canonical()["filter"] == "lanczos"
+
+
 def test_native_resolution_fills_in_only_when_unset() -> None:
     assert Preprocessing().resolved(256).resolution == 256
     assert Preprocessing(128).resolved(256).resolution == 128

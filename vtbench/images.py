@@ -32,8 +32,9 @@ FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-ResizeMode = Literal["center-crop", "adm-center-crop", "resize", "pad", "tile", "none"]
-RESIZE_MODES = ("center-crop", "adm-center-crop", "resize", "pad", "tile", "none")
+ResizeMode = Literal["center-crop", "adm-center-crop", "var-center-crop", "resize", "pad", "tile", "none"]
+RESIZE_MODES = ("center-crop", "adm-center-crop", "var-center-crop", "resize", "pad", "tile", "none")
+VAR_MID_RATIO = 1.125  # VAR's evaluation resizes the shorter side to round(1.125 x resolution) before the crop
 PREPROCESSING_PANEL = "Preprocessing"
 
 CONVERSION_POLICY = {
@@ -54,7 +55,9 @@ class Preprocessing:
         tokenizer's native resolution when it has one).
     mode: ``center-crop`` resizes the shorter side to ``resolution`` then crops the centre
         square; ``adm-center-crop`` is guided-diffusion's (box-halve while the image is at
-        least twice the target, then bicubic, then crop); ``resize`` squashes to a square;
+        least twice the target, then bicubic, then crop); ``var-center-crop`` is VAR's
+        evaluation (the shorter side to ``round(1.125 x resolution)`` with Lanczos, then the
+        centre crop); ``resize`` squashes to a square;
         ``pad`` keeps the aspect ratio with the longer side at ``resolution`` (the tokenizer
         sees it padded to a square, the metrics only the content); ``tile`` keeps the image's
         own size and feeds the tokenizer ``resolution``-sized tiles (see
@@ -68,8 +71,8 @@ class Preprocessing:
     )  # fmt: skip
     mode: ResizeMode = setting(
         "center-crop", flag="--resize-mode", choices=RESIZE_MODES, panel=PREPROCESSING_PANEL,
-        help="center-crop, adm-center-crop, resize, pad (aspect kept, padded for the tokenizer), tile (own size, "
-        "tokenizer-sized tiles) or none.",
+        help="center-crop, adm-center-crop (guided-diffusion's), var-center-crop (VAR's: 1.125x then crop, Lanczos), resize, pad "
+        "(aspect kept, padded for the tokenizer), tile (own size, tokenizer-sized tiles) or none.",
     )  # fmt: skip
     filter: str = setting(
         "bicubic", flag="--filter", choices=tuple(FILTERS), panel=PREPROCESSING_PANEL, help="bicubic, lanczos, bilinear, box or nearest."
@@ -89,14 +92,20 @@ class Preprocessing:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), **self.geometry(), "library": CONVERSION_POLICY["library"]}
+        """What the record says: the settings, with the filter a mode fixes (``adm-center-crop``
+        bicubic, ``var-center-crop`` Lanczos) in place of one it ignores."""
+        return {**asdict(self), "filter": self.effective_filter, **self.geometry(), "library": CONVERSION_POLICY["library"]}
+
+    @property
+    def effective_filter(self) -> str:
+        return {"adm-center-crop": "bicubic", "var-center-crop": "lanczos"}.get(self.mode, self.filter)
 
     def geometry(self) -> dict[str, str]:
         """How ``center-crop`` sizes and places its crop, when it applies: torchvision's
         ``Resize(resolution)`` + ``CenterCrop(resolution)`` (the longer side truncated, the
         offsets rounded). Recorded, and part of cache keys and run identities, so results made
         by the rounding of vtbench 0.x before it are never reused or compared as the same."""
-        return {"geometry": CENTER_CROP_GEOMETRY} if self.mode == "center-crop" and self.resolution is not None else {}
+        return {"geometry": CENTER_CROP_GEOMETRY} if self.mode in ("center-crop", "var-center-crop") and self.resolution is not None else {}
 
     def canonical(self) -> dict[str, Any]:
         """What the policy does, ignoring settings that have no effect (for cache keys)."""
@@ -104,7 +113,7 @@ class Preprocessing:
             return {"resolution": None, "mode": "none"}
         if self.mode == "tile":
             return {"resolution": self.resolution, "mode": "tile", "filter": None}
-        return {**asdict(self), **self.geometry(), "filter": "bicubic" if self.mode == "adm-center-crop" else self.filter}
+        return {**asdict(self), **self.geometry(), "filter": self.effective_filter}
 
     def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
         """Where a box ``(x0, y0, x1, y1)`` of a ``size = (width, height)`` source image lands
@@ -138,6 +147,8 @@ class Preprocessing:
             return True
         if self.mode == "pad":
             return max(width, height) == self.resolution
+        if self.mode == "var-center-crop":  # resized to 1.125x and cropped whatever the size
+            return False
         return width == height == self.resolution
 
     def apply(self, image: Image.Image) -> Image.Image:
@@ -156,6 +167,8 @@ class Preprocessing:
             while min(image.size) >= 2 * size:
                 image = image.resize(tuple(x // 2 for x in image.size), resample=Image.Resampling.BOX)
             resample = Image.Resampling.BICUBIC
+        elif self.mode == "var-center-crop":
+            resample = Image.Resampling.LANCZOS
         new_w, new_h, left, top = _crop_geometry(self.mode, size, *image.size)
         if (new_w, new_h) != image.size:
             image = image.resize((new_w, new_h), resample=resample)
@@ -170,15 +183,17 @@ def _crop_geometry(mode: str, size: int, width: int, height: int) -> tuple[int, 
     ``adm-center-crop`` (guided-diffusion's ``center_crop_arr``): each side ``round(x * scale)``,
     offsets ``(new - size) // 2``. ``center-crop`` (torchvision's ``Resize(size)`` then
     ``CenterCrop(size)``): the shorter side ``size``, the longer ``int(size * long / short)``,
-    offsets ``int(round((new - size) / 2))``."""
+    offsets ``int(round((new - size) / 2))``; ``var-center-crop`` the same with the shorter side
+    ``round(1.125 * size)`` (VAR's ``utils/data.py``: ``Resize(mid_reso, LANCZOS)``, ``CenterCrop``)."""
     if mode == "adm-center-crop":
         scale = size / min(width, height)
         new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
         return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+    short = round(VAR_MID_RATIO * size) if mode == "var-center-crop" else size
     if width <= height:
-        new_w, new_h = size, int(size * height / width)
+        new_w, new_h = short, int(short * height / width)
     else:
-        new_w, new_h = int(size * width / height), size
+        new_w, new_h = int(short * width / height), short
     return new_w, new_h, int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
 
 
