@@ -96,6 +96,8 @@ def test_two_generators_against_one_reference_compare_rank_and_report(two_genera
     assert board["rank_by"] == "fid" and [row["rank"] for row in board["rows"]] == [1, 2]
     assert [row["fid"] for row in board["rows"]] == sorted([a.value("fid"), b.value("fid")])  # lower is better: first
     assert "| rank | generator | reference |" in run_cli("leaderboard", two_generators, "--format", "md").stdout
+    latex = run_cli("leaderboard", two_generators, "--format", "latex").stdout
+    assert "Generator & FID $\\downarrow$ & KID $\\downarrow$" in latex and "rFID" not in latex  # against a reference: FID
     run_cli("report", two_generators, "--out", tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     assert "different settings" not in page and ">generator</th>" in page and "FID ↓" in page  # a generation table, not tokenizer/dataset

@@ -91,13 +91,14 @@ class Leaderboard:
         were allowed)."""
         from vtbench.metrics import metric_label
 
+        task = "generation" if self.headings[0] == "generator" else "reconstruction"  # FID against a reference, not rFID
         rows = _bd_once_per_family(self.rows, self.columns)
         empty = [c for c in self.columns if all(not isinstance(row.get(c.key), (int, float)) for row in rows)]
         columns = [c for c in self.columns if c not in empty]
         marks = self.places(rows)
         decimals = {c.key: _decimals([row.get(c.key) for row in rows]) for c in columns}
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
-        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit, extractor=c.extractor)) + arrows[c.higher_is_better]
+        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit, task, c.extractor)) + arrows[c.higher_is_better]
                                                    for c in columns]]  # fmt: skip
         lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
