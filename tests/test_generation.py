@@ -145,6 +145,12 @@ def test_offline_generation_metrics_in_efficientnet_space_named_as_such(setup: d
     assert metrics["kid"]["value"] == pytest.approx(kid["kernel_inception_distance_mean"], rel=1e-4, abs=1e-7)
     isc = isc_features_to_metric(generated["logits"], splits=2, shuffle=True, rng_seed=2020)
     assert metrics["isc"]["value"] == pytest.approx(isc["inception_score_mean"], rel=1e-4)
+    from sklearn.neighbors import NearestNeighbors  # Kynkäänniemi et al.'s k-NN precision, k = 3, self excluded
+
+    fake, true = generated["pool"].double().numpy(), real["pool"].double().numpy()
+    radii = NearestNeighbors(n_neighbors=4).fit(true).kneighbors(true)[0][:, 3]
+    inside = (np.linalg.norm(fake[:, None, :] - true[None, :, :], axis=2) <= radii[None, :]).any(axis=1)
+    assert metrics["precision"]["value"] == pytest.approx(float(inside.mean()), abs=1e-6)
     header = run_cli("leaderboard", root / "lite0", "-f", "md").stdout.splitlines()[0]
     assert "kid[efficientnet-lite0] ↓" in header and "isc[efficientnet-lite0] ↑" in header  # never read as Inception's
 

@@ -16,9 +16,10 @@ from vtbench.errors import VtbenchError
 from vtbench.schema import RunRecord, find_records
 
 
-def _records(paths: str | Path | Iterable[str | Path]) -> list[RunRecord]:
+def _records(paths: str | Path | Iterable[str | Path | RunRecord]) -> list[RunRecord]:
+    """The records under ``paths`` (files or folders); records already loaded pass through."""
     roots = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    return [record for root in roots for record in find_records(root)]
+    return [record for root in roots for record in ([root] if isinstance(root, RunRecord) else find_records(root))]
 
 
 def curve_name(record: RunRecord) -> str:
@@ -100,12 +101,16 @@ def worst_images(paths: str | Path | Iterable[str | Path], metric: str = "psnr",
     metric's direction, on their mean over the runs that scored them; lossless runs left out):
     per image its id, how many runs scored it, the mean, and the worst and best run with their
     values."""
-    records = _records(paths)
+    return hardest_images(_records(paths), load_images(paths), metric, k)
+
+
+def hardest_images(records: list[RunRecord], images: pd.DataFrame, metric: str, k: int | None = None) -> pd.DataFrame:
+    """:func:`worst_images` of records already loaded, with their per-image rows ``images``
+    (``run``, ``id``, ``status`` and the metric's column); ``k`` None: every image."""
     entries = [r.metrics[metric] for r in records if metric in r.metrics and r.metrics[metric].status == "ok"]
     if not entries:
         raise VtbenchError(f"no record under these paths has {metric!r} computed")
     higher = entries[0].higher_is_better is not False
-    images = load_images(paths)
     if images.empty or metric not in images.columns:
         raise VtbenchError(f"no per-image {metric!r} values in these records (it is not a per-image metric, or the CSVs are missing)")
     lossless = {r.run_name for r in records if is_lossless(r)}  # the identity at the ceiling tells nothing about an image
@@ -119,7 +124,8 @@ def worst_images(paths: str | Path | Iterable[str | Path], metric: str = "psnr",
         rows.append({"id": str(image_id), "runs": len(group), "mean": float(group[metric].mean()), "worst": float(worst[metric]),
                      "worst_run": worst["run"], "best": float(best[metric]), "best_run": best["run"]})  # fmt: skip
     table = pd.DataFrame(rows, columns=WORST_COLUMNS)
-    return table.sort_values(["mean", "id"], ascending=[higher, True], kind="stable").head(k).reset_index(drop=True)
+    ranked = table.sort_values(["mean", "id"], ascending=[higher, True], kind="stable")
+    return (ranked if k is None else ranked.head(k)).reset_index(drop=True)
 
 
 def rate_quality_curves(frame: pd.DataFrame, quality: str = "psnr", rate: str = "bits_per_pixel") -> dict[tuple[str, str], pd.DataFrame]:

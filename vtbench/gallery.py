@@ -129,30 +129,29 @@ def build_gallery_across(paths: list[str | Path], metric: str = "psnr", k: int =
     dataset; their mean over the runs, by the metric's direction; lossless runs left out), each
     image once: its original beside every run's reconstruction, the zoom window where the run
     that did worst on it errs most."""
-    from vtbench.analysis import is_lossless
+    import pandas as pd
+
+    from vtbench.analysis import hardest_images, is_lossless
 
     runs = [run for run in (load_run(path) for path in paths) if not is_lossless(run.record)]
     if not runs:
         raise VtbenchError("no lossy run to show")
     if len({run.record.dataset.manifest_sha256 for run in runs}) > 1:
         raise VtbenchError(f"{', '.join(run.name for run in runs)} were made on different data (dataset manifests differ)")
-    entry = runs[0].record.metrics.get(metric)
-    higher = entry is None or entry.higher_is_better is not False
-    values: dict[str, dict[str, float]] = {}  # image id -> run -> value
-    positions: dict[str, int] = {}
     for run in runs:
         select(run, metric, 1)  # the metric per image in every run, or said by name
-        for _, row in run.rows.dropna(subset=[metric]).iterrows():
-            positions.setdefault(str(row["id"]), int(row["index"]))
-            values.setdefault(str(row["id"]), {})[run.name] = float(row[metric])
-    means = {image_id: float(np.mean(list(by_run.values()))) for image_id, by_run in values.items() if len(by_run) == len(runs)}
-    chosen = sorted(means, key=lambda image_id: (means[image_id] if higher else -means[image_id], image_id))[:k]
+    rows = pd.concat([run.rows for run in runs], ignore_index=True)
+    ranked = hardest_images([run.record for run in runs], rows, metric)
+    chosen = list(ranked.loc[ranked["runs"] == len(runs), "id"].head(k))  # images every run scored
+    values = {(str(r["id"]), r["run"]): float(r[metric]) for _, r in rows.dropna(subset=[metric]).iterrows()}
+    positions = {str(r["id"]): int(r["index"]) for _, r in rows.iterrows()}
+    higher = runs[0].record.metrics[metric].higher_is_better is not False
     sources = [_Reconstructions(run, device) for run in runs]
     entries = []
     for image_id in chosen:
         original = sources[0].original(image_id, positions[image_id])
         reconstructions = [source.reconstruction(image_id, positions[image_id], original) for source in sources]
-        scores = [values[image_id][run.name] for run in runs]
+        scores = [values[(image_id, run.name)] for run in runs]
         worst = int(np.argmin(scores) if higher else np.argmax(scores))
         error = np.square(reconstructions[worst].astype(np.float64) - original).sum(axis=2)
         entries.append(GalleryEntry(image_id, scores, original, reconstructions, [run.name for run in runs],

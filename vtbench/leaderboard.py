@@ -37,9 +37,18 @@ class Column:
         return self.key + (f"[{self.extractor}]" if other_extractor(self.key, self.extractor) else "")
 
     @property
+    def arrow(self) -> str:
+        return "" if self.higher_is_better is None else (" ↑" if self.higher_is_better else " ↓")
+
+    @property
     def header(self) -> str:
-        arrow = "" if self.higher_is_better is None else (" ↑" if self.higher_is_better else " ↓")
-        return f"{self.shown}{arrow}"
+        return f"{self.shown}{self.arrow}"
+
+    def display(self, task: str = "reconstruction") -> str:
+        """The display name with unit and direction, for readers (``PSNR (dB) ↑``)."""
+        from vtbench.metrics import metric_label
+
+        return metric_label(self.key, self.unit, task, self.extractor) + self.arrow
 
 
 @dataclass
@@ -50,7 +59,13 @@ class Leaderboard:
     columns: list[Column]
     rows: list[dict[str, Any]]
     show_intervals: bool = False  # append 95% bootstrap intervals in md / html / table
-    headings: tuple[str, str] = ("tokenizer", "dataset")  # ("generator", "reference") for generation runs; CSV/JSON keep the keys
+    task: str = "reconstruction"  # of every row: reconstruction, generation, or mixed
+
+    @property
+    def headings(self) -> tuple[str, str]:
+        """What the subject and data columns are called (CSV/JSON keep the keys tokenizer/dataset)."""
+        return {"reconstruction": ("tokenizer", "dataset"), "generation": ("generator", "reference")}.get(
+            self.task, ("tokenizer / generator", "dataset / reference"))  # fmt: skip
 
     def render(self, fmt: str = "md") -> str:
         if fmt not in FORMATS:
@@ -91,14 +106,13 @@ class Leaderboard:
         were allowed)."""
         from vtbench.metrics import metric_label
 
-        task = "generation" if self.headings[0] == "generator" else "reconstruction"  # FID against a reference, not rFID
         rows = _bd_once_per_family(self.rows, self.columns)
         empty = [c for c in self.columns if all(not isinstance(row.get(c.key), (int, float)) for row in rows)]
         columns = [c for c in self.columns if c not in empty]
         marks = self.places(rows)
         decimals = {c.key: _decimals([row.get(c.key) for row in rows]) for c in columns}
         arrows = {True: r" $\uparrow$", False: r" $\downarrow$", None: ""}
-        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit, task, c.extractor)) + arrows[c.higher_is_better]
+        header = [self.headings[0].capitalize(), *[_latex(metric_label(c.key, c.unit, self.task, c.extractor)) + arrows[c.higher_is_better]
                                                    for c in columns]]  # fmt: skip
         lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         dataset = None
@@ -354,9 +368,7 @@ def build_leaderboard(records: list[RunRecord], rank_by: str | None = None, allo
         previous = row["group"]
         row["rank"] = rank
     tasks = {record.task for record in records}
-    headings = ("generator", "reference") if tasks == {"generation"} else (("tokenizer", "dataset") if tasks == {"reconstruction"} else
-                                                                           ("tokenizer / generator", "dataset / reference"))  # fmt: skip
-    return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows, headings=headings)
+    return Leaderboard(rank_by=rank_by, columns=ordered, rows=rows, task=tasks.pop() if len(tasks) == 1 else "mixed")
 
 
 def _group(row: dict[str, Any]) -> str:
@@ -388,14 +400,21 @@ def _protocol_groups(records: list[RunRecord]) -> dict[int, str]:
 
 def print_rich_table(board: Leaderboard, title: str | None = None) -> None:
     """Print the leaderboard as a rich table, never squeezing numbers into ellipses."""
-    from rich.console import Console
 
     header, cells = board._header_and_cells()
+    print_whole(to_rich_table(board, title), header, cells)
+
+
+def print_whole(table: Any, header: list[str], cells: list[list[str]]) -> None:
+    """Print a rich ``table`` on a console at least as wide as its ``header`` and ``cells``
+    need, so no value is squeezed into an ellipsis."""
+    from rich.console import Console
+
     needed = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(header)) + 1
     console = Console()
     if console.width < needed:
         console = Console(width=needed)
-    console.print(to_rich_table(board, title))
+    console.print(table)
 
 
 def to_rich_table(board: Leaderboard, title: str | None = None) -> Any:

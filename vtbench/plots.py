@@ -87,12 +87,6 @@ def _run_colours(records: list[Any], drawn: list[Any]) -> dict[str, str]:
     return out
 
 
-def _lossless(record: Any) -> bool:
-    from vtbench.analysis import is_lossless
-
-    return is_lossless(record)
-
-
 def _checked(paths: str | Path | Iterable[str | Path], allow_protocol_mismatch: bool) -> list[dict[str, Any]]:
     """The records under ``paths``, refused when they disagree on a metric's protocol."""
     from vtbench.analysis import _records
@@ -117,7 +111,7 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
                     allow_protocol_mismatch: bool = False) -> Any:  # fmt: skip
     """A quality metric against the rate, one line per (family, dataset); returns the figure.
     ``rate``: ``bpp`` (bits per pixel) or ``tokens`` (tokens per image)."""
-    from vtbench.analysis import rate_quality_curves, records_frame
+    from vtbench.analysis import is_lossless, rate_quality_curves, records_frame
     from vtbench.metrics import metric_label
 
     given = rate
@@ -130,7 +124,7 @@ def rate_distortion(paths: str | Path | Iterable[str | Path], quality: str = "ps
     curves = rate_quality_curves(frame, quality, rate)
     if not curves:
         raise VtbenchError(f"no record has both {quality!r} and {rate_name!r}: nothing to plot")
-    lossless_runs = {record.run_name for record in records if _lossless(record)}
+    lossless_runs = {record.run_name for record in records if is_lossless(record)}
     families, styles = _families(frame), family_styles(records)
     several_datasets = len({d for _, d in curves}) > 1
     figure, axes = _figure()
@@ -197,7 +191,7 @@ def frequency_response(paths: str | Path | Iterable[str | Path], allow_protocol_
 
 def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr", allow_protocol_mismatch: bool = False) -> Any:
     """The per-image values of ``metric``, one box per run."""
-    from vtbench.analysis import load_images
+    from vtbench.analysis import is_lossless, load_images
     from vtbench.metrics import metric_label
 
     records = _checked(paths, allow_protocol_mismatch)
@@ -206,7 +200,7 @@ def distribution(paths: str | Path | Iterable[str | Path], metric: str = "psnr",
         raise VtbenchError(f"no per-image {metric!r} values in these records")
     ok = images[images["status"] == "ok"]
     by_name = {record.run_name: record for record in records}
-    lossless = [run for run in dict.fromkeys(ok["run"]) if run in by_name and _lossless(by_name[run])]
+    lossless = [run for run in dict.fromkeys(ok["run"]) if run in by_name and is_lossless(by_name[run])]
     runs = [run for run in dict.fromkeys(ok["run"]) if run not in lossless]
     if not runs:
         raise VtbenchError(f"every run with per-image {metric!r} values is lossless: nothing to draw")

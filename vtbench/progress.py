@@ -124,6 +124,11 @@ class LogProgress(_RunCounter):
             self._say(f"stopped at {self.done}/{self.total} images after {elapsed}")
 
 
+def for_this_output() -> RichProgress | LogProgress:
+    """The display for where output goes: rich bars on a terminal, log lines when piped."""
+    return RichProgress() if sys.stdout.isatty() else LogProgress()
+
+
 class CallbackProgress:
     """Calls ``callback(run_name, done, total)`` when a run starts (``done`` > 0 on a resume)
     and after every batch."""

@@ -159,12 +159,11 @@ def write_reference_statistics(dataset: str, out: str | Path, given: dict, extra
     from vtbench import __version__, weights
     from vtbench.engine.components import create_dataset, resolve_device
     from vtbench.engine.features import dataset_features
-    from vtbench.features import EXTRACTORS
-    from vtbench.metrics.feature_sets import EXTRACTOR_FEATURES
+    from vtbench.features import EMBEDDINGS, EXTRACTORS
     from vtbench.settings import Settings, SettingsError, resolve
 
-    if extractor_name not in EXTRACTOR_FEATURES:
-        raise VtbenchError(f"--extractor {extractor_name!r}: choose one of {', '.join(EXTRACTOR_FEATURES)}")
+    if extractor_name not in EMBEDDINGS:
+        raise VtbenchError(f"--extractor {extractor_name!r}: choose one of {', '.join(EMBEDDINGS)}")
     try:
         settings = Settings(**resolve("generation", given))
     except SettingsError as exc:
@@ -172,7 +171,7 @@ def write_reference_statistics(dataset: str, out: str | Path, given: dict, extra
     source = create_dataset(dataset, {})  # a wrong name first, before any weights are looked for
     located = {name: weights.locate(name) for name in EXTRACTORS.get(extractor_name).load().weights}
     extractor = EXTRACTORS.create(extractor_name, located=located, device=resolve_device(settings.device))
-    feature = EXTRACTOR_FEATURES[extractor_name]["embedding"][0]
+    feature = EMBEDDINGS[extractor_name]["embedding"][0]
     workers = settings.num_workers or 0
     features, provenance = dataset_features(source, settings.preprocessing, extractor, settings.batch_size, settings.use_cache, workers,
                                             settings.limit)  # fmt: skip

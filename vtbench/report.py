@@ -84,9 +84,10 @@ figure svg{width:100%;height:auto}details{margin:4px 0}pre{background:#f7f7f7;pa
 THUMBNAIL = 128  # px, longer side of the whole-image panels; crops keep their pixels and are enlarged by the browser
 
 
-def _figures(paths: list[Path], records: list[RunRecord]) -> list[tuple[str, str]]:
+def _figures(records: list[RunRecord]) -> list[tuple[str, str]]:
     """(caption, inline SVG) for each figure the records support: a rate–distortion figure for
-    every quality metric the records have, then the per-run figures."""
+    every quality metric the records have, then the per-run figures (each drawn from the
+    records loaded once)."""
     from vtbench import plots
     from vtbench.metrics import metric_label
 
@@ -94,13 +95,13 @@ def _figures(paths: list[Path], records: list[RunRecord]) -> list[tuple[str, str
                      key=lambda name: (name != "psnr", name))  # fmt: skip
 
     def curve(name: str) -> Any:
-        return plots.rate_distortion(paths, name, allow_protocol_mismatch=True)
+        return plots.rate_distortion(records, name, allow_protocol_mismatch=True)
 
     makers = [(f"Rate–distortion ({metric_label(name)})", lambda name=name: curve(name)) for name in quality]
-    makers += [("Frequency response", lambda: plots.frequency_response(paths, allow_protocol_mismatch=True)),
-               ("Per-image PSNR", lambda: plots.distribution(paths, "psnr", allow_protocol_mismatch=True)),
-               ("Character error rate by text size and script", lambda: plots.text_errors(paths, "cer", True)),
-               ("Codebook usage", lambda: plots.codebook_usage(paths, allow_protocol_mismatch=True))]  # fmt: skip
+    makers += [("Frequency response", lambda: plots.frequency_response(records, allow_protocol_mismatch=True)),
+               ("Per-image PSNR", lambda: plots.distribution(records, "psnr", allow_protocol_mismatch=True)),
+               ("Character error rate by text size and script", lambda: plots.text_errors(records, "cer", True)),
+               ("Codebook usage", lambda: plots.codebook_usage(records, allow_protocol_mismatch=True))]  # fmt: skip
     figures = []
     for caption, make in makers:
         try:
@@ -257,7 +258,7 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     text_columns = {"tokenizer", "dataset"}
     head = "".join(f'<th data-key="{html.escape(k)}" data-type="{"text" if k in text_columns else "number"}">{html.escape(h)}</th>'
                    for k, h in [("rank", "rank"), ("tokenizer", board.headings[0]), ("dataset", board.headings[1]),
-                                *[(c.key, _header(c, records)) for c in board.columns], ("images", "images")])  # fmt: skip
+                                *[(c.key, c.display(board.task)) for c in board.columns], ("images", "images")])  # fmt: skip
     body = []
     for i, row in enumerate(board.rows):
         cells = [f'<td data-value="{row["rank"]}">{row["rank"]}</td>', f'<td class="name">{html.escape(row["tokenizer"])}</td>',
@@ -275,7 +276,7 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
     for problem in gallery_problems:
         grouped.setdefault("no gallery", []).append(problem)
     warnings = _warnings_html(grouped)
-    figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(roots, records))
+    figures = "".join(f"<figure>{svg}<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, svg in _figures(records))
     runs = "".join(
         f"<details><summary>{html.escape(r.run_name)}</summary><pre>"
         + html.escape(json.dumps({"protocol": r.protocol.to_dict(), "config": r.config, "environment": r.environment}, indent=2))
@@ -301,15 +302,6 @@ def build_report(paths: str | Path | Iterable[str | Path], title: str = "vtbench
         )  # fmt: skip
         + f"<h2>Runs: protocol and environment</h2>\n{runs}\n</body></html>\n"
     )
-
-
-def _header(column: Any, records: list[RunRecord]) -> str:
-    """A leaderboard column's display name with its unit and direction (``PSNR (dB) ↑``)."""
-    from vtbench.metrics import metric_label
-
-    task = "generation" if all(record.task == "generation" for record in records) else "reconstruction"
-    arrow = "" if column.higher_is_better is None else (" ↑" if column.higher_is_better else " ↓")
-    return metric_label(column.key, column.unit, task, column.extractor) + arrow
 
 
 def write_report(paths: str | Path | Iterable[str | Path], out: str | Path, title: str = "vtbench report", **options: Any) -> Path:

@@ -119,7 +119,7 @@ def _run_plan(plan: Any, overrides: dict[str, Any], out: Path, restart: bool, ra
     from vtbench.engine.distributed import Ranks
     from vtbench.errors import VtbenchError
     from vtbench.leaderboard import build_leaderboard, print_rich_table
-    from vtbench.progress import LogProgress, RichProgress
+    from vtbench.progress import for_this_output
     from vtbench.recipe import run_recipe
 
     console = Console(stderr=False)
@@ -131,7 +131,7 @@ def _run_plan(plan: Any, overrides: dict[str, Any], out: Path, restart: bool, ra
         say(f"{escape(name)}: already done (same settings); --restart to redo it")
 
     try:
-        display = (RichProgress() if console.is_terminal else LogProgress()) if show_progress else contextlib.nullcontext()
+        display = for_this_output() if show_progress else contextlib.nullcontext()
         with display as progress:
             outcome = run_recipe(plan, out, progress=progress, restart=restart, overrides=overrides, on_skip=skipped)
     except KeyboardInterrupt:

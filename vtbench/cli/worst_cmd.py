@@ -31,17 +31,17 @@ def worst(
 
         typer.echo(to_json({"metric": metric, "images": table.to_dict(orient="records")}), nl=False)
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from vtbench.leaderboard import print_whole
+
+    header = ["id", "runs", "mean", "worst", "worst run", "best", "best run"]
+    cells = [[row.id, str(row.runs), format_value(row.mean), format_value(row.worst), row.worst_run, format_value(row.best), row.best_run]
+             for row in table.itertuples()]  # fmt: skip
     listing = Table(title=escape(f"worst images by {metric} (mean over runs)"))
-    for column in ("id", "runs", "mean", "worst", "worst run", "best", "best run"):
+    for column in header:
         listing.add_column(column, justify="left" if column in ("id", "worst run", "best run") else "right")
-    for row in table.itertuples():
-        listing.add_row(escape(row.id), str(row.runs), format_value(row.mean), format_value(row.worst), escape(row.worst_run),
-                        format_value(row.best), escape(row.best_run))  # fmt: skip
-    console = Console()
-    needed = 8 + sum(max([len(column), *(len(str(value)) for value in table[key])]) + 3
-                     for column, key in (("id", "id"), ("worst run", "worst_run"), ("best run", "best_run"))) + 40  # fmt: skip
-    Console(width=max(console.width, needed)).print(listing)  # ids and run names whole, never cut to an ellipsis
+    for row in cells:
+        listing.add_row(*(escape(cell) for cell in row))
+    print_whole(listing, header, cells)  # ids and run names whole, never cut to an ellipsis

@@ -45,14 +45,12 @@ ProgressArgument = Progress | Callable[[str, int, int], Any] | bool | None
 
 @contextlib.contextmanager
 def progress_display(progress: ProgressArgument) -> Iterator[Progress | None]:
-    """``True``: a rich progress bar (plain log lines when stderr is not a terminal); a callable: called as ``fn(run_name, done, total)`` at
+    """``True``: a rich progress bar (plain log lines when output is piped); a callable: called as ``fn(run_name, done, total)`` at
     the start of each run and after every batch; a :class:`Progress`: used as it is."""
     if progress is True:
-        import sys
+        from vtbench.progress import for_this_output
 
-        from vtbench.progress import LogProgress, RichProgress
-
-        with RichProgress() if sys.stderr.isatty() else LogProgress() as bar:
+        with for_this_output() as bar:
             yield bar
     elif progress is None or progress is False:
         yield None

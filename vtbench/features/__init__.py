@@ -36,4 +36,14 @@ for _variant, _class, _label in (("b-32", "B32", "ViT-B/32"), ("b-16", "B16", "V
         description=f"OpenAI CLIP {_label} image encoder via torch-fidelity (OpenAI .pt file)",
     )
 
-__all__ = ["EXTRACTORS"]
+# What each built-in extractor gives the distributional metrics, as data (no network is
+# loaded to know it): its "embedding" (Fréchet distances, KID, precision/recall, reference
+# statistics) and, where it classifies, its "logits" (the Inception Score), as (feature, dim).
+EMBEDDINGS: dict[str, dict[str, tuple[str, int]]] = {
+    "inception-v3-compat": {"embedding": ("2048", 2048), "logits": ("logits_unbiased", 1008)},
+    "efficientnet-lite0": {"embedding": ("pool", 1280), "logits": ("logits", 1000)},
+    **{f"dinov2-vit-{size}-14": {"embedding": ("cls", dim)} for size, dim in (("s", 384), ("b", 768), ("l", 1024))},
+    **{f"clip-vit-{size}": {"embedding": ("embedding", dim)} for size, dim in (("b-32", 512), ("b-16", 512), ("l-14", 768))},
+}
+
+__all__ = ["EMBEDDINGS", "EXTRACTORS"]

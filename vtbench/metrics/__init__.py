@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vtbench.features import EMBEDDINGS
 from vtbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -27,23 +28,19 @@ METRICS.register(
     "vtbench.metrics.frechet:FrechetDistance",
     description="Fréchet distance in EfficientNet-Lite0 feature space (not FID; offline weights)",
     extractor="efficientnet-lite0",
-    feature="pool",
-    dim=1280,
+    feature=EMBEDDINGS["efficientnet-lite0"]["embedding"][0],
+    dim=EMBEDDINGS["efficientnet-lite0"]["embedding"][1],
 )
-for _extractor, _dim, _label in (
-    ("dinov2-vit-s-14", 384, "DINOv2 ViT-S/14"),
-    ("dinov2-vit-b-14", 768, "DINOv2 ViT-B/14"),
-    ("dinov2-vit-l-14", 1024, "DINOv2 ViT-L/14"),
-    ("clip-vit-b-32", 512, "CLIP ViT-B/32"),
-    ("clip-vit-b-16", 512, "CLIP ViT-B/16"),
-    ("clip-vit-l-14", 768, "CLIP ViT-L/14"),
-):
+for _extractor, _label in (("dinov2-vit-s-14", "DINOv2 ViT-S/14"), ("dinov2-vit-b-14", "DINOv2 ViT-B/14"),
+                           ("dinov2-vit-l-14", "DINOv2 ViT-L/14"), ("clip-vit-b-32", "CLIP ViT-B/32"),
+                           ("clip-vit-b-16", "CLIP ViT-B/16"), ("clip-vit-l-14", "CLIP ViT-L/14")):  # fmt: skip
+    _feature, _dim = EMBEDDINGS[_extractor]["embedding"]
     METRICS.register(
         f"fd-{_extractor}",
         "vtbench.metrics.frechet:FrechetDistance",
         description=f"Fréchet distance in {_label} feature space (not FID; needs its weights file)",
         extractor=_extractor,
-        feature="cls" if _extractor.startswith("dinov2") else "embedding",
+        feature=_feature,
         dim=_dim,
     )
 METRICS.register(

@@ -18,30 +18,23 @@ from vtbench.metrics.base import Metric, MetricBatch
 RNG_SEED = 2020  # torch-fidelity's default, so subsets and shuffles match it
 INCEPTION = "inception-v3-compat"
 
-# The features of each built-in extractor these metrics read: "embedding" (KID, precision and
-# recall, Fréchet statistics) and, where the network classifies, "logits" (the Inception Score).
-EXTRACTOR_FEATURES: dict[str, dict[str, tuple[str, int]]] = {
-    INCEPTION: {"embedding": ("2048", 2048), "logits": ("logits_unbiased", 1008)},
-    "efficientnet-lite0": {"embedding": ("pool", 1280), "logits": ("logits", 1000)},
-    **{f"dinov2-vit-{size}-14": {"embedding": ("cls", dim)} for size, dim in (("s", 384), ("b", 768), ("l", 1024))},
-    **{f"clip-vit-{size}": {"embedding": ("embedding", dim)} for size, dim in (("b-32", 512), ("b-16", 512), ("l-14", 768))},
-}
-
 
 def extractor_feature(extractor: str, role: str, metric: str) -> tuple[str, int]:
     """(feature name, dimension) that ``metric`` reads from ``extractor`` in ``role``."""
-    known = EXTRACTOR_FEATURES.get(extractor)
+    from vtbench.features import EMBEDDINGS
+
+    known = EMBEDDINGS.get(extractor)
     if known is None:
-        raise ValueError(f"{metric}: extractor must be one of {', '.join(EXTRACTOR_FEATURES)}, got {extractor!r}")
+        raise ValueError(f"{metric}: extractor must be one of {', '.join(EMBEDDINGS)}, got {extractor!r}")
     if role not in known:
-        having = [name for name, roles in EXTRACTOR_FEATURES.items() if role in roles]
+        having = [name for name, roles in EMBEDDINGS.items() if role in roles]
         raise ValueError(f"{metric} needs class logits, which {extractor} does not give (extractors with them: {', '.join(having)})")
     return known[role]
 
 
 class _FeatureSet(Metric):
     """Stores one feature of one extractor (Inception by default, any of
-    ``EXTRACTOR_FEATURES`` by the ``extractor`` option) for the given sides."""
+    :data:`vtbench.features.EMBEDDINGS` by the ``extractor`` option) for the given sides."""
 
     kind = "distribution"
     aggregation = "dataset"
