@@ -17,6 +17,7 @@ from typing import Any
 
 from vtbench.errors import VtbenchError
 from vtbench.io import csv_safe, parse_float, to_json
+from vtbench.metrics import other_extractor
 from vtbench.schema import RunRecord
 
 FORMATS = ("table", "md", "csv", "json", "html", "latex")
@@ -212,15 +213,6 @@ class Leaderboard:
             f"<p>Ranked by {html.escape(self.rank_by)} within each dataset.</p>\n"
             f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
         )
-
-
-KNOWN_BY_INCEPTION = {"fid", "sfid", "kid", "isc", "precision", "recall"}  # their names mean Inception features
-
-
-def other_extractor(key: str, extractor: str | None) -> bool:
-    """Whether metric ``key``, known by Inception features, was computed with another
-    ``extractor`` (``kid`` in EfficientNet-Lite0 space: to be headed so)."""
-    return key in KNOWN_BY_INCEPTION and bool(extractor) and extractor != "inception-v3-compat"
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",

@@ -148,8 +148,6 @@ def metric_label(key: str, unit: str = "", task: str = "reconstruction", extract
     """A metric's display name with its unit: ``metric_label("psnr", "dB")`` -> ``PSNR (dB)``;
     with a feature ``extractor`` other than the metric's usual one, that too (``KID
     [efficientnet-lite0]``: never read as an Inception number)."""
-    from vtbench.leaderboard import other_extractor
-
     label = (GENERATION_LABELS.get(key) if task == "generation" else None) or LABELS.get(key)
     if label is None and key.startswith("bd-"):
         label = "BD-" + LABELS.get(key[3:], key[3:])
@@ -157,6 +155,15 @@ def metric_label(key: str, unit: str = "", task: str = "reconstruction", extract
     if other_extractor(key, extractor):
         label = f"{label} [{extractor}]"
     return f"{label} ({unit})" if unit and unit not in _SAID_BY_THE_LABEL else label
+
+
+KNOWN_BY_INCEPTION = {"fid", "sfid", "kid", "isc", "precision", "recall"}  # their names mean Inception features
+
+
+def other_extractor(key: str, extractor: str | None) -> bool:
+    """Whether metric ``key``, known by Inception features, was computed with another
+    ``extractor`` (``kid`` in EfficientNet-Lite0 space: to be headed so)."""
+    return key in KNOWN_BY_INCEPTION and bool(extractor) and extractor != "inception-v3-compat"
 
 
 _SAID_BY_THE_LABEL = {"fraction", "tokens", "bit/px"}  # units the name already gives (or, for a fraction, needs not)
