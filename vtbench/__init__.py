@@ -50,6 +50,7 @@ _LAZY = {
     "Generator": "vtbench.generators",
     "EXTRACTORS": "vtbench.features",
     "OCR_ENGINES": "vtbench.ocr",
+    "FACE_ENGINES": "vtbench.faces",
 }
 
 _MODULES = ("protocols",)  # submodules reachable as attributes (vtbench.protocols.apply)
@@ -78,4 +79,5 @@ def registries() -> dict[str, Any]:
         "datasets": __getattr__("DATASETS"),
         "extractors": __getattr__("EXTRACTORS"),
         "ocr": __getattr__("OCR_ENGINES"),
+        "faces": __getattr__("FACE_ENGINES"),
     }

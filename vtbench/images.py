@@ -115,31 +115,42 @@ class Preprocessing:
             return {"resolution": self.resolution, "mode": "tile", "filter": None}
         return {**asdict(self), **self.geometry(), "filter": self.effective_filter}
 
-    def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
-        """Where a box ``(x0, y0, x1, y1)`` of a ``size = (width, height)`` source image lands
-        after :meth:`apply`; ``None`` when less than half of it survives the crop."""
-        x0, y0, x1, y1 = box
-        if self.mode == "none" or self.resolution is None:
-            return box
-        target = self.resolution
+    def _mapping(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """``(sx, sy, left, top)``: a source point ``(x, y)`` of a ``size = (width, height)``
+        image lands at ``(x * sx - left, y * sy - top)`` after :meth:`apply` (before clipping)."""
         width, height = size
-        if self.mode == "tile":
-            return box
+        if self.mode in ("none", "tile") or self.resolution is None:
+            return 1.0, 1.0, 0.0, 0.0
+        target = self.resolution
         if self.mode in ("resize", "pad"):
             new_w, new_h = (target, target) if self.mode == "resize" else _longer_side_to(target, width, height)
-            sx, sy = new_w / width, new_h / height
-            return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+            return new_w / width, new_h / height, 0.0, 0.0
         current_w, current_h = width, height
         if self.mode == "adm-center-crop":
             while min(current_w, current_h) >= 2 * target:
                 current_w, current_h = current_w // 2, current_h // 2
         new_w, new_h, left, top = _crop_geometry(self.mode, target, current_w, current_h)
-        sx, sy = new_w / width, new_h / height
+        return new_w / width, new_h / height, float(left), float(top)
+
+    def map_box(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+        """Where a box ``(x0, y0, x1, y1)`` of a ``size = (width, height)`` source image lands
+        after :meth:`apply`; ``None`` when less than half of it survives the crop."""
+        x0, y0, x1, y1 = box
+        sx, sy, left, top = self._mapping(size)
         mapped = (x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top)
-        clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(float(target), mapped[2]), min(float(target), mapped[3]))
+        if self.mode in ("none", "tile", "resize", "pad") or self.resolution is None:
+            return mapped
+        target = float(self.resolution)
+        clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(target, mapped[2]), min(target, mapped[3]))
         area = max(0.0, mapped[2] - mapped[0]) * max(0.0, mapped[3] - mapped[1])
         kept = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
         return clipped if area > 0 and kept >= 0.5 * area else None
+
+    def map_points(self, points: list[tuple[float, float]], size: tuple[int, int]) -> list[tuple[float, float]]:
+        """Where points ``(x, y)`` of a ``size = (width, height)`` source image land after
+        :meth:`apply` (not clipped: a point may fall outside the crop)."""
+        sx, sy, left, top = self._mapping(size)
+        return [(x * sx - left, y * sy - top) for x, y in points]
 
     def leaves_unchanged(self, width: int, height: int) -> bool:
         """Whether :meth:`apply` returns a ``width`` x ``height`` image as it is."""

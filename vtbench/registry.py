@@ -28,6 +28,7 @@ ENTRY_POINT_GROUPS = {
     "datasets": "vtbench.datasets",
     "extractors": "vtbench.extractors",
     "ocr": "vtbench.ocr",
+    "faces": "vtbench.faces",
 }
 
 

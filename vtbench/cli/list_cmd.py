@@ -15,6 +15,7 @@ class Kind(str, Enum):
     datasets = "datasets"
     generators = "generators"
     ocr = "ocr"
+    faces = "faces"
     extractors = "extractors"
     protocols = "protocols"
 
@@ -27,7 +28,7 @@ def list_registered(
     ),
     here: bool = typer.Option(False, "--here", help="Only tokenizers that run on this machine now, without a download."),
 ) -> None:
-    """List registered tokenizers, metrics, datasets, generators, OCR engines, feature extractors, or the paper protocols.
+    """List registered tokenizers, metrics, datasets, generators, OCR engines, face engines, feature extractors, or the paper protocols.
 
     Examples:
 

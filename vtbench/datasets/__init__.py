@@ -28,6 +28,9 @@ DATASETS.register(
     description="Built-in text suite: 5 scripts, 6 font sizes, transcripts (generated)",
 )
 DATASETS.register(
+    "faces", "vtbench.datasets.faces:FaceSuite", description="Built-in face suite: real portraits with face boxes (no download)"
+)
+DATASETS.register(
     "detail", "vtbench.datasets.detail:DetailSuite", description="Built-in detail suite: gratings, zone plates, Siemens stars, textures"
 )
 DATASETS.register(
@@ -38,7 +41,9 @@ DATASETS.register(
     "vtbench.datasets.npz:NpzImages",
     description="Images in arr_0 of an .npz (uint8 NHWC), e.g. an ADM reference batch (option: path)",
 )
-DATASETS.register("tokbench", "vtbench.datasets.hub:TokBenchText", description="TokBench text set from a local copy (options root, subset)")
+DATASETS.register(
+    "tokbench", "vtbench.datasets.hub:tokbench", description="TokBench text or face set from a local copy (options root, subset, setting)"
+)
 
 __all__ = ["DATASETS", "Dataset", "Sample"]
 

@@ -201,3 +201,85 @@ class TokBenchText(Dataset):
             "setting": self.setting,
             "buckets": buckets,
         }
+
+
+TOKBENCH_FACE_FOLDERS = ("images/face_data/wflw", "images/face_data", "face_data/wflw", "images/wflw", "images")
+
+
+class TokBenchFaces(Dataset):
+    """TokBench's face set (WFLW photographs) from a local copy (``root``):
+    ``annotations/face_meta.json`` (a list of ``{image_name, faces: [{box, kps, ratio}]}``)
+    beside ``images/face_data/wflw``. Each face keeps its box, its five keypoints (TokBench
+    aligns on them) and its size bucket by ``ratio`` at the evaluation ``setting``."""
+
+    description = "TokBench (Junfeng5/TokBench) face set from a local copy: WFLW photographs, face boxes + 5 keypoints"
+
+    def __init__(self, root: str, setting: int = 256) -> None:
+        from vtbench.faces.base import FACE_BUCKETS
+
+        if int(setting) not in FACE_BUCKETS:
+            raise DatasetError(f"TokBench setting {setting} is not one of {', '.join(map(str, FACE_BUCKETS))} (the evaluation side)")
+        self.root, self.setting = Path(root).expanduser(), int(setting)
+        self.name = "tokbench-faces"
+        annotations = self.root / "annotations" / "face_meta.json"
+        if not annotations.is_file():
+            raise DatasetError(f"TokBench faces: {annotations} not found (root should be the TokBench dataset folder)")
+        try:
+            self.entries = sorted(json.loads(annotations.read_text(encoding="utf-8")), key=lambda e: e["image_name"])
+            for entry in self.entries:
+                for face in entry["faces"]:
+                    _box(face["box"])
+                    if len(face["kps"]) != 5:
+                        raise ValueError(f"{entry['image_name']}: a face has {len(face['kps'])} keypoints, not 5")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{annotations}: not a TokBench face list ({type(exc).__name__}: {exc})") from None
+        folders = [self.root / folder for folder in TOKBENCH_FACE_FOLDERS]
+        self.images = next((f for f in folders if f.is_dir()), folders[0])
+        self._ids = [entry["image_name"] for entry in self.entries]
+
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def load(self, index: int) -> Sample:
+        from vtbench.faces.base import FACE_BUCKETS
+
+        entry = self.entries[index]
+        path = self.images / entry["image_name"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BadImageError(str(path), f"cannot read file: {exc}") from exc
+        medium, large = FACE_BUCKETS[self.setting]
+        faces = []
+        for face in entry["faces"]:
+            annotated = {"box": _box(face["box"]), "keypoints": [[float(x), float(y)] for x, y in face["kps"]]}
+            if face.get("ratio") is not None:
+                ratio = float(face["ratio"])
+                annotated["bucket"] = "small" if ratio < medium else "medium" if ratio < large else "large"
+            faces.append(annotated)
+        return Sample(entry["image_name"], decode_image(data, str(path)), sha256_hex(data), {"faces": faces})
+
+    def content_sha256(self, index: int) -> str:
+        return sha256_hex((self.images / self.entries[index]["image_name"]).read_bytes())
+
+    def describe(self) -> dict[str, Any]:
+        from vtbench.faces.base import FACE_BUCKETS
+
+        medium, large = FACE_BUCKETS[self.setting]
+        return {
+            **super().describe(),
+            "source": "Junfeng5/TokBench",
+            "subset": "faces",
+            "root": str(self.root),
+            "setting": self.setting,
+            "buckets": f"ratio < {medium} small, [{medium}, {large}) medium, >= {large} large",
+        }
+
+
+def tokbench(root: str, subset: str = "ic13", setting: int = 256) -> Dataset:
+    """A TokBench set from a local copy: a text ``subset`` (ic13, ic15, tt, textocr, cord,
+    sroie, infograph, docvqa) or ``faces`` (WFLW, with boxes and keypoints)."""
+    if subset in ("faces", "face", "wflw"):
+        return TokBenchFaces(root, setting)
+    return TokBenchText(root, subset, setting)

@@ -31,6 +31,12 @@ class LoadedItem:
     frames: int = 1
     error: str | None = None
 
+    @property
+    def source_dimensions(self) -> tuple[int, int]:
+        """``(width, height)`` before preprocessing."""
+        width, height = (int(v) for v in self.source_size.split("x"))
+        return width, height
+
 
 @dataclass
 class Loaded:

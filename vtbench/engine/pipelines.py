@@ -41,6 +41,7 @@ from vtbench.engine.sources import DatasetSource, GeneratorSource, reference_kin
 from vtbench.engine.text_reading import TextReader
 from vtbench.engine.transforms import Clock, TokenizerRoundTrip, finite_images, select_tokens, to_8bit_levels
 from vtbench.errors import TokenizerOutputError, VtbenchError
+from vtbench.faces.base import faces_at_evaluation
 from vtbench.generators.base import TO_8BIT
 from vtbench.images import CONVERSION_POLICY
 from vtbench.io import atomic_write_bytes
@@ -316,8 +317,11 @@ class ReconstructionPipeline(RunPipeline):
             self.fail(state, rows, items[0], "features" if features is None else "ocr", f"{type(exc).__name__}: {exc}")
             return
         height, width = originals.shape[-2:]
+        faces = [
+            faces_at_evaluation(item.meta, item.source_dimensions, self.preprocessing) if "faces" in item.meta else None for item in items
+        ]
         batch = MetricBatch([item.id for item in items], originals, recon, tokens=tokens, features=features, text=text,
-                            tokenizer=self.tokenizer)  # fmt: skip
+                            faces=faces, tokenizer=self.tokenizer)  # fmt: skip
         values = self.clock("metrics_s", lambda: self.update_metrics(batch))
         size = f"{width}x{height}"
         state.eval_sizes[size] = state.eval_sizes.get(size, 0) + len(items)

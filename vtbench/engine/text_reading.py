@@ -74,7 +74,7 @@ class TextReader:
         regions: list[tuple[int, dict[str, Any], tuple[int, int, int, int]]] = []
         relative_heights: list[float] = []
         for position, item in enumerate(items):
-            source_w, source_h = (int(v) for v in item.source_size.split("x"))
+            source_w, source_h = item.source_dimensions
             for region in text_regions(item.meta):
                 box = region.get("box")
                 mapped = self.preprocessing.map_box(tuple(box), (source_w, source_h)) if box else (0, 0, width, height)

@@ -125,6 +125,18 @@ for _measure, _label in _TEXT_MEASURES.items():
         against="ocr",
     )
 
+METRICS.register(
+    "face-similarity",
+    "vtbench.metrics.faces:FaceMetric",
+    description="Cosine similarity of each face's identity embedding, original vs reconstruction (TokBench; dlib engine offline)",
+    measure="similarity",
+)
+METRICS.register(
+    "face-recall",
+    "vtbench.metrics.faces:FaceMetric",
+    description="Share of the original's detected faces the face detector still finds on the reconstruction",
+    measure="recall",
+)
 
 # How tables and figures name each metric (papers' spelling); a metric not listed is shown by its id.
 LABELS = {
@@ -140,6 +152,7 @@ LABELS = {
     "codebook-perplexity": "Perplexity", "hf-fidelity": "HF fidelity", "frequency-cutoff": "Cut-off freq.",
     "cer": "CER", "wer": "WER", "t-ned": "1-NED", "t-acc": "T-Acc", "cer-vs-ocr": "CER (vs OCR)", "wer-vs-ocr": "WER (vs OCR)",
     "t-ned-vs-ocr": "1-NED (vs OCR)", "t-acc-vs-ocr": "T-Acc (vs OCR)", "bd-rate": "BD-rate",
+    "face-similarity": "Face sim.", "face-recall": "Face recall",
 }  # fmt: skip
 GENERATION_LABELS = {"fid": "FID", "sfid": "sFID"}  # against a reference set, not the originals
 

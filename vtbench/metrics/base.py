@@ -61,6 +61,8 @@ class MetricBatch:
     features: ``features[extractor]["originals" | "reconstructions"][name]`` -> (N, D),
         computed once per batch by the shared extractors the metrics asked for.
     text: per image, its text regions as OCR read them (when a text metric asked for OCR).
+    faces: per image, the dataset's faces mapped to evaluation pixels (``box``, five ``keypoints``
+        or None, size ``bucket`` or None); None for an image without annotations.
     tokenizer: the run's tokenizer (reconstruction runs), on the run's device.
     """
 
@@ -71,6 +73,7 @@ class MetricBatch:
     meta: list[dict[str, Any]] = field(default_factory=list)
     features: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
     text: list[list[TextReading]] | None = None
+    faces: list[list[dict[str, Any]] | None] | None = None  # per image, its annotated faces at evaluation size (or None: detect)
     tokenizer: Any = None  # the run's tokenizer, for metrics that re-encode (token consistency, re-encode stability)
 
 
