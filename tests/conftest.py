@@ -226,6 +226,14 @@ def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torchvision's VGG16 checkpoint layout (LPIPS-VGG's backbone), made once per session."""
+    from weights_factory import make_torchvision_weights
+
+    return make_torchvision_weights("vgg16", tmp_path_factory.mktemp("vgg16") / "vgg16-397923af.pth")
+
+
+@pytest.fixture(scope="session")
 def inception_crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 real 64x64 photo crops, already at evaluation size (so no resize is involved)."""
     root = tmp_path_factory.mktemp("crops")

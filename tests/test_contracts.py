@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import torch
-from weights_factory import make_torchvision_weights, tiny_clip_model
+from weights_factory import tiny_clip_model
 
 from conftest import run_cli
 from vtbench.engine.partial_state import decode_state, encode_state
@@ -35,11 +35,10 @@ OCR_READINGS = ["the quick brown fox", "the quick brovvn fox", "tne qu1ck brown"
 
 
 @pytest.fixture(scope="module")
-def network_files(tmp_path_factory: pytest.TempPathFactory, alexnet_weights: Path) -> dict[str, Any]:
+def network_files(tmp_path_factory: pytest.TempPathFactory, alexnet_weights: Path, vgg16_weights: Path) -> dict[str, Any]:
     """Files in the published layouts for the metrics whose networks need them."""
     root = tmp_path_factory.mktemp("metric-networks")
-    return {"alexnet": alexnet_weights, "vgg16": make_torchvision_weights("vgg16", root / "vgg16-397923af.pth"),
-            "clip": tiny_clip_model(root / "clip")}  # fmt: skip
+    return {"alexnet": alexnet_weights, "vgg16": vgg16_weights, "clip": tiny_clip_model(root / "clip")}
 
 
 def _environment(files: dict[str, Any]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_tokenizer_zoo import make_llamagen_checkpoint
+from weights_factory import make_llamagen_checkpoint
 
 from conftest import run_cli
 from vtbench.generators.llamagen import GPT, GPTConfig, rotary_table

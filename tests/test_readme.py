@@ -14,6 +14,7 @@ NEEDS_A_DOWNLOAD = {  # command prefix -> what its error must name when the file
     "vtbench weights fetch alexnet": "VTBENCH_OFFLINE",
     "vtbench run --generator": "vtbench weights fetch inception-v3-compat",
     "vtbench reference-stats": "vtbench weights fetch inception-v3-compat",
+    "vtbench reproduce": "vtbench weights fetch llamagen-vq-ds16-c2i",
     **{
         f"vtbench run -g {name}": "VIRTUAL_imagenet256_labeled.npz: no such .npz file"
         for name in ("llamagen-c2i-b-256", "var-d16", "titok-maskgit-l32", "dit-xl-2-256")

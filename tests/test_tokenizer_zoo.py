@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from weights_factory import hub_snapshot, tiny_diffusers_model
+from weights_factory import hub_snapshot, make_llamagen_checkpoint, tiny_diffusers_model
 
 from conftest import load_json, run_cli
 from vtbench.engine import RunConfig, evaluate
@@ -241,19 +241,6 @@ def test_llamagen_modules_reproduce_the_published_key_layout() -> None:
 
     assert weights.get("llamagen-vq-ds16-c2i").url == "https://huggingface.co/FoundationVision/LlamaGen/resolve/main/vq_ds16_c2i.pt"
     assert weights.get("llamagen-vq-ds16-t2i").url == "https://huggingface.co/peizesun/llamagen_t2i/resolve/main/vq_ds16_t2i.pt"
-
-
-def make_llamagen_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A small VQ-16 (ch 32, z 32, 64 codes) saved as LlamaGen's training script saves it."""
-    import argparse
-
-    from vtbench.tokenizers.llamagen import LlamaGenVQModel
-
-    torch.manual_seed(seed)
-    model = LlamaGenVQModel("ds16", codebook_size=64, codebook_dim=8, ch=32, z_channels=32)
-    state = {**model.state_dict(), "quantize.codebook_used": torch.zeros(65536)}
-    torch.save({"model": state, "steps": 1, "args": argparse.Namespace(vq_model="VQ-16")}, path)
-    return path
 
 
 def test_llamagen_checkpoint_through_the_weights_store_and_the_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

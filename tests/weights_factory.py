@@ -310,3 +310,16 @@ def tiny_text_to_image_pipeline(folder: Path, seed: int = 0) -> Path:
     )  # fmt: skip
     pipe.save_pretrained(folder / "pipeline")
     return folder / "pipeline"
+
+
+def make_llamagen_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A small VQ-16 (ch 32, z 32, 64 codes) saved as LlamaGen's training script saves it."""
+    import argparse
+
+    from vtbench.tokenizers.llamagen import LlamaGenVQModel
+
+    torch.manual_seed(seed)
+    model = LlamaGenVQModel("ds16", codebook_size=64, codebook_dim=8, ch=32, z_channels=32)
+    state = {**model.state_dict(), "quantize.codebook_used": torch.zeros(65536)}
+    torch.save({"model": state, "steps": 1, "args": argparse.Namespace(vq_model="VQ-16")}, path)
+    return path

@@ -323,6 +323,7 @@ class RunRecord:
     recipe: dict[str, Any] | None = None
     per_image_file: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    reproduction: dict[str, Any] | None = None  # measured vs reported, when `vtbench reproduce` made the run
     path: Path | None = None
 
     # -- reading -------------------------------------------------------------------------------
@@ -431,6 +432,7 @@ class RunRecord:
             "memory": asdict(self.memory),
             "environment": self.environment,
             "per_image_file": self.per_image_file,
+            **({"reproduction": self.reproduction} if self.reproduction is not None else {}),
         }
 
     def write(self, out_dir: str | Path) -> Path:
@@ -454,7 +456,8 @@ class RunRecord:
         metrics = data.get("metrics") or {}
         if not isinstance(metrics, dict):
             raise VtbenchError("metrics must be a mapping of metric names to results")
-        plain = {"config": dict, "timings": dict, "environment": dict, "recipe": (dict, type(None)), "per_image_file": (str, type(None))}
+        plain = {"config": dict, "timings": dict, "environment": dict, "recipe": (dict, type(None)), "per_image_file": (str, type(None)),
+                 "reproduction": (dict, type(None))}  # fmt: skip
         for key, kind in plain.items():
             if key in data and data[key] is not None and not isinstance(data[key], kind):
                 raise VtbenchError(f"{key} is {type(data[key]).__name__}, not what a record holds there")
@@ -477,6 +480,7 @@ class RunRecord:
             recipe=data.get("recipe"),
             per_image_file=data.get("per_image_file"),
             created=str(data.get("created", "")),
+            reproduction=data.get("reproduction"),
             path=path,
         )
 

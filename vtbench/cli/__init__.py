@@ -20,6 +20,7 @@ from vtbench.cli import (
     probe_cmd,
     reference_cmd,
     report_cmd,
+    reproduce_cmd,
     run_cmd,
     show_cmd,
     validate_cmd,
@@ -45,6 +46,7 @@ app.command("plot")(plot_cmd.plot)
 app.command("report")(report_cmd.report)
 app.command("gallery")(gallery_cmd.gallery)
 app.command("worst")(worst_cmd.worst)
+app.command("reproduce")(reproduce_cmd.reproduce)
 app.command("probe")(probe_cmd.probe)
 app.command("reference-stats")(reference_cmd.reference_stats)
 app.add_typer(weights_cmd.app, name="weights")

@@ -26,9 +26,11 @@ def _register_presets() -> None:
     import yaml
 
     data = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
-    targets = data["targets"]
+    targets, evaluations = data["targets"], data.get("evaluations", {})
     for preset in data["presets"]:
         metadata = {key: value for key, value in preset.items() if key not in NOT_METADATA}
+        if "reported" in preset and preset["target"] in evaluations:  # how its numbers were measured (`vtbench reproduce`)
+            metadata["evaluation"] = evaluations[preset["target"]]
         target = targets.get(preset["target"], preset["target"])
         TOKENIZERS.register(preset["name"], target, description=preset.get("description", ""), tags=metadata, **preset.get("options", {}))
 

@@ -1,0 +1,128 @@
+"""`vtbench reproduce`: a preset's paper protocol with its release's evaluation transform,
+measured against its reported numbers; the fetch commands when weights or data are missing;
+each family's recorded transform pinned against its release's own pipeline on real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from weights_factory import make_llamagen_checkpoint
+
+from conftest import skimage_rgb
+from vtbench.images import Preprocessing
+from vtbench.reproduce import plan, verdicts
+from vtbench.tokenizers import TOKENIZERS
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+
+@pytest.fixture(scope="module")
+def imagenet_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder laid out as ImageNet val (JPEGs named as the release names them)."""
+    folder = tmp_path_factory.mktemp("imagenet-val")
+    for index, name in enumerate(PHOTOS, start=1):
+        Image.fromarray(skimage_rgb(name)).save(folder / f"ILSVRC2012_val_{index:08d}.JPEG", quality=95)
+    return folder
+
+
+def test_reproduce_runs_the_protocol_and_prints_measured_against_reported(
+    cli, imagenet_like: Path, inception_weights: Path, vgg16_weights: Path, tmp_path: Path
+) -> None:
+    checkpoint = make_llamagen_checkpoint(tmp_path / "vq_ds16_c2i.pt")
+    env = {**os.environ, "VTBENCH_WEIGHTS_LLAMAGEN_VQ_DS16_C2I": str(checkpoint), "VTBENCH_WEIGHTS_VGG16": str(vgg16_weights),
+           "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}  # fmt: skip
+    out = tmp_path / "out"
+    result = cli("reproduce", "llamagen-vq-ds16-c2i", "--data", imagenet_like, "--limit", 2, "--out", out, env=env, check=None)
+    # a made checkpoint is far from the paper's PSNR: outside the smoke tolerance, exit 1 like a failed compare
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "llamagen-vq-ds16-c2i: reproduction under rfid-imagenet-256 (smoke run, first 2 images)" in " ".join(result.stdout.split())
+    assert "ADM center_crop_arr" in result.stdout and "not judged: depends on the sample count (2 images)" in result.stdout
+    record = json.loads((out / "llamagen-vq-ds16-c2i__imagenet-val.json").read_text())
+    block = record["reproduction"]
+    assert block["smoke"] and block["limit"] == 2 and block["protocol"] == "rfid-imagenet-256"
+    assert record["protocol"]["preprocessing"]["mode"] == "adm-center-crop" and record["config"]["protocol"] == "rfid-imagenet-256"
+    rows = {row["reported_as"]: row for row in block["rows"]}
+    assert set(rows) == {"rFID", "PSNR", "SSIM"}
+    for key, metric in (("PSNR", "psnr"), ("SSIM", "ssim"), ("rFID", "fid")):
+        assert rows[key]["metric"] == metric and rows[key]["measured"] == record["metrics"][metric]["value"]
+        assert rows[key]["difference"] == pytest.approx(rows[key]["measured"] - rows[key]["reported"])
+    assert rows["PSNR"]["within"] is False and rows["PSNR"]["verdict"] == "outside (smoke)"
+    assert "within" not in rows["rFID"]  # FID at 2 images is not compared with one at 50,000
+    assert record["samples"]["evaluated"] == 2
+
+
+def test_verdicts_follow_the_stated_tolerances() -> None:
+    full, smoke = plan("llamagen-vq-ds16-c2i"), plan("llamagen-vq-ds16-c2i", limit=100)
+    close = {"fid": 2.25, "psnr": 20.85, "ssim": 0.68}  # reported: rFID 2.19, PSNR 20.79, SSIM 0.675
+    far = {"fid": 2.6, "psnr": 21.2, "ssim": 0.68}
+    assert [r["verdict"] for r in verdicts(full, close, 50_000)] == ["reproduced"] * 3
+    assert [r["verdict"] for r in verdicts(full, far, 50_000)] == ["differs", "differs", "reproduced"]
+    smoke_rows = verdicts(smoke, far, 100)
+    assert [r.get("within") for r in smoke_rows] == [None, True, True]
+    titok = verdicts(plan("detailflow-16"), {"fid": 1.1}, 50_000)  # gFID is a generator's number
+    assert [r["verdict"].split(":")[0] for r in titok] == ["reproduced", "not measured"]
+
+
+def test_missing_weights_and_data_print_the_commands_that_fetch_them(cli, tmp_path: Path) -> None:
+    result = cli("reproduce", "llamagen-vq-ds16-c2i", "--out", tmp_path, check=2)
+    for command in ("vtbench weights fetch llamagen-vq-ds16-c2i", "vtbench weights fetch inception-v3-compat",
+                    "vtbench weights fetch vgg16", "ILSVRC2012_img_val.tar"):  # fmt: skip
+        assert command in result.stderr
+    generator = cli("reproduce", "var-d16", check=2)
+    assert "vtbench weights fetch var-vqvae" in generator.stderr and "VIRTUAL_imagenet256_labeled.npz" in generator.stderr
+    assert "Traceback" not in result.stderr + generator.stderr
+    cli("reproduce", "jpeg-q10", check=2)  # nothing reported
+
+
+def torchvision_eval(resize: int, crop: int, interpolation: str):  # noqa: ANN201
+    from torchvision import transforms
+
+    mode = getattr(transforms.InterpolationMode, interpolation)
+    return transforms.Compose([transforms.Resize(resize, interpolation=mode, antialias=True), transforms.CenterCrop(crop)])
+
+
+def adm_center_crop(image: Image.Image, size: int) -> np.ndarray:
+    """guided-diffusion's center_crop_arr (LlamaGen's evaluation crop)."""
+    while min(*image.size) >= 2 * size:
+        image = image.resize(tuple(x // 2 for x in image.size), resample=Image.BOX)
+    scale = size / min(*image.size)
+    image = image.resize(tuple(round(x * scale) for x in image.size), resample=Image.BICUBIC)
+    array = np.array(image)
+    top, left = (array.shape[0] - size) // 2, (array.shape[1] - size) // 2
+    return array[top : top + size, left : left + size]
+
+
+RELEASE_TRANSFORMS = {  # each family's evaluation pipeline as its release writes it, at resolution 256
+    "llamagen": lambda image: adm_center_crop(image, 256),
+    "titok": lambda image: np.array(torchvision_eval(256, 256, "BICUBIC")(image)),
+    "open-magvit2": lambda image: np.array(torchvision_eval(256, 256, "BILINEAR")(image)),
+}
+
+
+def evaluations() -> dict[str, dict]:
+    import yaml
+
+    from vtbench.tokenizers import PRESETS_FILE
+
+    data = yaml.safe_load(PRESETS_FILE.read_text())
+    return {family: {"evaluation": evaluation, "presets": [p["name"] for p in data["presets"] if p["target"] == family and "reported" in p]}
+            for family, evaluation in data["evaluations"].items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(RELEASE_TRANSFORMS))
+def test_each_familys_recorded_transform_is_its_releases(family: str) -> None:
+    recorded = evaluations()[family]
+    assert recorded["presets"] and all(TOKENIZERS.get(name).tags["evaluation"] == recorded["evaluation"] for name in recorded["presets"])
+    preprocessing = Preprocessing(256, **recorded["evaluation"]["preprocessing"])
+    for name in ("chelsea", "coffee"):
+        image = Image.fromarray(skimage_rgb(name))
+        assert np.array_equal(np.asarray(preprocessing.apply(image)), RELEASE_TRANSFORMS[family](image)), (family, name)
+
+
+def test_every_family_with_a_recorded_transform_is_pinned() -> None:
+    assert set(evaluations()) == set(RELEASE_TRANSFORMS)
