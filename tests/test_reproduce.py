@@ -31,10 +31,10 @@ def imagenet_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_reproduce_runs_the_protocol_and_prints_measured_against_reported(
-    cli, imagenet_like: Path, inception_weights: Path, vgg16_weights: Path, tmp_path: Path
+    cli, imagenet_like: Path, inception_weights: Path, tmp_path: Path
 ) -> None:
     checkpoint = make_llamagen_checkpoint(tmp_path / "vq_ds16_c2i.pt")
-    env = {**os.environ, "VTBENCH_WEIGHTS_LLAMAGEN_VQ_DS16_C2I": str(checkpoint), "VTBENCH_WEIGHTS_VGG16": str(vgg16_weights),
+    env = {**os.environ, "VTBENCH_WEIGHTS_LLAMAGEN_VQ_DS16_C2I": str(checkpoint),
            "VTBENCH_WEIGHTS_INCEPTION_V3_COMPAT": str(inception_weights)}  # fmt: skip
     out = tmp_path / "out"
     result = cli("reproduce", "llamagen-vq-ds16-c2i", "--data", imagenet_like, "--limit", 2, "--out", out, env=env, check=None)
@@ -46,6 +46,7 @@ def test_reproduce_runs_the_protocol_and_prints_measured_against_reported(
     block = record["reproduction"]
     assert block["smoke"] and block["limit"] == 2 and block["protocol"] == "rfid-imagenet-256"
     assert record["protocol"]["preprocessing"]["mode"] == "adm-center-crop" and record["config"]["protocol"] == "rfid-imagenet-256"
+    assert set(record["metrics"]) == {"fid", "psnr", "ssim", "bpp", "tokens"}  # what the paper reports, and the cost
     rows = {row["reported_as"]: row for row in block["rows"]}
     assert set(rows) == {"rFID", "PSNR", "SSIM"}
     for key, metric in (("PSNR", "psnr"), ("SSIM", "ssim"), ("rFID", "fid")):
@@ -70,24 +71,30 @@ def test_verdicts_follow_the_stated_tolerances() -> None:
 
 def test_missing_weights_and_data_print_the_commands_that_fetch_them(cli, tmp_path: Path) -> None:
     result = cli("reproduce", "llamagen-vq-ds16-c2i", "--out", tmp_path, check=2)
-    for command in ("vtbench weights fetch llamagen-vq-ds16-c2i", "vtbench weights fetch inception-v3-compat",
-                    "vtbench weights fetch vgg16", "ILSVRC2012_img_val.tar"):  # fmt: skip
+    for command in ("vtbench weights fetch llamagen-vq-ds16-c2i", "vtbench weights fetch inception-v3-compat", "ILSVRC2012_img_val.tar"):
         assert command in result.stderr
+    assert "vgg16" not in result.stderr  # LlamaGen reports no LPIPS: nothing is fetched for it
+    lpips = cli("reproduce", "gigatok-s-s", "--out", tmp_path, check=2)  # reports LPIPS: its VGG16 backbone
+    assert "vtbench weights fetch vgg16" in lpips.stderr
     generator = cli("reproduce", "var-d16", check=2)
     assert "vtbench weights fetch var-vqvae" in generator.stderr and "VIRTUAL_imagenet256_labeled.npz" in generator.stderr
     assert "Traceback" not in result.stderr + generator.stderr
     cli("reproduce", "jpeg-q10", check=2)  # nothing reported
 
 
-def torchvision_eval(resize: int, crop: int, interpolation: str):  # noqa: ANN201
-    from torchvision import transforms
+def torchvision_eval(resize: int, crop: int, interpolation: str, v2: bool = False):  # noqa: ANN201
+    """``Resize(resize)`` of the shorter side (antialiased, as on PIL images) then ``CenterCrop(crop)``."""
+    if v2:
+        from torchvision.transforms import v2 as transforms
+    else:
+        from torchvision import transforms
 
     mode = getattr(transforms.InterpolationMode, interpolation)
     return transforms.Compose([transforms.Resize(resize, interpolation=mode, antialias=True), transforms.CenterCrop(crop)])
 
 
 def adm_center_crop(image: Image.Image, size: int) -> np.ndarray:
-    """guided-diffusion's center_crop_arr (LlamaGen's evaluation crop)."""
+    """guided-diffusion's center_crop_arr (LlamaGen's, GigaTok's and DetailFlow's evaluation crop)."""
     while min(*image.size) >= 2 * size:
         image = image.resize(tuple(x // 2 for x in image.size), resample=Image.BOX)
     scale = size / min(*image.size)
@@ -97,31 +104,48 @@ def adm_center_crop(image: Image.Image, size: int) -> np.ndarray:
     return array[top : top + size, left : left + size]
 
 
-RELEASE_TRANSFORMS = {  # each family's evaluation pipeline as its release writes it, at resolution 256
+def albumentations_eval(image: Image.Image) -> np.ndarray:
+    """IBQ's evaluation: albumentations (1.4.4, as its release pins) SmallestMaxSize + CenterCrop on uint8 RGB."""
+    import albumentations
+
+    pipeline = albumentations.Compose([albumentations.SmallestMaxSize(max_size=256), albumentations.CenterCrop(height=256, width=256)])
+    return pipeline(image=np.array(image))["image"]
+
+
+RELEASE_TRANSFORMS = {  # each release's evaluation pipeline as its code writes it, at resolution 256
     "llamagen": lambda image: adm_center_crop(image, 256),
+    "gigatok": lambda image: adm_center_crop(image, 256),
+    "detailflow": lambda image: adm_center_crop(image, 256),
     "titok": lambda image: np.array(torchvision_eval(256, 256, "BICUBIC")(image)),
+    "infinity": lambda image: np.array(torchvision_eval(256, 256, "BICUBIC")(image)),
     "open-magvit2": lambda image: np.array(torchvision_eval(256, 256, "BILINEAR")(image)),
+    "maskbit": lambda image: np.array(torchvision_eval(256, 256, "BILINEAR")(image)),
+    "flowmo": lambda image: np.array(torchvision_eval(256, 256, "BILINEAR")(image)),
+    "bsq-vit": lambda image: np.array(torchvision_eval(256, 256, "LANCZOS", v2=True)(image)),
+    "ibq": albumentations_eval,
 }
 
 
 def evaluations() -> dict[str, dict]:
+    """Each evaluation entry of presets.yaml with the presets that use it."""
     import yaml
 
     from vtbench.tokenizers import PRESETS_FILE
 
     data = yaml.safe_load(PRESETS_FILE.read_text())
-    return {family: {"evaluation": evaluation, "presets": [p["name"] for p in data["presets"] if p["target"] == family and "reported" in p]}
-            for family, evaluation in data["evaluations"].items()}  # fmt: skip
+    return {name: {"evaluation": evaluation, "presets": [p["name"] for p in data["presets"]
+                                                        if p.get("evaluation", p["target"]) == name and "reported" in p]}
+            for name, evaluation in data["evaluations"].items()}  # fmt: skip
 
 
-@pytest.mark.parametrize("family", sorted(RELEASE_TRANSFORMS))
-def test_each_familys_recorded_transform_is_its_releases(family: str) -> None:
-    recorded = evaluations()[family]
-    assert recorded["presets"] and all(TOKENIZERS.get(name).tags["evaluation"] == recorded["evaluation"] for name in recorded["presets"])
+@pytest.mark.parametrize("name", sorted(RELEASE_TRANSFORMS))
+def test_each_releases_recorded_transform_is_its_own_pixel_for_pixel(name: str) -> None:
+    recorded = evaluations()[name]
+    assert recorded["presets"] and all(TOKENIZERS.get(p).tags["evaluation"]["name"] == name for p in recorded["presets"])
     preprocessing = Preprocessing(256, **recorded["evaluation"]["preprocessing"])
-    for name in ("chelsea", "coffee"):
-        image = Image.fromarray(skimage_rgb(name))
-        assert np.array_equal(np.asarray(preprocessing.apply(image)), RELEASE_TRANSFORMS[family](image)), (family, name)
+    for photo in ("chelsea", "coffee", "hubble_deep_field"):  # landscape, odd margins, box-halved
+        image = Image.fromarray(skimage_rgb(photo))
+        assert np.array_equal(np.asarray(preprocessing.apply(image)), RELEASE_TRANSFORMS[name](image)), (name, photo)
 
 
 def test_every_family_with_a_recorded_transform_is_pinned() -> None:

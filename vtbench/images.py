@@ -32,8 +32,9 @@ FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-ResizeMode = Literal["center-crop", "adm-center-crop", "var-center-crop", "resize", "pad", "tile", "none"]
-RESIZE_MODES = ("center-crop", "adm-center-crop", "var-center-crop", "resize", "pad", "tile", "none")
+ResizeMode = Literal["center-crop", "adm-center-crop", "var-center-crop", "cv2-center-crop", "resize", "pad", "tile", "none"]
+RESIZE_MODES = ("center-crop", "adm-center-crop", "var-center-crop", "cv2-center-crop", "resize", "pad", "tile", "none")
+CV2_FILTER = "opencv-bilinear"  # cv2.INTER_LINEAR without antialiasing (cv2-center-crop's fixed filter)
 VAR_MID_RATIO = 1.125  # VAR's evaluation resizes the shorter side to round(1.125 x resolution) before the crop
 PREPROCESSING_PANEL = "Preprocessing"
 
@@ -57,7 +58,9 @@ class Preprocessing:
         square; ``adm-center-crop`` is guided-diffusion's (box-halve while the image is at
         least twice the target, then bicubic, then crop); ``var-center-crop`` is VAR's
         evaluation (the shorter side to ``round(1.125 x resolution)`` with Lanczos, then the
-        centre crop); ``resize`` squashes to a square;
+        centre crop); ``cv2-center-crop`` is albumentations' ``SmallestMaxSize`` + ``CenterCrop``
+        (IBQ's evaluation: OpenCV's bilinear resize without antialiasing, sides rounded, offsets
+        floored); ``resize`` squashes to a square;
         ``pad`` keeps the aspect ratio with the longer side at ``resolution`` (the tokenizer
         sees it padded to a square, the metrics only the content); ``tile`` keeps the image's
         own size and feeds the tokenizer ``resolution``-sized tiles (see
@@ -71,8 +74,9 @@ class Preprocessing:
     )  # fmt: skip
     mode: ResizeMode = setting(
         "center-crop", flag="--resize-mode", choices=RESIZE_MODES, panel=PREPROCESSING_PANEL,
-        help="center-crop, adm-center-crop (guided-diffusion's), var-center-crop (VAR's: 1.125x then crop, Lanczos), resize, pad "
-        "(aspect kept, padded for the tokenizer), tile (own size, tokenizer-sized tiles) or none.",
+        help="center-crop, adm-center-crop (guided-diffusion's), var-center-crop (VAR's: 1.125x then crop, Lanczos), cv2-center-crop "
+        "(albumentations/OpenCV bilinear, IBQ's), resize, pad (aspect kept, padded for the tokenizer), tile (own size, "
+        "tokenizer-sized tiles) or none.",
     )  # fmt: skip
     filter: str = setting(
         "bicubic", flag="--filter", choices=tuple(FILTERS), panel=PREPROCESSING_PANEL, help="bicubic, lanczos, bilinear, box or nearest."
@@ -98,7 +102,7 @@ class Preprocessing:
 
     @property
     def effective_filter(self) -> str:
-        return {"adm-center-crop": "bicubic", "var-center-crop": "lanczos"}.get(self.mode, self.filter)
+        return {"adm-center-crop": "bicubic", "var-center-crop": "lanczos", "cv2-center-crop": CV2_FILTER}.get(self.mode, self.filter)
 
     def geometry(self) -> dict[str, str]:
         """How ``center-crop`` sizes and places its crop, when it applies: torchvision's
@@ -181,6 +185,8 @@ class Preprocessing:
         elif self.mode == "var-center-crop":
             resample = Image.Resampling.LANCZOS
         new_w, new_h, left, top = _crop_geometry(self.mode, size, *image.size)
+        if self.mode == "cv2-center-crop":
+            return _cv2_resize_and_crop(image, new_w, new_h, left, top, size)
         if (new_w, new_h) != image.size:
             image = image.resize((new_w, new_h), resample=resample)
         return image.crop((left, top, left + size, top + size))
@@ -195,8 +201,9 @@ def _crop_geometry(mode: str, size: int, width: int, height: int) -> tuple[int, 
     offsets ``(new - size) // 2``. ``center-crop`` (torchvision's ``Resize(size)`` then
     ``CenterCrop(size)``): the shorter side ``size``, the longer ``int(size * long / short)``,
     offsets ``int(round((new - size) / 2))``; ``var-center-crop`` the same with the shorter side
-    ``round(1.125 * size)`` (VAR's ``utils/data.py``: ``Resize(mid_reso, LANCZOS)``, ``CenterCrop``)."""
-    if mode == "adm-center-crop":
+    ``round(1.125 * size)`` (VAR's ``utils/data.py``: ``Resize(mid_reso, LANCZOS)``, ``CenterCrop``);
+    ``cv2-center-crop`` (albumentations' ``SmallestMaxSize`` + ``CenterCrop``) as ``adm-center-crop``."""
+    if mode in ("adm-center-crop", "cv2-center-crop"):  # albumentations' SmallestMaxSize rounds as ADM does, floors the offsets
         scale = size / min(width, height)
         new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
         return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
@@ -206,6 +213,17 @@ def _crop_geometry(mode: str, size: int, width: int, height: int) -> tuple[int, 
     else:
         new_w, new_h = int(short * width / height), short
     return new_w, new_h, int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+
+
+def _cv2_resize_and_crop(image: Image.Image, width: int, height: int, left: int, top: int, size: int) -> Image.Image:
+    """OpenCV's ``resize(INTER_LINEAR)`` to ``width`` x ``height`` (no antialiasing; skipped at
+    the same size, as albumentations skips it), then the ``size`` square at ``left``, ``top``."""
+    import cv2
+
+    array = np.asarray(image)
+    if (width, height) != image.size:
+        array = cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
+    return Image.fromarray(np.ascontiguousarray(array[top : top + size, left : left + size]))
 
 
 def _longer_side_to(target: int, width: int, height: int) -> tuple[int, int]:

@@ -112,10 +112,7 @@ def plan(name: str, protocol: str | None = None, limit: int | None = None) -> Pl
         protocol = protocol or (evaluation or {}).get("protocol") or "rfid-imagenet-256"
         preprocessing = {"resolution": resolution, **(evaluation or {}).get("preprocessing", {})}
         settings["preprocessing"] = preprocessing
-        metrics = [REPORTED[key].metric for key in reported if key in REPORTED]
-        from vtbench.protocols import get
-
-        settings["metrics"] = list(dict.fromkeys([*get(protocol).settings.get("metrics", []), *metrics]))
+        settings["metrics"] = list(dict.fromkeys(REPORTED[key].metric for key in reported if key in REPORTED))  # what is compared
     else:
         protocol = protocol or f"adm-gfid-{512 if resolution >= 512 else 256}"
         if limit is not None:

@@ -10,6 +10,7 @@ eye: the astronaut's mission patch, which the detector also takes for a face, is
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,9 @@ PHOTO_FACES: dict[str, tuple[float, float, float, float]] = {"astronaut": (175, 
 MOSAIC_SIDE, MOSAIC_GRID = 512, 3
 
 
+@functools.lru_cache(maxsize=2)
 def photograph(name: str) -> Image.Image:
+    """The photograph ``name`` (read once per process; callers only read it)."""
     if name == "astronaut":
         import skimage.data
 

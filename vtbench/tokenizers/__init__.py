@@ -29,8 +29,12 @@ def _register_presets() -> None:
     targets, evaluations = data["targets"], data.get("evaluations", {})
     for preset in data["presets"]:
         metadata = {key: value for key, value in preset.items() if key not in NOT_METADATA}
-        if "reported" in preset and preset["target"] in evaluations:  # how its numbers were measured (`vtbench reproduce`)
-            metadata["evaluation"] = evaluations[preset["target"]]
+        evaluation = preset.get("evaluation", preset["target"])  # how its reported numbers were measured (`vtbench reproduce`)
+        if evaluation not in evaluations and "evaluation" in preset:
+            raise ValueError(f"preset {preset['name']}: evaluation {evaluation!r} is not in presets.yaml's evaluations")
+        metadata.pop("evaluation", None)
+        if "reported" in preset and evaluation in evaluations:
+            metadata["evaluation"] = {"name": evaluation, **evaluations[evaluation]}
         target = targets.get(preset["target"], preset["target"])
         TOKENIZERS.register(preset["name"], target, description=preset.get("description", ""), tags=metadata, **preset.get("options", {}))
 
