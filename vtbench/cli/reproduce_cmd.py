@@ -76,7 +76,8 @@ def print_reproduction(block: dict, path: Path | None) -> None:
             + (f" (read in {evaluation['read_in']})" if evaluation.get("read_in") else "")
         )
     )
-    if block.get("setup"):
-        console.print(escape(f"reported setup: {block['setup']}"))
+    if block.get("setup") or block.get("source"):
+        said = "; ".join(part for part in (block.get("setup"), block.get("source") and f"source: {block['source']}") if part)
+        console.print(escape(f"reported: {said}"))
     if path is not None:
         console.print(escape(f"record: {path}"))

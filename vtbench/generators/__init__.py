@@ -30,7 +30,7 @@ for _size, _resolution, _fid in (("B", 256, 5.46), ("B", 384, 6.09), ("L", 256, 
         description=f"LlamaGen-{_size} class-conditional GPT, {_resolution // 16}x{_resolution // 16} VQ-16 tokens ({_resolution} px)",
         tags={"family": "autoregressive", "conditioning": "imagenet-class", "tokenizer": "llamagen-vq-ds16-c2i",
               "native_resolution": _resolution, "source": "FoundationVision/LlamaGen", "license": "MIT", "paper": "arXiv:2406.06525",
-              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch"}},
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch", "source": "LlamaGen README"}},
         model=_size,
         resolution=_resolution,
     )  # fmt: skip
@@ -47,7 +47,8 @@ for _resolution, _fid in ((256, 2.27), (512, 3.04)):
         description=f"DiT-XL/2 class-conditional diffusion transformer at {_resolution} px (diffusers DiTPipeline)",
         tags={"family": "diffusion", "conditioning": "imagenet-class", "native_resolution": _resolution, "source": f"hf://facebook/DiT-XL-2-{_resolution}",
               "license": "CC-BY-NC-4.0", "paper": "arXiv:2212.09748",
-              "reported": {"FID": _fid, "setup": "ImageNet, 50,000 samples, cfg 1.5, 250 DDPM steps, ADM reference batch"}},
+              "reported": {"FID": _fid, "setup": "ImageNet, 50,000 samples, cfg 1.5, 250 DDPM steps, ADM reference batch",
+                           "source": "paper arXiv:2212.09748"}},
         repo=f"facebook/DiT-XL-2-{_resolution}",
     )  # fmt: skip
 
@@ -64,7 +65,7 @@ for _depth, _parameters, _fid in ((16, "310M", 3.55), (20, "600M", 2.95), (24, "
         description=f"VAR-d{_depth} ({_parameters}) class-conditional next-scale prediction at 256 px, 680 tokens in 10 scales",
         tags={"family": "autoregressive", "conditioning": "imagenet-class", "tokenizer": "var-vqvae-256", "native_resolution": 256,
               "source": "FoundationVision/var", "license": "MIT", "paper": "arXiv:2404.02905",
-              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch"}},
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256, 50,000 samples, ADM reference batch", "source": "VAR README"}},
         depth=_depth,
     )  # fmt: skip
 
@@ -75,7 +76,8 @@ for _size, _fid in (("l32", 2.77), ("b64", 2.48), ("s128", 1.97)):
         description=f"MaskGIT over TiTok-{_size.upper()} 1D tokens (ImageBert), class-conditional ImageNet 256",
         tags={"family": "masked", "conditioning": "imagenet-class", "tokenizer": f"titok-{_size}", "native_resolution": 256,
               "source": f"hf://yucornetto/generator_titok_{_size}_imagenet", "license": "Apache-2.0", "paper": "arXiv:2406.07550",
-              "reported": {"FID": _fid, "setup": "ImageNet 256x256 generation, as the 1d-tokenizer README reports it"}},
+              "reported": {"FID": _fid, "setup": "ImageNet 256x256 generation, as the 1d-tokenizer README reports it",
+                           "source": "1d-tokenizer README"}},
         repo=f"yucornetto/generator_titok_{_size}_imagenet",
         tokenizer=f"titok-{_size}",
     )  # fmt: skip
