@@ -69,6 +69,21 @@ def test_verdicts_follow_the_stated_tolerances() -> None:
     assert [r["verdict"].split(":")[0] for r in titok] == ["reproduced", "not measured"]
 
 
+def test_a_generator_is_reproduced_under_the_adm_protocol_against_the_reference_batch(tmp_path: Path) -> None:
+    from vtbench.reproduce import config
+
+    full = plan("var-d16")
+    assert full.task == "generation" and full.protocol == "adm-gfid-256" and full.reported["source"] == "VAR README"
+    run = config(full, str(tmp_path / "VIRTUAL_imagenet256_labeled.npz"))
+    assert run.generator == "var-d16" and run.expected_samples == 50_000 and run.stored_statistics
+    assert run.metrics == ["fid", "sfid", "isc", "precision", "recall"] and run.preprocessing.mode == "adm-center-crop"
+    smoke = config(plan("var-d16", limit=8), str(tmp_path / "VIRTUAL_imagenet256_labeled.npz"))
+    assert smoke.limit == 8 and smoke.expected_samples is None
+    assert [r["verdict"] for r in verdicts(plan("var-d16", limit=8), {"fid": 40.0}, 8)] == [
+        "not judged: depends on the sample count (8 images)"
+    ]
+
+
 def test_missing_weights_and_data_print_the_commands_that_fetch_them(cli, tmp_path: Path) -> None:
     result = cli("reproduce", "llamagen-vq-ds16-c2i", "--out", tmp_path, check=2)
     for command in ("vtbench weights fetch llamagen-vq-ds16-c2i", "vtbench weights fetch inception-v3-compat", "ILSVRC2012_img_val.tar"):

@@ -73,10 +73,10 @@ PROTOCOLS: dict[str, Protocol] = {
             "-d imagenet-val:root=PATH (the 50,000 validation images)",
             "LlamaGen (arXiv:2406.06525) evaluation scripts",
             [
-                "TiTok's reconstruction evaluation (1d-tokenizer data/webdataset_reader.py, eval_transform) is not this crop: "
-                "torchvision Resize(256, bicubic, antialias) of the shorter side, then CenterCrop(256); the ADM crop appears "
-                "only in its pre-tokenisation script. Its reported rFID was measured under that transform: vtbench's "
-                "--resize-mode center-crop --filter bicubic is it, pixel for pixel"
+                "each release evaluates with its own transform, read in its code and listed in presets.yaml's evaluations "
+                "(LlamaGen, GigaTok, DetailFlow: this ADM crop; TiTok, Infinity: torchvision bicubic resize and centre crop; "
+                "Open-MAGVIT2, MaskBiT, FlowMo: bilinear; BSQ-ViT: Lanczos; IBQ: cv2-center-crop; VAR: var-center-crop): "
+                "`vtbench reproduce NAME` runs this protocol with the preset's own"
             ],
         ),  # fmt: skip
         Protocol(
