@@ -143,6 +143,14 @@ def _box(bbox: Any) -> list[float]:
     return [min(xs), min(ys), max(xs), max(ys)]
 
 
+def _read_bytes(path: Path) -> bytes:
+    """A TokBench image file's bytes; one that cannot be read is a bad image, named."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadImageError(str(path), f"cannot read file: {exc}") from exc
+
+
 class TokBenchText(Dataset):
     """TokBench text set ``subset`` (ic13, ic15, tt, textocr, cord, sroie, infograph, docvqa)
     from a local copy (``root``): word boxes with transcripts, read as ``word`` regions."""
@@ -173,10 +181,7 @@ class TokBenchText(Dataset):
     def load(self, index: int) -> Sample:
         entry = self.entries[index]
         path = self.images / entry["file_name"]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BadImageError(str(path), f"cannot read file: {exc}") from exc
+        data = _read_bytes(path)
         regions = []
         for annotation in entry.get("annotations", []):
             region = {"text": annotation["rec"], "language": "en", "box": _box(annotation["bbox"]), "layout": "word"}
@@ -246,10 +251,7 @@ class TokBenchFaces(Dataset):
 
         entry = self.entries[index]
         path = self.images / entry["image_name"]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BadImageError(str(path), f"cannot read file: {exc}") from exc
+        data = _read_bytes(path)
         medium, large = FACE_BUCKETS[self.setting]
         faces = []
         for face in entry["faces"]:

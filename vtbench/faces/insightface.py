@@ -78,7 +78,9 @@ class InsightFace(FaceEngine):
         names = [node.name for node in onnx.load(path, load_external_data=False).graph.node[:8]]
         if any(n.startswith(("Sub", "_minus")) for n in names) and any(n.startswith(("Mul", "_mul")) for n in names):
             self.input_mean, self.input_std = 0.0, 1.0  # MXNet exports normalise inside the graph
-        self._session = onnxruntime.InferenceSession(path, providers=onnxruntime.get_available_providers())
+        available = onnxruntime.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or available
+        self._session = onnxruntime.InferenceSession(path, providers=providers)
         self.size = int(self._session.get_inputs()[0].shape[2])
         self._landmarks68_path = paths["dlib-shape-predictor-68"]  # loaded on the first face without keypoints
         self._landmarks68 = None
