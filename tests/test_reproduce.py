@@ -14,6 +14,7 @@ from PIL import Image
 from weights_factory import make_llamagen_checkpoint
 
 from conftest import skimage_rgb
+from vtbench.errors import VtbenchError
 from vtbench.images import Preprocessing
 from vtbench.reproduce import plan, verdicts
 from vtbench.tokenizers import TOKENIZERS
@@ -65,8 +66,13 @@ def test_verdicts_follow_the_stated_tolerances() -> None:
     assert [r["verdict"] for r in verdicts(full, far, 50_000)] == ["differs", "differs", "reproduced"]
     smoke_rows = verdicts(smoke, far, 100)
     assert [r.get("within") for r in smoke_rows] == [None, True, True]
-    titok = verdicts(plan("detailflow-16"), {"fid": 1.1}, 50_000)  # gFID is a generator's number
-    assert [r["verdict"].split(":")[0] for r in titok] == ["reproduced", "not measured"]
+    detailflow = verdicts(plan("detailflow-16"), {"fid": 1.1}, 50_000)  # gFID is a generator's number
+    assert [r["verdict"].split(":")[0] for r in detailflow] == ["reproduced", "not measured"]
+    with pytest.raises(VtbenchError, match="reports no number a tokenizer run measures .gFID: a generator's number"):
+        plan("flextok-d12-d12-in1k")
+    other = plan("titok-l32", protocol="vtbench-reconstruction")  # another protocol; the release's transform stays
+    assert other.protocol == "vtbench-reconstruction" and other.settings["preprocessing"] == {"resolution": 256, "mode": "center-crop",
+                                                                                               "filter": "bicubic"}  # fmt: skip
 
 
 def test_a_generator_is_reproduced_under_the_adm_protocol_against_the_reference_batch(tmp_path: Path) -> None:

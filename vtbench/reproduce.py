@@ -113,6 +113,10 @@ def plan(name: str, protocol: str | None = None, limit: int | None = None) -> Pl
         preprocessing = {"resolution": resolution, **(evaluation or {}).get("preprocessing", {})}
         settings["preprocessing"] = preprocessing
         settings["metrics"] = list(dict.fromkeys(REPORTED[key].metric for key in reported if key in REPORTED))  # what is compared
+        if not settings["metrics"]:
+            unmeasured = [f"{key}: {NOT_MEASURED.get(key, 'not a number vtbench computes')}" for key in reported if key not in DESCRIPTIVE]
+            said = ", ".join(unmeasured)
+            raise VtbenchError(f"{name} reports no number a tokenizer run measures ({said})")
     else:
         protocol = protocol or f"adm-gfid-{512 if resolution >= 512 else 256}"
         if limit is not None:
