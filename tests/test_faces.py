@@ -195,3 +195,13 @@ def test_a_missing_arcface_model_says_where_to_put_it(cli, tmp_path: Path) -> No
     result = cli("run", "-t", "jpeg-q50", "-d", "faces", "-m", "face-similarity:engine=insightface", "--out", tmp_path, check=2)
     assert "glintr100.onnx" in result.stderr and "VTBENCH_WEIGHTS_ARCFACE_ANTELOPEV2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_tokbench_face_list_is_one_line_naming_the_file(cli, tmp_path: Path) -> None:
+    (tmp_path / "annotations").mkdir()
+    meta = tmp_path / "annotations" / "face_meta.json"
+    meta.write_text(json.dumps([{"image_name": "a.jpg", "faces": [{"box": [0, 0, 10, 10], "kps": [[1, 2], [3, 4]]}]}]))
+    dataset = f"tokbench:root={tmp_path},subset=faces"
+    result = cli("run", "-t", "jpeg-q50", "-d", dataset, "-m", "face-similarity", "--out", tmp_path, check=2)
+    assert f"{meta}: not a TokBench face list" in result.stderr and "2 keypoints, not 5" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
