@@ -41,7 +41,7 @@ def test_reproduce_runs_the_protocol_and_prints_measured_against_reported(
     result = cli("reproduce", "llamagen-vq-ds16-c2i", "--data", imagenet_like, "--limit", 2, "--out", out, env=env, check=None)
     # a made checkpoint is far from the paper's PSNR: outside the smoke tolerance, exit 1 like a failed compare
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "llamagen-vq-ds16-c2i: reproduction under rfid-imagenet-256 (smoke run, first 2 images)" in " ".join(result.stdout.split())
+    assert "llamagen-vq-ds16-c2i: reproduction under rfid-imagenet-256 (smoke run, 2 images)" in " ".join(result.stdout.split())
     assert "ADM center_crop_arr" in result.stdout and "not judged: depends on the sample count (2 images)" in result.stdout
     record = json.loads((out / "llamagen-vq-ds16-c2i__imagenet-val.json").read_text())
     block = record["reproduction"]
@@ -66,6 +66,8 @@ def test_verdicts_follow_the_stated_tolerances() -> None:
     assert [r["verdict"] for r in verdicts(full, far, 50_000)] == ["differs", "differs", "reproduced"]
     smoke_rows = verdicts(smoke, far, 100)
     assert [r.get("within") for r in smoke_rows] == [None, True, True]
+    short = verdicts(full, far, 10_000)  # an incomplete ImageNet folder without --limit: not the paper's measurement either
+    assert [r["verdict"] for r in short] == ["not judged: depends on the sample count (10000 images)", "within (smoke)", "within (smoke)"]
     detailflow = verdicts(plan("detailflow-16"), {"fid": 1.1}, 50_000)  # gFID is a generator's number
     assert [r["verdict"].split(":")[0] for r in detailflow] == ["reproduced", "not measured"]
     with pytest.raises(VtbenchError, match="reports no number a tokenizer run measures .gFID: a generator's number"):

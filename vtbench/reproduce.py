@@ -65,6 +65,9 @@ ADM_REFERENCES = {
 }
 
 
+FULL_SET = 50_000  # ImageNet val's images, and the ADM protocols' samples: what the reported numbers were measured on
+
+
 class MissingInputsError(VtbenchError):
     """Weights or data a reproduction needs are not here; the message lists the commands that fetch them."""
 
@@ -84,6 +87,12 @@ class Plan:
     @property
     def smoke(self) -> bool:
         return self.limit is not None
+
+
+def is_smoke(plan_: Plan, images: int) -> bool:
+    """Whether a run of ``images`` is a smoke run: asked for with ``limit``, or short of the
+    full set (an incomplete ImageNet folder), whose FID is not comparable with the paper's."""
+    return plan_.smoke or images < FULL_SET
 
 
 def preset_tags(name: str) -> tuple[str, dict[str, Any]]:
@@ -199,6 +208,7 @@ def verdicts(plan_: Plan, measured: dict[str, float | None], images: int) -> lis
     """One row per reported number: its metric, reported and measured value, difference,
     tolerance and verdict."""
     rows = []
+    smoke = is_smoke(plan_, images)
     for key, value in plan_.reported.items():
         if key in DESCRIPTIVE:
             continue
@@ -217,26 +227,27 @@ def verdicts(plan_: Plan, measured: dict[str, float | None], images: int) -> lis
             rows.append({**row, "verdict": "not measured: no value (see the record)"})
             continue
         row["difference"] = value_measured - float(value)
-        tolerance = spec.smoke if plan_.smoke else spec.full
+        tolerance = spec.smoke if smoke else spec.full
         if tolerance is None:
             rows.append({**row, "verdict": f"not judged: depends on the sample count ({images} images)"})
             continue
         within = tolerance.allows(float(value), value_measured)
         row["tolerance"] = tolerance.describe()
-        verdict = f"{'within' if within else 'outside'} (smoke)" if plan_.smoke else "reproduced" if within else "differs"
+        verdict = f"{'within' if within else 'outside'} (smoke)" if smoke else "reproduced" if within else "differs"
         rows.append({**row, "verdict": verdict, "within": within})
     return rows
 
 
-def reproduction_block(plan_: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def reproduction_block(plan_: Plan, rows: list[dict[str, Any]], images: int) -> dict[str, Any]:
     """What the record keeps of a reproduction."""
     evaluation = plan_.evaluation or {"transform": f"not checked against the release: {plan_.protocol}'s own"}
     return {
         "preset": plan_.preset,
         "protocol": plan_.protocol,
         "evaluation": evaluation,
-        "smoke": plan_.smoke,
+        "smoke": is_smoke(plan_, images),
         "limit": plan_.limit,
+        "images": images,
         "setup": plan_.reported.get("setup"),
         "source": plan_.reported.get("source"),
         "rows": rows,
@@ -257,7 +268,8 @@ def reproduce(name: str, data: str | None, out: str | Path, protocol: str | None
         raise MissingInputsError(f"{name}: cannot reproduce here; fetch what is missing:\n" + "\n".join(f"  {c}" for c in commands))
     record = evaluate(config(plan_, str(data), overrides), out, progress=progress)
     measured = {metric: entry.value for metric, entry in record.metrics.items()}
-    block = reproduction_block(plan_, verdicts(plan_, measured, record.samples.evaluated))
+    images = record.samples.evaluated
+    block = reproduction_block(plan_, verdicts(plan_, measured, images), images)
     record.reproduction = block
     record.write(Path(out))
     return record, block

@@ -57,7 +57,12 @@ def print_reproduction(block: dict, path: Path | None) -> None:
 
     from vtbench.leaderboard import format_value
 
-    kind = f"smoke run, first {block['limit']} images" if block["smoke"] else "full protocol"
+    images = block.get("images") or block["limit"]
+    kind = (
+        "full protocol"
+        if not block["smoke"]
+        else f"smoke run, {images:,} images" + ("" if block["limit"] else " of 50,000: judged as a smoke run")
+    )
     table = Table(title=escape(f"{block['preset']}: reproduction under {block['protocol']} ({kind})"))
     for column in ("number", "metric", "reported", "measured", "difference", "tolerance", "verdict"):
         table.add_column(column, justify="right" if column in ("reported", "measured", "difference") else "left")
