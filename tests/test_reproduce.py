@@ -72,6 +72,10 @@ def test_verdicts_follow_the_stated_tolerances() -> None:
     assert [r["verdict"].split(":")[0] for r in detailflow] == ["reproduced", "not measured"]
     with pytest.raises(VtbenchError, match="reports no number a tokenizer run measures .gFID: a generator's number"):
         plan("flextok-d12-d12-in1k")
+    with pytest.raises(VtbenchError, match="unknown protocol 'rfid-imagenet-265'. Did you mean: rfid-imagenet-256"):
+        plan("titok-l32", protocol="rfid-imagenet-265")
+    with pytest.raises(VtbenchError, match="is for reconstruction runs; var-d16 is reproduced by a generation run"):
+        plan("var-d16", protocol="rfid-imagenet-256")
     other = plan("titok-l32", protocol="vtbench-reconstruction")  # another protocol; the release's transform stays
     assert other.protocol == "vtbench-reconstruction" and other.settings["preprocessing"] == {"resolution": 256, "mode": "center-crop",
                                                                                                "filter": "bicubic"}  # fmt: skip

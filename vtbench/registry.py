@@ -28,7 +28,6 @@ ENTRY_POINT_GROUPS = {
     "datasets": "vtbench.datasets",
     "extractors": "vtbench.extractors",
     "ocr": "vtbench.ocr",
-    "faces": "vtbench.faces",
 }
 
 

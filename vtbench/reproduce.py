@@ -128,8 +128,10 @@ def plan(name: str, protocol: str | None = None, limit: int | None = None) -> Pl
             raise VtbenchError(f"{name} reports no number a tokenizer run measures ({said})")
     else:
         protocol = protocol or f"adm-gfid-{512 if resolution >= 512 else 256}"
-        if limit is not None:
-            settings["expected_samples"] = None
+    from vtbench.protocols import get
+
+    if get(protocol).task != task:  # an unknown name is refused by get(), with suggestions
+        raise VtbenchError(f"protocol {protocol!r} is for {get(protocol).task} runs; {name} is reproduced by a {task} run")
     return Plan(name, task, protocol, settings, dict(reported), evaluation, limit)
 
 
@@ -195,12 +197,11 @@ def config(plan_: Plan, data: str, overrides: dict[str, Any] | None = None) -> A
     """The run config of ``plan_`` on ``data`` (the ImageNet val folder, or the ADM batch)."""
     from vtbench.settings import GenerationConfig, RunConfig, resolve
 
-    layer = {key: value for key, value in plan_.settings.items() if key != "expected_samples"}
-    settings = resolve(plan_.task, {"protocol": plan_.protocol}, layer, overrides or {})
+    settings = resolve(plan_.task, {"protocol": plan_.protocol}, plan_.settings, overrides or {})
     if plan_.task == "reconstruction":
         return RunConfig(tokenizer=plan_.preset, dataset="imagenet-val", dataset_options={"root": str(data)}, **settings)
-    if "expected_samples" in plan_.settings:
-        settings["expected_samples"] = plan_.settings["expected_samples"]
+    if plan_.smoke:  # the first `limit` samples, not the protocol's 50,000 (None is "not given" to resolve())
+        settings["expected_samples"] = None
     return GenerationConfig(generator=plan_.preset, reference=str(data), **settings)
 
 

@@ -15,6 +15,7 @@ from vtbench.metrics.text import NORMALISATION, size_bucket
 from vtbench.ocr import OCR_ENGINES
 from vtbench.ocr.base import OCREngine, OCRRequest, OCRUnavailableError
 from vtbench.ocr.cache import OCRCache, ocr_key
+from vtbench.tokenizers.base import to_uint8_hwc
 
 MARGIN = 2  # pixels added around every mapped box
 READING = f"text regions read at the evaluation resolution (boxes mapped through the preprocessing), {MARGIN}-px margin"
@@ -26,11 +27,6 @@ def text_regions(meta: dict[str, Any]) -> list[dict[str, Any]]:
     if meta.get("regions"):
         return list(meta["regions"])
     return [{"text": meta.get("text"), "language": meta.get("language", "en"), "box": None, "layout": "block"}]
-
-
-def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 on the host."""
-    return images.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class TextReader:

@@ -14,7 +14,7 @@ from vtbench.registry import Registry
 if TYPE_CHECKING:
     from vtbench.faces.base import FaceEngine
 
-FACE_ENGINES: Registry[FaceEngine] = Registry("faces")
+FACE_ENGINES: Registry[FaceEngine] = Registry("face engines", entry_point_group="vtbench.faces")
 FACE_ENGINES.register(
     "dlib",
     "vtbench.faces.dlib:DlibFaces",

@@ -25,6 +25,11 @@ def dlib_box(dlib, box: Box):  # noqa: ANN001, ANN201
     return dlib.rectangle(*(int(round(v)) for v in box))
 
 
+def hog_detect(detector, image: np.ndarray) -> list[Box]:  # noqa: ANN001
+    """The boxes dlib's HOG ``detector`` finds in an (H, W, 3) uint8 RGB image, upsampled ``UPSAMPLE`` times."""
+    return [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(np.ascontiguousarray(image), UPSAMPLE)]
+
+
 class DlibFaces(FaceEngine):
     name = "dlib"
     description = "dlib HOG detector + 5-point alignment + 128-d ResNet face encoder"
@@ -49,7 +54,7 @@ class DlibFaces(FaceEngine):
         self._encoder = dlib.face_recognition_model_v1(paths["dlib-face-resnet"])
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        return [(r.left(), r.top(), r.right(), r.bottom()) for r in self._detector(np.ascontiguousarray(image), UPSAMPLE)]
+        return hog_detect(self._detector, image)
 
     def align(self, image: np.ndarray, box: Box, keypoints: Points | None = None) -> Points:
         shape = self._landmarks(np.ascontiguousarray(image), dlib_box(import_dlib(), box))

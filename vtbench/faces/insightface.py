@@ -11,10 +11,12 @@ detector and their five points taken from dlib's 68 landmarks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vtbench.faces.base import Box, FaceEngine, FaceEngineInfo, FaceEngineUnavailableError, Points
-from vtbench.faces.dlib import DlibFaces, dlib_box, import_dlib
+from vtbench.faces.dlib import dlib_box, hog_detect, import_dlib
 
 # ArcFace's five-point template for a 112x112 crop (insightface utils/face_align.py)
 ARCFACE_TEMPLATE = np.array(
@@ -55,7 +57,8 @@ class InsightFace(FaceEngine):
         self.model = model
         self.weights = (MODELS[model], "dlib-shape-predictor-68")
         self._session = None
-        self._detector = DlibFaces()
+        self._hog = self._landmarks68 = None  # dlib's detector and 68-point model, loaded for faces without keypoints
+        self._landmarks68_path = ""
         self.input_mean = self.input_std = 127.5
         self.size = 112
 
@@ -82,13 +85,12 @@ class InsightFace(FaceEngine):
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or available
         self._session = onnxruntime.InferenceSession(path, providers=providers)
         self.size = int(self._session.get_inputs()[0].shape[2])
-        self._landmarks68_path = paths["dlib-shape-predictor-68"]  # loaded on the first face without keypoints
-        self._landmarks68 = None
+        self._landmarks68_path = paths["dlib-shape-predictor-68"]
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        if self._detector._detector is None:
-            self._detector._detector = import_dlib().get_frontal_face_detector()
-        return self._detector.detect(image)
+        if self._hog is None:
+            self._hog = import_dlib().get_frontal_face_detector()
+        return hog_detect(self._hog, image)
 
     def align(self, image: np.ndarray, box: Box, keypoints: Points | None = None) -> Points:
         if keypoints is not None:
@@ -99,6 +101,9 @@ class InsightFace(FaceEngine):
         shape = self._landmarks68(np.ascontiguousarray(image), dlib_box(dlib, box))
         points = five_points(np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64))
         return tuple((float(x), float(y)) for x, y in points)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.model}
 
     def crops(self, image: np.ndarray, faces: list[tuple[Box, Points]]) -> np.ndarray:
         """(F, size, size, 3) uint8 aligned crops, as insightface's ``norm_crop`` makes them."""

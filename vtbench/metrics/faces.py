@@ -22,17 +22,13 @@ import torch
 from vtbench.faces import FACE_ENGINES
 from vtbench.faces.base import SIZE_BUCKETS, cosine_similarity, face_bucket, face_ratio, found_again
 from vtbench.metrics.base import Metric, MetricBatch
+from vtbench.tokenizers.base import to_uint8_hwc
 
 COLUMNS = ("similarity", "bucket", "found_original", "found_reconstruction")
 MEASURES = {
     "similarity": ("cosine similarity of the face's identity embeddings, original vs reconstruction", "mean over faces"),
     "recall": ("share of the original's detected faces the detector finds again on the reconstruction", "pooled over faces"),
 }
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 RGB on the host."""
-    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class FaceMetric(Metric):
@@ -59,8 +55,8 @@ class FaceMetric(Metric):
         self.engine.load({name: str(located[name].path) for name in self.required_weights})
 
     def update(self, batch: MetricBatch) -> torch.Tensor:
-        originals, reconstructions = to_uint8(batch.originals), to_uint8(batch.reconstructions)
-        height, width = originals.shape[1:3]
+        originals, reconstructions = to_uint8_hwc(batch.originals), to_uint8_hwc(batch.reconstructions)
+        height, width = batch.originals.shape[-2:]
         per_image = []
         for i in range(len(originals)):
             annotated = batch.faces[i] if batch.faces is not None else None
@@ -110,7 +106,7 @@ class FaceMetric(Metric):
         return self._value(self._table())
 
     def parameters(self) -> dict[str, Any]:
-        return self.engine.describe() | ({"model": self.engine.model} if hasattr(self.engine, "model") else {})
+        return self.engine.describe()
 
     def details(self) -> dict[str, Any]:
         table = self._table()
