@@ -138,15 +138,21 @@ def plan(name: str, protocol: str | None = None, limit: int | None = None) -> Pl
 def missing_inputs(plan_: Plan, data: str | None) -> list[str]:
     """The commands that fetch what ``plan_`` needs and this machine lacks (weights, data)."""
     from vtbench import weights
-    from vtbench.engine.components import create_metrics, weights_of
-    from vtbench.registry import option_defaults
-
-    commands: list[str] = []
+    from vtbench.engine.components import create_metrics, weights_digests
     from vtbench.generators import GENERATORS
+    from vtbench.protocols import get
+    from vtbench.registry import option_defaults
     from vtbench.tokenizers import TOKENIZERS
 
     def options(entry: Any) -> dict[str, Any]:  # a preset's options over its class's defaults
         return {**(option_defaults(entry.load()) or {}), **entry.defaults}
+
+    def here(name: str) -> bool:
+        try:
+            weights.locate(name, fetch=False)
+        except weights.WeightsUnavailableError:
+            return False
+        return True
 
     entry = (TOKENIZERS if plan_.task == "reconstruction" else GENERATORS).get(plan_.preset)
     entries = [entry]
@@ -154,26 +160,14 @@ def missing_inputs(plan_: Plan, data: str | None) -> list[str]:
     if isinstance(decoder, str) and decoder in TOKENIZERS:
         entries.append(TOKENIZERS.get(decoder))
     stores = [plan_.preset, *(options(e).get("checkpoint") for e in entries)]
-    for store in dict.fromkeys(s for s in stores if isinstance(s, str) and s in weights.WEIGHTS):
-        try:
-            weights.locate(store, fetch=False)
-        except weights.WeightsUnavailableError:
-            commands.append(f"vtbench weights fetch {store}")
+    commands = [f"vtbench weights fetch {s}" for s in dict.fromkeys(stores) if isinstance(s, str) and s in weights.WEIGHTS and not here(s)]
     for each in entries:
         repo = each.defaults.get("repo")
         if isinstance(repo, str) and not _in_hub_cache(repo, each.defaults.get("revision")):
             commands.append(f"hf download {repo}")
-    from vtbench.protocols import get
-
     metric_names = plan_.settings.get("metrics") or get(plan_.protocol).settings.get("metrics", [])
-    for metric in create_metrics(list(metric_names)).values() if metric_names else []:
-        for file in weights_of(metric):
-            try:
-                weights.locate(file, fetch=False)
-            except weights.WeightsUnavailableError:
-                command = f"vtbench weights fetch {file}"
-                if command not in commands:
-                    commands.append(command)
+    digests = weights_digests(create_metrics(list(metric_names)))  # None: not on this machine
+    commands += [f"vtbench weights fetch {name}" for name, digest in digests.items() if digest is None and name not in stores]
     if plan_.task == "reconstruction" and not (data and Path(data).is_dir()):
         commands.append(IMAGENET_HELP)
     if plan_.task == "generation" and not (data and Path(data).is_file()):

@@ -75,7 +75,7 @@ class FaceSuite(Dataset):
         if image_id == "portraits-3x3":
             image, boxes = mosaic()
         else:
-            image, boxes = photograph(image_id), [PHOTO_FACES[image_id]]
+            image, boxes = photograph(image_id).copy(), [PHOTO_FACES[image_id]]  # the cached photograph stays untouched
         array = np.asarray(image)
         faces = [{"box": [float(v) for v in box]} for box in boxes]
         return Sample(image_id, image, sha256_hex(array.tobytes()), {"faces": faces}, array=array)
