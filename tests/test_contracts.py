@@ -62,16 +62,19 @@ def _prepared(name: str, files: dict[str, Any]) -> Metric:
 def synthetic_batch(metric: Metric, seed: int) -> MetricBatch:
     """Inputs of every kind a metric may read: smooth images and 8-bit reconstructions (at the
     metric's least size), tokens and the tokenizer (8x resample ids), features of the width the
-    metric declares for its extractor, OCR readings with transcripts, and prompts."""
+    metric declares for its extractor, OCR readings with transcripts, and prompts. A metric defined
+    for clips gets clips of 3 frames at 24 fps, as a video run hands them over."""
+    from vtbench.engine.transforms import clip_tokens
+
     generator = torch.Generator().manual_seed(seed)
     side = max(64, metric.min_size)
-    n = IMAGES_PER_BATCH
-    coarse = torch.rand(n, 3, side // 8, side // 8, generator=generator)
+    n, frames = IMAGES_PER_BATCH, 3 if metric.needs_clips else 1
+    coarse = torch.rand(n * frames, 3, side // 8, side // 8, generator=generator)
     originals = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False).clamp(0, 1)
-    noise = 0.02 + 0.08 * torch.rand(n, 1, 1, 1, generator=generator)
+    noise = 0.02 + 0.08 * torch.rand(n * frames, 1, 1, 1, generator=generator)
     recon = (originals + noise * torch.randn(originals.shape, generator=generator)).clamp(0, 1).mul(255).round().div(255)
     tokenizer = TOKENIZERS.create("resample-x8")
-    tokens = tokenizer.encode(originals)
+    tokens = tokenizer.encode(originals) if frames == 1 else clip_tokens([tokenizer.encode(originals)], n)
     features: dict[str, Any] = {}
     if metric.extractor:
         features[metric.extractor] = {
@@ -82,7 +85,8 @@ def synthetic_batch(metric: Metric, seed: int) -> MetricBatch:
     text = [[TextReading(OCR_READINGS[0], "en", "small", OCR_READINGS[c], OCR_READINGS[(c + 1) % len(OCR_READINGS)])] for c in choice]
     meta = [{"prompt": "a photograph of a fox", "index": seed * n + i} for i in range(n)]
     ids = [f"image-{seed}-{i}" for i in range(n)]
-    return MetricBatch(ids, originals, recon, tokens=tokens, meta=meta, features=features, text=text, tokenizer=tokenizer)
+    return MetricBatch(ids, originals, recon, tokens=tokens, meta=meta, features=features, text=text, tokenizer=tokenizer,
+                       frames_per_clip=frames, fps=[24.0] * n if frames > 1 else None)  # fmt: skip
 
 
 def _same(a: float, b: float, rel: float) -> bool:

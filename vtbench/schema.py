@@ -209,9 +209,10 @@ class Protocol:
     rounding: str = ""
     ocr: dict[str, Any] | None = None
     evaluation_sizes: dict[str, int] = field(default_factory=dict)
+    clips: dict[str, Any] | None = None  # video runs: frames per clip, stride, how frames and clips were scored
 
     def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(asdict(self), ("tokenizer_input", "ocr"))
+        return _drop_empty(asdict(self), ("tokenizer_input", "ocr", "clips"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "record") -> Protocol:

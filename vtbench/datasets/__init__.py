@@ -42,6 +42,14 @@ DATASETS.register(
     description="Images in arr_0 of an .npz (uint8 NHWC), e.g. an ADM reference batch (option: path)",
 )
 DATASETS.register(
+    "clips", "vtbench.datasets.video:CameraClips", description="Built-in video clips: a camera moving over real photographs (no download)"
+)
+DATASETS.register(
+    "videos",
+    "vtbench.datasets.video:VideoFolder",
+    description="Video files (PyAV) and folders of frames under a folder, as clips (options: root, frames, stride, fps)",
+)
+DATASETS.register(
     "tokbench", "vtbench.datasets.hub:tokbench", description="TokBench text or face set from a local copy (options root, subset, setting)"
 )
 

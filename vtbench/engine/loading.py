@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset as TorchDataset
 
 from vtbench.datasets.base import Dataset
+from vtbench.datasets.video import ClipDataset
 from vtbench.errors import BadImageError
 from vtbench.images import Preprocessing, pil_to_uint8_chw
 
@@ -40,7 +43,8 @@ class LoadedItem:
 
 @dataclass
 class Loaded:
-    """A worker's result for one image: the item and its (3, H, W) uint8 pixels (None on error)."""
+    """A worker's result for one image: the item and its (3, H, W) uint8 pixels ((T, 3, H, W) for
+    a clip; None on error)."""
 
     item: LoadedItem
     pixels: torch.Tensor | None
@@ -58,6 +62,8 @@ class ImageLoading(TorchDataset):
     def __getitem__(self, position: int) -> Loaded:
         index = self.positions[position]
         image_id = self.dataset.ids[index]
+        if isinstance(self.dataset, ClipDataset):
+            return self._load_clip(index, image_id)
         try:
             sample = self.dataset.load(index)
             if sample.array is not None and self.preprocessing.leaves_unchanged(sample.image.width, sample.image.height):
@@ -72,6 +78,23 @@ class ImageLoading(TorchDataset):
         except Exception as exc:  # a broken file must not end the run
             error = f"{type(exc).__name__}: {exc}"
         return Loaded(LoadedItem(index, image_id, error=error), None)
+
+    def _load_clip(self, index: int, clip_id: str) -> Loaded:
+        """A clip: each frame preprocessed as an image; pixels (T, 3, H, W) uint8."""
+        try:
+            clip = self.dataset.load_clip(index)
+            height, width = clip.frames[0].shape[:2]
+            if self.preprocessing.leaves_unchanged(width, height):
+                pixels = np.stack(clip.frames).transpose(0, 3, 1, 2).copy()
+            else:
+                pixels = np.stack([pil_to_uint8_chw(self.preprocessing.apply(Image.fromarray(frame))) for frame in clip.frames])
+            item = LoadedItem(index, clip_id, clip.content_sha256, f"{width}x{height}", clip.meta)
+            return Loaded(item, torch.from_numpy(pixels))
+        except BadImageError as exc:
+            error = exc.problem
+        except Exception as exc:  # a broken video must not end the run
+            error = f"{type(exc).__name__}: {exc}"
+        return Loaded(LoadedItem(index, clip_id, error=error), None)
 
 
 class IndexOnly(TorchDataset):

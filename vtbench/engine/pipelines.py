@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from vtbench.datasets.video import ClipDataset
 from vtbench.engine.components import (
     COST_METRICS,
     compile_tokenizer,
@@ -219,6 +220,8 @@ class ReconstructionPipeline(RunPipeline):
         if config.compile:
             compile_tokenizer(self.tokenizer, config.tokenizer)
         self.dataset = create_dataset(config.dataset, config.dataset_options)
+        self.clips = isinstance(self.dataset, ClipDataset)
+        self._check_metrics_fit_the_data()
         self.preprocessing = config.preprocessing.resolved(self.tokenizer.info.native_resolution)
         self.round_trip = TokenizerRoundTrip(self.tokenizer, self.preprocessing, config.batch_size, config.subject_name, clock)
         self.text = TextReader.for_metrics(self.metrics, self.unavailable, config.ocr_engine, list(self.dataset.languages or ["en"]),
@@ -230,6 +233,18 @@ class ReconstructionPipeline(RunPipeline):
 
     def subject_options(self) -> dict[str, Any]:
         return self.tokenizer.options()
+
+    def _check_metrics_fit_the_data(self) -> None:
+        """Clips take metrics of frames or of clips; images refuse the metrics defined for clips only."""
+        name = self.config.dataset_name
+        if self.clips:
+            refused = [n for n, m in self.metrics.items() if m.on_clips == "no" or m.extractor is not None or m.needs_ocr]
+            if refused:
+                raise VtbenchError(f"{', '.join(refused)}: scored on single images, not clips (dataset {name!r} holds video clips)")
+        else:
+            refused = [n for n, m in self.metrics.items() if m.needs_clips]
+            if refused:
+                raise VtbenchError(f"{', '.join(refused)}: defined for video clips; dataset {name!r} holds images (use clips or videos)")
 
     def source_description(self) -> dict[str, Any]:
         return self.dataset.describe()
@@ -270,7 +285,7 @@ class ReconstructionPipeline(RunPipeline):
         originals = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         calls = self.round_trip.calls
         try:
-            recon, tokens = self.round_trip(originals, items[0].id)
+            recon, tokens = (self.round_trip.clips if self.clips else self.round_trip)(originals, items[0].id)
         except TokenizerOutputError:
             raise
         except Exception as exc:
@@ -303,6 +318,8 @@ class ReconstructionPipeline(RunPipeline):
         image whose features or text cannot be read (an extractor or OCR error) is recorded as
         failed; the other images of the batch go on."""
         features = text = None
+        if self.clips:
+            return self._score_clips(state, rows, items, originals, recon, tokens)
         try:
             features = self.clock("features_s", lambda: self.features(items, originals, recon))
             text = self.clock("ocr_s", lambda: self.text.read(items, originals, recon)) if self.text else None
@@ -339,6 +356,34 @@ class ReconstructionPipeline(RunPipeline):
         if self.config.save_reconstructions:
             self._save_reconstructions(items, recon)
 
+    def _score_clips(self, state: RunState, rows: Rows, items: list[LoadedItem], originals: torch.Tensor, recon: torch.Tensor,
+                     tokens: Tokens) -> None:  # fmt: skip
+        """Metrics of same-shaped clips (N, T, 3, H, W) and their 8-bit reconstructions: metrics of
+        frames score each frame and the row holds each clip's mean over its frames."""
+        n, frames, _, height, width = originals.shape
+        fps = [float(item.meta.get("fps") or 0) or None for item in items]
+        batch = MetricBatch([item.id for item in items], originals.flatten(0, 1), recon.flatten(0, 1), tokens=tokens,
+                            tokenizer=self.tokenizer, frames_per_clip=frames, fps=None if None in fps else fps)  # fmt: skip
+        values = self.clock("metrics_s", lambda: self.update_metrics(batch))
+        size = f"{width}x{height}"
+        state.eval_sizes[size] = state.eval_sizes.get(size, 0) + n
+        columns = {}
+        for name, value in values.items():
+            if value is not None and value.numel() == n * frames and frames > 1:  # per frame: each clip's mean
+                value = value.reshape(n, frames).mean(dim=1)
+            columns[name] = None if value is None else value.tolist()
+        for position, item in enumerate(items):
+            per_clip = {name: None if column is None else column[position] for name, column in columns.items()}
+            rows.append(ImageRow(item.index, item.id, "ok", "", item.source_size, size, item.sha256, per_clip))
+        state.n_evaluated += n
+        state.cost["bits"] += float(tokens.bits.sum())
+        state.cost["tokens"] += int(tokens.counts.sum())
+        state.cost["pixels"] += n * frames * height * width
+        if tokens.latent_shape and not state.latent:
+            state.latent = {"shape_per_image": list(tokens.latent_shape), "dtype": tokens.latent_dtype, "at_size": size}
+        if self.config.save_reconstructions:  # a clip as one film strip: its frames side by side
+            self._save_reconstructions(items, recon.permute(0, 2, 3, 1, 4).flatten(3, 4))
+
     def _save_reconstructions(self, items: list[LoadedItem], recon: torch.Tensor) -> None:
         from vtbench.engine.outputs import png_bytes, reconstruction_path
 
@@ -363,6 +408,15 @@ class ReconstructionPipeline(RunPipeline):
         context.protocol.update({"tokenizer_input": aspect.describe(self.preprocessing), "rounding": ROUNDING})
         if self.text is not None:
             context.protocol["ocr"] = self.text.protocol()
+        if self.clips:
+            context.protocol["value_range"] = "[0, 1] float32 RGB, clips (N, T, 3, H, W)"
+            context.protocol["clips"] = {
+                "frames_per_clip": self.dataset.frames,
+                "stride": self.dataset.stride,
+                "tokenizer_input": "whole clips" if self.tokenizer.info.video else "frame by frame (an image tokenizer)",
+                "frame_metrics": "each frame scored as an image; a clip's value: the mean of its frames; the run's: of all frames",
+                "clip_metrics": "scored per clip (video-psnr, flicker, FVD, cost); the run's value is the mean over clips",
+            }
         return context
 
 

@@ -81,6 +81,26 @@ class TokenizerRoundTrip:
                 chunks.append(tokens)
         return fitted.restore(decoded[0] if len(decoded) == 1 else torch.cat(decoded)), fitted.merge(chunks)
 
+    def clips(self, clips: torch.Tensor, first_id: str = "") -> tuple[torch.Tensor, Tokens]:
+        """(N, T, 3, H, W) float in [0, 1] -> (reconstructions of that shape, tokens per clip). A
+        video tokenizer (``info.video``) takes the clips whole; an image tokenizer takes their
+        frames one by one (``batch_size`` frames at a time), each clip's tokens being its frames'."""
+        if not self.tokenizer.info.video:
+            parts = [self(frames, first_id) for frames in clips.flatten(0, 1).split(self.batch_size)]
+            recon = parts[0][0] if len(parts) == 1 else torch.cat([part[0] for part in parts])
+            return recon.reshape(clips.shape), clip_tokens([part[1] for part in parts], len(clips))
+        with torch.inference_mode():
+            tokens = self.timer("encode_s", lambda: self.tokenizer.encode(clips))
+            recon = self.timer("decode_s", lambda: self.tokenizer.decode(tokens))
+        if not isinstance(recon, torch.Tensor) or recon.shape != clips.shape or not recon.is_floating_point():
+            got = type(recon).__name__ + (f" {tuple(recon.shape)} {recon.dtype}" if isinstance(recon, torch.Tensor) else "")
+            raise TokenizerOutputError(
+                f"tokenizer {self.name!r} returned {got} for clips {tuple(clips.shape)} float32 (first clip {first_id}); "
+                "decode must return float clips of the input's shape"
+            )
+        self.calls += 1
+        return recon, tokens
+
     def encode(self, originals: torch.Tensor) -> Tokens:
         """(B, 3, H, W) float in [0, 1] -> their tokens, under the same aspect policy."""
         fitted = aspect.fit(originals, self.preprocessing)
@@ -100,4 +120,18 @@ def select_tokens(tokens: Tokens, index: torch.Tensor) -> Tokens:
     """The cost fields and ids of the images in ``index`` (``data`` is not needed after decode)."""
     indices = tokens.indices[index.to(tokens.indices.device)] if tokens.indices is not None else None
     kept = (tokens.bits[index], tokens.counts[index], tokens.image_size, indices, tokens.codebook_size, tokens.level_sizes)
-    return Tokens(None, *kept, tokens.latent_shape, tokens.latent_dtype)
+    return Tokens(None, *kept, tokens.latent_shape, tokens.latent_dtype, tokens.frames)
+
+
+def clip_tokens(frame_tokens: list[Tokens], clips: int) -> Tokens:
+    """Tokens of the frames of ``clips`` clips (in chunks, in clip order) -> Tokens per clip: bits
+    and counts summed over each clip's frames, ids flattened per clip in frame order."""
+    bits = torch.cat([t.bits for t in frame_tokens]).reshape(clips, -1)
+    counts = torch.cat([t.counts for t in frame_tokens]).reshape(clips, -1).sum(dim=1)
+    frames, first = bits.shape[1], frame_tokens[0]
+    indices = None
+    if all(t.indices is not None for t in frame_tokens) and len({tuple(t.indices.shape[1:]) for t in frame_tokens}) == 1:
+        indices = torch.cat([t.indices for t in frame_tokens]).reshape(clips, -1)
+    levels = first.level_sizes * frames if first.level_sizes else None
+    latent = (frames, *first.latent_shape) if first.latent_shape else None
+    return Tokens(None, bits.sum(dim=1), counts, first.image_size, indices, first.codebook_size, levels, latent, first.latent_dtype, frames)

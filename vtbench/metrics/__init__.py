@@ -17,6 +17,9 @@ for _name, _target, _description in [
     ("ms-ssim", "vtbench.metrics.ms_ssim:MSSSIM", "Multi-scale SSIM, 5 scales (higher is better; images >= 176 px)"),
     ("bpp", "vtbench.metrics.cost:BitsPerPixel", "Bits per pixel of the tokens (cost; lower is cheaper)"),
     ("tokens", "vtbench.metrics.cost:TokensPerImage", "Tokens per image (cost)"),
+    ("tokens-per-second", "vtbench.metrics.cost:TokensPerSecond", "Tokens per second of video (clips; cost)"),
+    ("video-psnr", "vtbench.metrics.video:ClipPSNR", "PSNR over each whole clip, TokenBench's video PSNR (higher is better)"),
+    ("flicker", "vtbench.metrics.video:Flicker", "RMS error of frame-to-frame changes, 8-bit levels (clips; lower is better)"),
 ]:
     METRICS.register(_name, _target, description=_description)
 METRICS.register("lpips-alex", "vtbench.metrics.lpips:LPIPS", description="LPIPS, AlexNet backbone (lower is better)", net="alex")

@@ -64,6 +64,9 @@ class MetricBatch:
     faces: per image, the dataset's faces mapped to evaluation pixels (``box``, five ``keypoints``
         or None, size ``bucket`` or None); None for an image without annotations.
     tokenizer: the run's tokenizer (reconstruction runs), on the run's device.
+    frames_per_clip: 1 for images. For a batch of N clips of T frames: T, with ``originals`` and
+        ``reconstructions`` the clips' frames in order (N*T, 3, H, W), ``tokens`` and ``ids`` per clip.
+    fps: each clip's frame rate (frames per second; None for images, or where a clip's rate is unknown).
     """
 
     ids: list[str]
@@ -75,6 +78,13 @@ class MetricBatch:
     text: list[list[TextReading]] | None = None
     faces: list[list[dict[str, Any]] | None] | None = None  # per image, its annotated faces at evaluation size (or None: detect)
     tokenizer: Any = None  # the run's tokenizer, for metrics that re-encode (token consistency, re-encode stability)
+    frames_per_clip: int = 1
+    fps: list[float] | None = None
+
+    @property
+    def clips(self) -> int:
+        """How many images (or clips) the batch holds: the length of per-item values."""
+        return len(self.originals) // self.frames_per_clip
 
 
 class Metric(ABC):
@@ -99,6 +109,12 @@ class Metric(ABC):
     needs_original_ocr: bool = False  # ... and of the original too (metrics against the original's reading)
     scores_samples: bool = False  # a generation run may use it though it is not distributional (one value per sample)
     reference_keys: tuple[str, str] | None = None  # the mean/covariance arrays it takes as a fixed reference (see set_reference)
+    on_clips: Literal["frames", "clips", "no"] = "frames"
+    """On a batch of clips: ``frames`` scores each frame as an image (per-frame values, averaged
+    per clip by the runner); ``clips`` reads the clip structure itself (values per clip); ``no``:
+    the metric does not apply to clips (a run refuses it). Metrics with a shared extractor or OCR
+    count as ``no``."""
+    needs_clips: bool = False  # defined for clips only (temporal metrics, FVD): an image run refuses it
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[torch.Tensor | list, Reduction]] = {}

@@ -21,6 +21,7 @@ class CLIPScore(MeanMetric):
 
     name = "clip-score"
     higher_is_better = True
+    on_clips = "no"
     scores_samples = True  # a generation run may use it: it needs each sample and its prompt, not pairs
     description = "CLIPScore of samples vs their prompts (torchmetrics' definition; transformers CLIP from the hub cache)"
 

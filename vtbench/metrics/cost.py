@@ -15,6 +15,7 @@ def bits_per_pixel(bits: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class _TokenMetric(MeanMetric):
     kind = "cost"
     higher_is_better = False
+    on_clips = "clips"  # tokens are per clip
 
     def update(self, batch: MetricBatch) -> torch.Tensor | None:
         if batch.tokens is None:
@@ -29,15 +30,15 @@ class BitsPerPixel(_TokenMetric):
 
     name = "bpp"
     unit = "bit/px"
-    description = "Bits per pixel of the tokens at the evaluation resolution, mean over images (lower is cheaper)"
+    description = "Bits per pixel of the tokens at the evaluation resolution, mean over images (clips: per frame; lower is cheaper)"
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         height, width = batch.originals.shape[-2:]
-        return bits_per_pixel(batch.tokens.bits, height, width)
+        return bits_per_pixel(batch.tokens.bits, height, width) / batch.frames_per_clip
 
 
 class TokensPerImage(_TokenMetric):
-    """Number of tokens per image (bytes for codecs)."""
+    """Number of tokens per image (bytes for codecs); per clip for clips."""
 
     name = "tokens"
     unit = "tokens"
@@ -45,3 +46,17 @@ class TokensPerImage(_TokenMetric):
 
     def score(self, batch: MetricBatch) -> torch.Tensor:
         return batch.tokens.counts.to(torch.float64)
+
+
+class TokensPerSecond(_TokenMetric):
+    """Tokens per second of video: each clip's tokens over its duration (frames / fps)."""
+
+    name = "tokens-per-second"
+    unit = "tokens/s"
+    needs_clips = True
+    description = "Tokens per second of video (clips only; bytes for codecs)"
+
+    def score(self, batch: MetricBatch) -> torch.Tensor:
+        if batch.fps is None:
+            raise ValueError("tokens-per-second needs each clip's frame rate; the dataset does not give it")
+        return batch.tokens.counts.to(torch.float64) * torch.tensor(batch.fps, dtype=torch.float64) / batch.frames_per_clip

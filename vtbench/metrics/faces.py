@@ -36,6 +36,7 @@ class FaceMetric(Metric):
     ``engine`` ``dlib`` (default, offline) or ``insightface`` (``model`` antelopev2 or buffalo_l)."""
 
     kind = "quality"
+    on_clips = "no"
     min_size = 32
 
     def __init__(self, measure: str = "similarity", engine: str = "dlib", model: str | None = None) -> None:

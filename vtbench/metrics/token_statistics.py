@@ -167,6 +167,7 @@ class TokenConsistency(MeanMetric):
 
     kind = "cost"
     unit = "fraction"
+    on_clips = "no"  # re-encodes single images
     TRANSFORMS = ("shift", "flip", "jpeg")
 
     def __init__(self, transform: str = "shift") -> None:
@@ -218,6 +219,7 @@ class ReencodeStability(MeanMetric):
     kind = "cost"
     unit = "fraction"
     name = "reencode-stability"
+    on_clips = "no"  # re-encodes single images
 
     def __init__(self, round_trips: int = 3) -> None:
         super().__init__()

@@ -1,7 +1,8 @@
 """The tokenizer contract.
 
 Images cross the contract as float32 tensors of shape (N, 3, H, W), RGB, values in
-[0, 1], on the tokenizer's device. A tokenizer that works in another range (most VQGANs
+[0, 1], on the tokenizer's device; a video tokenizer (``info.video``) also takes clips
+(N, T, 3, H, W), and its Tokens are per clip. A tokenizer that works in another range (most VQGANs
 use [-1, 1]) converts inside ``encode``/``decode`` and says so in ``info.input_range``.
 ``encode`` returns :class:`Tokens`, which carry what the cost and codebook metrics need:
 the bits each image's tokens occupy, the token count, and discrete ids when there are any.
@@ -37,6 +38,7 @@ class TokenizerInfo:
     paper: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     exact_levels: bool = False  # decode returns finite 8-bit levels k/255 already: no clamping or rounding needed
+    video: bool = False  # encode/decode take clips (N, T, 3, H, W) whole (and images as one-frame clips)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +61,7 @@ class Tokens:
     level_sizes: for multi-scale / residual quantizers, how many of each image's ids (in
         order along dim 1 of ``indices``) belong to each level.
     latent_shape, latent_dtype: for continuous latents, one image's latent shape and dtype.
+    frames: for clips (N, T, 3, H, W), T: each entry is one clip's; None for images.
     """
 
     data: Any
@@ -70,6 +73,7 @@ class Tokens:
     level_sizes: tuple[int, ...] | None = None
     latent_shape: tuple[int, ...] | None = None
     latent_dtype: str | None = None
+    frames: int | None = None
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])

@@ -76,6 +76,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
             accepts_any_size=True,
             input_range=(0.0, 1.0) if self.self_normalising else (-1.0, 1.0),
             source=str(self.weights) if self.weights else f"hf://{repo}" + (f"/{subfolder}" if subfolder else ""),
+            video=self.temporal,
             extra={
                 "library": f"diffusers {diffusers.__version__}",
                 "model_class": model_class,
@@ -119,9 +120,10 @@ class DiffusersAutoencoder(NetworkTokenizer):
         return "per-channel latents_mean/std" if self.channel_stats else "shift_factor/scaling_factor"
 
     def encode(self, images: torch.Tensor) -> Tokens:
+        """Images (N, 3, H, W), or clips (N, T, 3, H, W) for a video VAE (``temporal``)."""
         x = images.to(self.device, self.dtype) if self.self_normalising else self._input(images)
-        if self.temporal:
-            x = x.unsqueeze(2)  # (N, C, frames=1, H, W) for the video-family VAEs
+        if self.temporal:  # the video-family VAEs take (N, C, frames, H, W); an image is one frame
+            x = x.transpose(1, 2) if images.dim() == 5 else x.unsqueeze(2)
         output = self.model.encode(x)
         n, height, width = images.shape[0], images.shape[-2], images.shape[-1]
         if self.is_vq:
@@ -142,7 +144,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
         latents = self._normalise(latents)
         element_bits = torch.finfo(latents.dtype).bits
         per_image = latents[0].numel()
-        positions = latents.shape[-2] * latents.shape[-1]
+        positions = latents.shape[-2] * latents.shape[-1] * (latents.shape[2] if images.dim() == 5 else 1)  # clips: t x h x w
         return Tokens(
             data=latents,
             bits=torch.full((n,), float(per_image * element_bits), dtype=torch.float64),
@@ -150,6 +152,7 @@ class DiffusersAutoencoder(NetworkTokenizer):
             image_size=(height, width),
             latent_shape=tuple(latents.shape[1:]),
             latent_dtype=str(latents.dtype).removeprefix("torch."),
+            frames=images.shape[1] if images.dim() == 5 else None,
         )
 
     def _normalise(self, latents: torch.Tensor, inverse: bool = False) -> torch.Tensor:
@@ -167,5 +170,5 @@ class DiffusersAutoencoder(NetworkTokenizer):
         else:
             images = self.model.decode(self._normalise(tokens.data, inverse=True)).sample
         if self.temporal:
-            images = images[:, :, 0]
+            images = images.transpose(1, 2) if tokens.frames is not None else images[:, :, 0]
         return images.float() if self.self_normalising else self._output(images)

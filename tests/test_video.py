@@ -1,0 +1,222 @@
+"""Video: clips from files, folders of frames and the built-in camera clips; video tokenizers
+(a diffusers video VAE, H.264 through PyAV) and image tokenizers frame by frame; per-frame
+metrics against the image metrics, TokenBench's whole-clip PSNR and the temporal error
+against their formulas; records, leaderboard, compare and shard/merge as for images."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from conftest import REPO, load_json
+from vtbench.datasets.video import CameraClips, VideoFolder
+from vtbench.tokenizers import TOKENIZERS
+
+FRAMES, SIZE = 9, 64
+
+
+def write_video(path: Path, frames: list[np.ndarray], codec: str, pix_fmt: str, fps: int = 24, **options: str) -> None:
+    """Frames (H, W, 3) uint8 into a video file with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format=pix_fmt)))
+        container.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="module")
+def camera() -> CameraClips:
+    return CameraClips(frames=FRAMES, size=SIZE, length=2 * FRAMES)
+
+
+def clip_array(camera: CameraClips, index: int) -> np.ndarray:
+    return np.stack(camera.load_clip(index).frames)
+
+
+def test_video_folder_reads_files_and_frame_folders_and_names_a_broken_video(tmp_path: Path, camera: CameraClips) -> None:
+    frames = camera.video("chelsea-orbit")  # 18 frames
+    write_video(tmp_path / "lossless.mkv", frames, "ffv1", "bgr0")
+    write_video(tmp_path / "lossy.mp4", frames, "libx264", "yuv420p", crf="18")
+    (tmp_path / "frames").mkdir()
+    for k, frame in enumerate(frames[:12]):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{k:04d}.png")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+
+    videos = VideoFolder(tmp_path, frames=FRAMES, stride=4)
+    assert videos.ids == ["broken.mp4@00000", "frames@00000", "lossless.mkv@00000", "lossless.mkv@00004", "lossless.mkv@00008",
+                          "lossy.mp4@00000", "lossy.mp4@00004", "lossy.mp4@00008"]  # fmt: skip
+    lossless = videos.load_clip(videos.ids.index("lossless.mkv@00004"))
+    assert np.array_equal(np.stack(lossless.frames), np.stack(frames[4 : 4 + FRAMES])) and lossless.meta["fps"] == 24
+    assert np.array_equal(np.stack(videos.load_clip(1).frames), np.stack(frames[:FRAMES]))  # the folder of PNGs
+    lossy = np.stack(videos.load_clip(videos.ids.index("lossy.mp4@00008")).frames).astype(float)
+    errors = [np.abs(lossy - np.stack(frames[start : start + FRAMES])).mean() for start in (7, 8, 9)]
+    assert lossy.shape == (FRAMES, SIZE, SIZE, 3) and errors[1] < 6 and errors[1] < min(errors[0], errors[2])  # frames 8..16
+    with pytest.raises(Exception, match="broken.mp4"):
+        videos.load_clip(0)
+
+
+def test_h264_is_deterministic_spends_more_bits_at_a_higher_rate_and_takes_any_size(camera: CameraClips) -> None:
+    clips = torch.from_numpy(clip_array(camera, 0)).permute(0, 3, 1, 2)[None].float() / 255
+    low, high = TOKENIZERS.create("h264", bitrate=100), TOKENIZERS.create("h264", bitrate=1000)
+    recon_low, tokens_low = low.reconstruct(clips)
+    sizes = set()
+    for _ in range(10):  # other work between encodes made x264's lookahead give other bytes: it must not
+        torch.randn(300, 300) @ torch.randn(300, 300)
+        again, tokens_again = low.reconstruct(clips)
+        sizes.add(int(tokens_again.bits[0]))
+    recon_high, tokens_high = high.reconstruct(clips)
+    assert sizes == {int(tokens_low.bits[0])} and torch.equal(recon_low, again) and tokens_low.data[0] == tokens_again.data[0]
+    assert tokens_high.bits[0] > 2 * tokens_low.bits[0]
+    assert float(((recon_high - clips) ** 2).mean()) < float(((recon_low - clips) ** 2).mean())
+    assert torch.equal(recon_low * 255, (recon_low * 255).round())  # decoded 8-bit levels
+    odd = clips[:, :, :, :63, :61]
+    assert low.reconstruct(odd)[0].shape == odd.shape
+    image, tokens = low.reconstruct(clips[:, 0])  # an image is a one-frame clip
+    assert image.shape == clips[:, 0].shape and tokens.bits[0] > 0
+
+
+def tiny_wan(folder: Path) -> Path:
+    """A small randomly initialised AutoencoderKLWan saved as ``save_pretrained`` lays it out."""
+    import diffusers
+
+    torch.manual_seed(0)
+    model = diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                                       temperal_downsample=[False, True], latents_mean=[0.1, -0.2, 0.0, 0.3],
+                                       latents_std=[1.5, 0.5, 1.0, 2.0])  # fmt: skip
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_diffusers_video_vae_takes_whole_clips_as_diffusers_does(tmp_path: Path, camera: CameraClips) -> None:
+    import diffusers
+
+    folder = tiny_wan(tmp_path / "vae")
+    tokenizer = TOKENIZERS.create("diffusers", model_class="AutoencoderKLWan", temporal=True, weights=str(folder))
+    clips = torch.from_numpy(clip_array(camera, 0)).permute(0, 3, 1, 2)[None, :, :, :32, :32].float() / 255
+    with torch.inference_mode():
+        recon, tokens = tokenizer.reconstruct(clips)
+        model = diffusers.AutoencoderKLWan.from_pretrained(folder).eval()
+        latents = model.encode(clips.transpose(1, 2) * 2 - 1).latent_dist.mode()
+        expected = (model.decode(latents).sample.transpose(1, 2) + 1) / 2
+    assert tokenizer.info.video and recon.shape == clips.shape
+    torch.testing.assert_close(recon, expected, rtol=0, atol=1e-5)
+    mean, std = torch.tensor([0.1, -0.2, 0.0, 0.3]).view(1, 4, 1, 1, 1), torch.tensor([1.5, 0.5, 1.0, 2.0]).view(1, 4, 1, 1, 1)
+    torch.testing.assert_close(tokens.data, (latents - mean) / std)  # stored normalised, as Wan's pipelines do
+    assert tokens.latent_shape == (4, 5, 8, 8) and tokens.frames == FRAMES  # 9 frames -> 1 + 8/2 latent frames, 32 px -> 8
+    assert int(tokens.counts[0]) == 5 * 8 * 8 and float(tokens.bits[0]) == 4 * 5 * 8 * 8 * 32
+
+
+def reference_row(frames: np.ndarray, recon: np.ndarray, encoded_bytes: int, fps: float) -> dict[str, float]:
+    """One clip's numbers by the formulas: per-frame scikit-image PSNR and SSIM averaged over the
+    frames; TokenBench's PSNR of the whole clip (uint8, data range 255); the RMS error of the
+    frame differences in 8-bit levels; bits per pixel per frame; tokens (bytes) per second."""
+    t, h, w, _ = frames.shape
+    ssim = [structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+            for a, b in zip(frames, recon, strict=True)]  # fmt: skip
+    mse = np.mean((frames.astype(np.float64) - recon.astype(np.float64)) ** 2)
+    change = np.diff(recon.astype(np.float64), axis=0) - np.diff(frames.astype(np.float64), axis=0)
+    return {
+        "psnr": np.mean([peak_signal_noise_ratio(a, b, data_range=255) for a, b in zip(frames, recon, strict=True)]),
+        "ssim": np.mean(ssim),
+        "video-psnr": 20 * np.log10(255.0 / np.sqrt(mse)),
+        "flicker": np.sqrt(np.mean(change**2)),
+        "bpp": encoded_bytes * 8 / (t * h * w),
+        "tokens-per-second": encoded_bytes * fps / t,
+    }
+
+
+def jpeg_frames(frames: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
+    """Each frame through Pillow's JPEG (4:2:0): the decoded frames and the bytes spent."""
+    decoded, spent = [], 0
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, subsampling="4:2:0", optimize=False)
+        spent += buffer.tell()
+        decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return np.stack(decoded), spent
+
+
+@pytest.fixture(scope="module")
+def video_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``recipes/video-suite.yaml`` on two clips, Wan 2.1's VAE being a tiny one in the hub cache
+    (the published model is a download), plus a leaderboard of the records."""
+    from weights_factory import hub_snapshot
+
+    from conftest import run_cli
+
+    tiny_wan(hub_snapshot("Wan-AI/Wan2.1-T2V-1.3B-Diffusers") / "vae")
+    out = tmp_path_factory.mktemp("video-suite")
+    run_cli("run", REPO / "recipes" / "video-suite.yaml", "--limit", "1", "--out", out)
+    return out
+
+
+def test_the_video_suite_scores_clips_by_the_formulas(video_suite: Path) -> None:
+    camera = CameraClips()
+    frames = np.stack(camera.load_clip(0).frames)
+    recon, spent = jpeg_frames(frames, 50)
+    rows = {row["run"]: row for row in _rows(video_suite)}
+    expected = reference_row(frames, recon, spent, camera.fps)
+    for metric, value in expected.items():
+        assert float(rows["jpeg-q50__clips"][metric]) == pytest.approx(value, rel=1e-6, abs=1e-6), metric
+
+    record = load_json(video_suite / "jpeg-q50__clips.json")
+    assert record["metrics"]["psnr"]["n"] == 17 and record["metrics"]["flicker"]["n"] == 1  # frames; clips
+    assert record["protocol"]["clips"]["tokenizer_input"] == "frame by frame (an image tokenizer)"
+    wan = load_json(video_suite / "wan21-vae__clips.json")
+    assert wan["protocol"]["clips"]["tokenizer_input"] == "whole clips" and wan["cost"]["latent"]["shape_per_image"] == [4, 9, 32, 32]
+    h264 = [load_json(video_suite / f"h264-{rate}__clips.json")["metrics"] for rate in ("100k", "300k", "1000k")]
+    assert h264[0]["bpp"]["value"] < h264[1]["bpp"]["value"] < h264[2]["bpp"]["value"]
+    assert h264[0]["video-psnr"]["value"] < h264[1]["video-psnr"]["value"] < h264[2]["video-psnr"]["value"]
+    assert h264[2]["flicker"]["value"] < h264[0]["flicker"]["value"]
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    import csv
+
+    rows = []
+    for path in sorted(out.glob("*.images.csv")):
+        with path.open() as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+def test_video_records_rank_compare_and_merge_as_image_records(video_suite: Path, cli, tmp_path: Path) -> None:
+    board = cli("leaderboard", video_suite, "--format", "md").stdout
+    assert "flicker" in board and "h264-1000k" in board and "wan21-vae" in board
+    cli("compare", video_suite, video_suite)
+
+    args = ["run", "-t", "h264:bitrate=300", "-d", "clips:size=64,frames=9", "-m", "psnr,video-psnr,flicker", "--limit", "3"]
+    cli(*args, "--out", tmp_path / "whole")
+    for shard in ("0/2", "1/2"):
+        cli(*args, "--shard", shard, "--out", tmp_path / "parts")
+    cli("merge", tmp_path / "parts", "--out", tmp_path / "merged")
+    whole, merged = (load_json(next((tmp_path / side).glob("*.json")))["metrics"] for side in ("whole", "merged"))
+    for metric in ("psnr", "video-psnr", "flicker", "bpp"):
+        assert merged[metric]["value"] == pytest.approx(whole[metric]["value"], rel=1e-12) and merged[metric]["n"] == whole[metric]["n"]
+
+
+def test_metrics_that_do_not_fit_the_data_are_refused_in_one_line(cli, tmp_path: Path) -> None:
+    result = cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "flicker", "--limit", "1", "--out", tmp_path, check=2)
+    assert "flicker: defined for video clips" in result.stderr and "Traceback" not in result.stderr
+    result = cli("run", "-t", "jpeg-q50", "-d", "clips", "-m", "cer", "--limit", "1", "--out", tmp_path, check=2)
+    assert "cer: scored on single images, not clips" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_broken_video_is_a_failed_clip_and_the_run_goes_on(tmp_path: Path, cli, camera: CameraClips) -> None:
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "good.mkv", camera.video("coffee-zoom"), "ffv1", "bgr0")
+    (tmp_path / "videos" / "truncated.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    cli("run", "-t", "jpeg-q50", "-d", f"videos:root={tmp_path / 'videos'},frames={FRAMES}", "-m", "psnr", "--out", tmp_path / "out")
+    record = load_json(next((tmp_path / "out").glob("*.json")))
+    assert record["samples"]["evaluated"] == 2 and record["samples"]["failed"] == 1
+    assert record["samples"]["failures"][0]["id"] == "truncated.mp4@00000"
+    assert record["samples"]["failures"][0]["stage"] == "load"
