@@ -38,11 +38,15 @@ OCR_READINGS = ["the quick brown fox", "the quick brovvn fox", "tne qu1ck brown"
 def network_files(tmp_path_factory: pytest.TempPathFactory, alexnet_weights: Path, vgg16_weights: Path) -> dict[str, Any]:
     """Files in the published layouts for the metrics whose networks need them."""
     root = tmp_path_factory.mktemp("metric-networks")
-    return {"alexnet": alexnet_weights, "vgg16": vgg16_weights, "clip": tiny_clip_model(root / "clip")}
+    from weights_factory import make_i3d_torchscript
+
+    return {"alexnet": alexnet_weights, "vgg16": vgg16_weights, "clip": tiny_clip_model(root / "clip"),
+            "i3d": make_i3d_torchscript(root / "i3d_torchscript.pt")}  # fmt: skip
 
 
 def _environment(files: dict[str, Any]) -> dict[str, str]:
-    return {"VTBENCH_WEIGHTS_ALEXNET": str(files["alexnet"]), "VTBENCH_WEIGHTS_VGG16": str(files["vgg16"])}
+    return {"VTBENCH_WEIGHTS_ALEXNET": str(files["alexnet"]), "VTBENCH_WEIGHTS_VGG16": str(files["vgg16"]),
+            "VTBENCH_WEIGHTS_I3D_TORCHSCRIPT": str(files["i3d"])}  # fmt: skip
 
 
 def _options(name: str, files: dict[str, Any]) -> dict[str, Any]:

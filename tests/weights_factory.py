@@ -323,3 +323,32 @@ def make_llamagen_checkpoint(path: Path, seed: int = 0) -> Path:
     state = {**model.state_dict(), "quantize.codebook_used": torch.zeros(65536)}
     torch.save({"model": state, "steps": 1, "args": argparse.Namespace(vq_model="VQ-16")}, path)
     return path
+
+
+class _TinyI3D(torch.nn.Module):
+    """The call signature of the common ``i3d_torchscript.pt`` (StyleGAN-V, TokenBench):
+    ``detector(videos, rescale=..., resize=..., return_features=...)``, videos (N, 3, T, H, W)
+    in [-1, 1] (``rescale``: in [0, 255]); 400 Kinetics logits, softmaxed unless ``return_features``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 16, kernel_size=(3, 7, 7), stride=(1, 4, 4), padding=(1, 3, 3))
+        self.head = torch.nn.Linear(32, 400)
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> torch.Tensor:
+        if rescale:
+            x = x / 127.5 - 1
+        if resize:
+            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False)
+        h = torch.relu(self.conv(x))
+        pooled = torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)
+        logits = self.head(pooled)
+        return logits if return_features else torch.softmax(logits, dim=1)
+
+
+def make_i3d_torchscript(path: Path, seed: int = 0) -> Path:
+    """A small I3D-shaped detector saved as TorchScript, as ``i3d_torchscript.pt`` is."""
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(_TinyI3D().eval()).save(str(path))
+    return path

@@ -341,6 +341,17 @@ WEIGHTS: dict[str, WeightsFile] = {
     ]  # fmt: skip
     + [
         WeightsFile(
+            "i3d-torchscript",
+            "i3d_torchscript.pt",
+            "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            "",  # no published digest; the record keeps the file's SHA-256
+            50.0,  # about: I3D's ~12.7M float32 parameters
+            "fvd (I3D on Kinetics-400, the TorchScript file of StyleGAN-V, TokenBench and fvd-comparison)",
+            "Apache-2.0 (DeepMind kinetics-i3d)",
+        )
+    ]
+    + [
+        WeightsFile(
             f"arcface-{pack.replace('_', '-')}",
             filename,
             "https://github.com/deepinsight/insightface/tree/master/python-package#model-zoo",

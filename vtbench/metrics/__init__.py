@@ -20,6 +20,7 @@ for _name, _target, _description in [
     ("tokens-per-second", "vtbench.metrics.cost:TokensPerSecond", "Tokens per second of video (clips; cost)"),
     ("video-psnr", "vtbench.metrics.video:ClipPSNR", "PSNR over each whole clip, TokenBench's video PSNR (higher is better)"),
     ("flicker", "vtbench.metrics.video:Flicker", "RMS error of frame-to-frame changes, 8-bit levels (clips; lower is better)"),
+    ("fvd", "vtbench.metrics.video:FVD", "Fréchet Video Distance, I3D features of clips vs originals (lower is better)"),
 ]:
     METRICS.register(_name, _target, description=_description)
 METRICS.register("lpips-alex", "vtbench.metrics.lpips:LPIPS", description="LPIPS, AlexNet backbone (lower is better)", net="alex")
