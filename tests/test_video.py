@@ -206,6 +206,21 @@ def test_video_records_rank_compare_and_merge_as_image_records(video_suite: Path
     for metric in ("psnr", "video-psnr", "flicker", "bpp"):
         assert merged[metric]["value"] == pytest.approx(whole[metric]["value"], rel=1e-12) and merged[metric]["n"] == whole[metric]["n"]
 
+    # the gallery shows a clip as a grid of its frames, reconstructed as the clip it is
+    from vtbench.gallery import build_gallery
+
+    rows = {row["id"]: float(row["psnr"]) for row in _rows(tmp_path / "whole")}
+    (entry,) = build_gallery(next((tmp_path / "whole").glob("*.json")), "psnr", k=1)
+    assert entry.original.shape == (3 * 64, 3 * 64, 3)
+    from skimage.metrics import peak_signal_noise_ratio
+
+    corners = [(r, c) for r in (0, 64, 128) for c in (0, 64, 128)]
+    frames = [
+        peak_signal_noise_ratio(entry.original[r : r + 64, c : c + 64], entry.reconstructions[0][r : r + 64, c : c + 64])
+        for r, c in corners
+    ]
+    assert np.mean(frames) == pytest.approx(rows[entry.image_id], abs=1e-3)
+
 
 def test_metrics_that_do_not_fit_the_data_are_refused_in_one_line(cli, tmp_path: Path) -> None:
     result = cli("run", "-t", "jpeg-q50", "-d", "samples", "-m", "flicker", "--limit", "1", "--out", tmp_path, check=2)

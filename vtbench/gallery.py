@@ -116,6 +116,7 @@ def build_gallery(path: str | Path, metric: str = "psnr", k: int = 4, versus: st
     for image_id, index, values in chosen:
         original = sources[0].original(image_id, index)
         reconstructions = [source.reconstruction(image_id, index, original) for source in sources]
+        original, reconstructions = _tiled([original, *reconstructions], sources[0].frames)
         error = [np.square(r.astype(np.float64) - original).sum(axis=2) for r in reconstructions]
         where = error[0] if len(error) == 1 else np.abs(error[0] - error[1])
         entries.append(GalleryEntry(image_id, values, original, reconstructions, [run.name for run in runs],
@@ -151,12 +152,31 @@ def build_gallery_across(paths: list[str | Path], metric: str = "psnr", k: int =
     for image_id in chosen:
         original = sources[0].original(image_id, positions[image_id])
         reconstructions = [source.reconstruction(image_id, positions[image_id], original) for source in sources]
+        original, reconstructions = _tiled([original, *reconstructions], sources[0].frames)
         scores = [values[(image_id, run.name)] for run in runs]
         worst = int(np.argmin(scores) if higher else np.argmax(scores))
         error = np.square(reconstructions[worst].astype(np.float64) - original).sum(axis=2)
         entries.append(GalleryEntry(image_id, scores, original, reconstructions, [run.name for run in runs],
                                     largest_window(error, crop), metric))  # fmt: skip
     return entries
+
+
+def _tiled(strips: list[np.ndarray], frames: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Film strips (H, T*W, 3) of a clip's ``frames`` frames laid out as a near-square grid of
+    frames, white where the grid has no frame; images (``frames`` 0) are returned as they are."""
+    if frames <= 1:
+        return strips[0], strips[1:]
+    columns = int(np.ceil(np.sqrt(frames)))
+    rows = -(-frames // columns)
+    grids = []
+    for strip in strips:
+        height, width = strip.shape[0], strip.shape[1] // frames
+        grid = np.full((rows * height, columns * width, 3), 255, dtype=strip.dtype)
+        for t in range(frames):
+            row, column = divmod(t, columns)
+            grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = strip[:, t * width : (t + 1) * width]
+        grids.append(grid)
+    return grids[0], grids[1:]
 
 
 def largest_window(error: np.ndarray, side: int | None = None) -> tuple[int, int, int]:
@@ -180,6 +200,7 @@ class _Reconstructions:
         self._round_trip: Any = None
         self._dataset: Any = None
         self._preprocessing: Any = None
+        self.frames = 0  # a clip dataset's frames per clip, once an original was loaded
 
     def _set_up(self) -> None:
         if self._dataset is not None:
@@ -204,7 +225,13 @@ class _Reconstructions:
         expected = self.run.rows.loc[self.run.rows["id"] == image_id, "content_sha256"]
         if len(expected) and str(expected.iloc[0]) and loaded.item.sha256 != str(expected.iloc[0]):
             raise VtbenchError(f"{self.run.name}: {image_id} has changed since the run (its content hash differs)")
-        return loaded.pixels.permute(1, 2, 0).numpy()
+        pixels = loaded.pixels
+        if pixels.dim() == 4:  # a clip: shown as a film strip, its frames side by side
+            from vtbench.engine.outputs import film_strip
+
+            self.frames = pixels.shape[0]
+            pixels = film_strip(pixels[None])[0]
+        return pixels.permute(1, 2, 0).numpy()
 
     def reconstruction(self, image_id: str, index: int, original: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -231,6 +258,13 @@ class _Reconstructions:
             tokenizer = TOKENIZERS.create(name, **options).to(self.device)
             self._round_trip = TokenizerRoundTrip(tokenizer, self._preprocessing, 1, name)
         pixels = torch.from_numpy(original).permute(2, 0, 1)[None].to(self.device).float().div(255)
+        if self.frames:  # a clip's film strip: through the tokenizer as the clip it is
+            from vtbench.engine.outputs import film_strip, from_film_strip
+            from vtbench.engine.transforms import to_8bit_levels
+
+            clip, _ = self._round_trip.clips(from_film_strip(pixels, self.frames))
+            recon = film_strip(clip if self._round_trip.tokenizer.info.exact_levels else to_8bit_levels(clip)).mul(255).round()
+            return recon.to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
         recon = self._round_trip.reconstruct_8bit(pixels).mul(255).round().to(torch.uint8)
         return recon[0].permute(1, 2, 0).cpu().numpy()
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 
 def reconstruction_path(out_dir: Path, run_name: str, image_id: str) -> Path:
@@ -52,3 +56,14 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def film_strip(clips: torch.Tensor) -> torch.Tensor:
+    """Clips (N, T, C, H, W) -> images (N, C, H, T*W): each clip's frames side by side."""
+    return clips.permute(0, 2, 3, 1, 4).flatten(3, 4)
+
+
+def from_film_strip(strips: torch.Tensor, frames: int) -> torch.Tensor:
+    """The inverse of :func:`film_strip`: (N, C, H, T*W) -> (N, T, C, H, W)."""
+    n, c, h, width = strips.shape
+    return strips.reshape(n, c, h, frames, width // frames).permute(0, 3, 1, 2, 4)

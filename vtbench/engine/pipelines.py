@@ -382,7 +382,9 @@ class ReconstructionPipeline(RunPipeline):
         if tokens.latent_shape and not state.latent:
             state.latent = {"shape_per_image": list(tokens.latent_shape), "dtype": tokens.latent_dtype, "at_size": size}
         if self.config.save_reconstructions:  # a clip as one film strip: its frames side by side
-            self._save_reconstructions(items, recon.permute(0, 2, 3, 1, 4).flatten(3, 4))
+            from vtbench.engine.outputs import film_strip
+
+            self._save_reconstructions(items, film_strip(recon))
 
     def _save_reconstructions(self, items: list[LoadedItem], recon: torch.Tensor) -> None:
         from vtbench.engine.outputs import png_bytes, reconstruction_path
