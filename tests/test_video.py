@@ -116,6 +116,62 @@ def test_a_diffusers_video_vae_takes_whole_clips_as_diffusers_does(tmp_path: Pat
     assert int(tokens.counts[0]) == 5 * 8 * 8 and float(tokens.bits[0]) == 4 * 5 * 8 * 8 * 32
 
 
+def cosmos_reference(encoder: torch.jit.ScriptModule, decoder: torch.jit.ScriptModule, video: np.ndarray) -> np.ndarray:
+    """NVIDIA's CausalVideoTokenizer.forward, written out from Cosmos' video_lib and utils:
+    uint8 (B, T, H, W, 3) in windows of 17 frames, each padded (zero spatially to a multiple of
+    16, edge in time to 1 + 8k, centred), to bfloat16 [-1, 1], encoded, decoded from the ids,
+    back to uint8 (+0.5 and truncation) and cropped."""
+    outputs = []
+    for start in range(0, video.shape[1], 17):
+        window = video[:, start : start + 17]
+        frames, height, width = window.shape[1:4]
+        pad_h, pad_w, pad_t = (-height) % 16, (-width) % 16, (-(frames - 1)) % 8
+        padded = np.pad(window, ((0, 0), (0, 0), (pad_h >> 1, pad_h - (pad_h >> 1)), (pad_w >> 1, pad_w - (pad_w >> 1)), (0, 0)))
+        padded = np.pad(padded, ((0, 0), (pad_t >> 1, pad_t - (pad_t >> 1)), (0, 0), (0, 0), (0, 0)), mode="edge")
+        x = torch.from_numpy(padded.transpose(0, 4, 1, 2, 3) / 255.0 * 2 - 1).to(torch.bfloat16)
+        with torch.inference_mode():
+            out = decoder(encoder(x)[0])
+        out = ((out.float() + 1) / 2).clamp(0, 1).numpy().transpose(0, 2, 3, 4, 1)
+        out = (out * 255 + 0.5).astype(np.uint8)
+        outputs.append(out[:, pad_t >> 1 : (pad_t >> 1) + frames, pad_h >> 1 : (pad_h >> 1) + height, pad_w >> 1 : (pad_w >> 1) + width])
+    return np.concatenate(outputs, axis=1)
+
+
+def test_a_cosmos_video_tokenizer_in_its_published_layout_runs_as_nvidia_s_code(tmp_path: Path) -> None:
+    from weights_factory import hub_snapshot, make_cosmos_tokenizer
+
+    from vtbench.engine.transforms import to_8bit_levels
+
+    folder = make_cosmos_tokenizer(hub_snapshot("nvidia/Cosmos-0.1-Tokenizer-DV4x8x8"), "DV4x8x8")
+    tokenizer = TOKENIZERS.create("cosmos-dv4x8x8")
+    long_clip = CameraClips(frames=21, size=64, length=21)
+    video = np.stack(long_clip.load_clip(0).frames)[None, :, 5:44, 3:58]  # 21 frames of 39x55: two windows, every pad uneven
+    clips = torch.from_numpy(video).permute(0, 1, 4, 2, 3).float() / 255
+    with torch.inference_mode():
+        recon, tokens = tokenizer.reconstruct(clips)
+    ours = to_8bit_levels(recon).mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    encoder, decoder = (torch.jit.load(str(folder / f"{name}.jit")) for name in ("encoder", "decoder"))
+    expected = cosmos_reference(encoder, decoder, video)
+    assert ours.shape == expected.shape and np.abs(ours.astype(int) - expected).max() <= 1
+    assert (ours == expected).mean() > 0.999  # +0.5-and-truncate against round-half-even: ties only
+    # 17 frames -> 5 latent frames, 4 frames (padded to 9: 2 in front, 3 behind) -> 3; 39x55 padded to 48x64 -> 6x8 positions
+    assert tokens.counts.tolist() == [(5 + 3) * 6 * 8] and tokens.frames == 21
+    assert float(tokens.bits[0]) == pytest.approx((5 + 3) * 6 * 8 * np.log2(64000))
+    assert int(tokens.indices.max()) < 64000 and tokenizer.info.codebook_size == 64000 and tokenizer.info.video
+
+    image = clips[:, 0]  # an image through the video tokenizer is a one-frame clip
+    with torch.inference_mode():
+        recon_image, image_tokens = tokenizer.reconstruct(image)
+    assert recon_image.shape == image.shape and image_tokens.counts.tolist() == [6 * 8] and image_tokens.frames is None
+
+    make_cosmos_tokenizer(tmp_path / "ci", "CI16x16")  # a continuous image kind from a local folder
+    continuous = TOKENIZERS.create("cosmos", weights=str(tmp_path / "ci"), kind="CI16x16")
+    with torch.inference_mode():
+        recon_image, latent_tokens = continuous.reconstruct(image)
+    assert recon_image.shape == image.shape and latent_tokens.latent_shape == (16, 3, 4) and latent_tokens.latent_dtype == "bfloat16"
+    assert float(latent_tokens.bits[0]) == 16 * 3 * 4 * 16 and continuous.info.family == "continuous"
+
+
 def reference_row(frames: np.ndarray, recon: np.ndarray, encoded_bytes: int, fps: float) -> dict[str, float]:
     """One clip's numbers by the formulas: per-frame scikit-image PSNR and SSIM averaged over the
     frames; TokenBench's PSNR of the whole clip (uint8, data range 255); the RMS error of the
@@ -148,13 +204,14 @@ def jpeg_frames(frames: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
 
 @pytest.fixture(scope="module")
 def video_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``recipes/video-suite.yaml`` on two clips, Wan 2.1's VAE being a tiny one in the hub cache
-    (the published model is a download), plus a leaderboard of the records."""
-    from weights_factory import hub_snapshot
+    """``recipes/video-suite.yaml`` on one clip, Wan 2.1's VAE and Cosmos DV4x8x8 being tiny ones
+    in the hub cache (the published models are downloads)."""
+    from weights_factory import hub_snapshot, make_cosmos_tokenizer
 
     from conftest import run_cli
 
     tiny_wan(hub_snapshot("Wan-AI/Wan2.1-T2V-1.3B-Diffusers") / "vae")
+    make_cosmos_tokenizer(hub_snapshot("nvidia/Cosmos-0.1-Tokenizer-DV4x8x8"), "DV4x8x8")
     out = tmp_path_factory.mktemp("video-suite")
     run_cli("run", REPO / "recipes" / "video-suite.yaml", "--limit", "1", "--out", out)
     return out
@@ -174,6 +231,8 @@ def test_the_video_suite_scores_clips_by_the_formulas(video_suite: Path) -> None
     assert record["protocol"]["clips"]["tokenizer_input"] == "frame by frame (an image tokenizer)"
     wan = load_json(video_suite / "wan21-vae__clips.json")
     assert wan["protocol"]["clips"]["tokenizer_input"] == "whole clips" and wan["cost"]["latent"]["shape_per_image"] == [4, 9, 32, 32]
+    cosmos = load_json(video_suite / "cosmos-dv4x8x8__clips.json")  # 17 frames of 128x128: 5 x 16 x 16 ids
+    assert cosmos["metrics"]["tokens"]["value"] == 5 * 16 * 16 and cosmos["protocol"]["clips"]["tokenizer_input"] == "whole clips"
     fvd = record["metrics"]["fvd"]  # no I3D file here: recorded as not computed, with the fix
     assert fvd["status"] == "unavailable" and "vtbench weights fetch i3d-torchscript" in fvd["reason"]
     h264 = [load_json(video_suite / f"h264-{rate}__clips.json")["metrics"] for rate in ("100k", "300k", "1000k")]
@@ -194,7 +253,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
 
 def test_video_records_rank_compare_and_merge_as_image_records(video_suite: Path, cli, tmp_path: Path) -> None:
     board = cli("leaderboard", video_suite, "--format", "md").stdout
-    assert "flicker" in board and "h264-1000k" in board and "wan21-vae" in board
+    assert "flicker" in board and "h264-1000k" in board and "wan21-vae" in board and "cosmos-dv4x8x8" in board
     cli("compare", video_suite, video_suite)
 
     args = ["run", "-t", "h264:bitrate=300", "-d", "clips:size=64,frames=9", "-m", "psnr,video-psnr,flicker", "--limit", "3"]

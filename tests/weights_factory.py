@@ -352,3 +352,92 @@ def make_i3d_torchscript(path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.jit.script(_TinyI3D().eval()).save(str(path))
     return path
+
+
+class _CosmosFSQ(torch.nn.Module):
+    """Cosmos' FSQuantizer (levels 8,8,8,5,5,5): tanh-bounded, rounded, ids in mixed radix;
+    returns (indices, codes, loss) as the published encoder.jit's last stage does."""
+
+    def __init__(self, levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)) -> None:
+        super().__init__()
+        self.dtype = torch.bfloat16
+        self.register_buffer("levels", torch.tensor(levels, dtype=torch.int32), persistent=False)
+        self.register_buffer("basis", torch.cumprod(torch.tensor((1, *levels[:-1])), dim=0).to(torch.int32), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = z.movedim(1, -1).float()
+        half_l = (self.levels - 1) * (1 + 1e-3) / 2
+        offset = torch.where(self.levels % 2 == 0, 0.5, 0.0)
+        bounded = torch.tanh(z + torch.atanh(offset / half_l)) * half_l - offset
+        half_width = self.levels // 2
+        codes = torch.round(bounded) / half_width
+        indices = ((codes * half_width + half_width) * self.basis).sum(dim=-1).to(torch.int32)
+        return indices, codes.movedim(-1, 1).to(self.dtype), torch.zeros(1, dtype=self.dtype)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        half_width = self.levels // 2
+        codes = ((indices.unsqueeze(-1) // self.basis) % self.levels - half_width) / half_width
+        return codes.movedim(-1, 1).to(self.dtype)
+
+
+class _CosmosInverseFSQ(torch.nn.Module):
+    def __init__(self, quantizer: _CosmosFSQ) -> None:
+        super().__init__()
+        self.quantizer = quantizer
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.indices_to_codes(indices)
+
+
+class _CausalDown(torch.nn.Module):
+    """Frames (B, C, 1 + t k, H, W) -> (B, C', 1 + k, H/s, W/s): the first frame repeated in front
+    (causal), then one strided convolution; images (B, C, H, W) -> (B, C', H/s, W/s)."""
+
+    def __init__(self, channels: int, out: int, temporal: int, spatial: int) -> None:
+        super().__init__()
+        self.temporal = temporal
+        kernel = (temporal, spatial, spatial) if temporal else (spatial, spatial)
+        self.conv = (torch.nn.Conv3d if temporal else torch.nn.Conv2d)(channels, out, kernel, stride=kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.temporal > 1:
+            x = torch.cat([x[:, :, :1].expand(-1, -1, self.temporal - 1, -1, -1), x], dim=2)
+        return self.conv(x)
+
+
+class _CausalUp(torch.nn.Module):
+    def __init__(self, channels: int, out: int, temporal: int, spatial: int) -> None:
+        super().__init__()
+        self.temporal = temporal
+        kernel = (temporal, spatial, spatial) if temporal else (spatial, spatial)
+        self.conv = (torch.nn.ConvTranspose3d if temporal else torch.nn.ConvTranspose2d)(channels, out, kernel, stride=kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.conv(x))
+        return x[:, :, self.temporal - 1 :] if self.temporal > 1 else x
+
+
+def make_cosmos_tokenizer(folder: Path, kind: str = "DV4x8x8", seed: int = 0) -> Path:
+    """A small Cosmos tokenizer as NVIDIA publishes one: ``encoder.jit`` (encoder, quant_conv,
+    quantizer: ids and codes for a discrete kind, the latent for a continuous one) and
+    ``decoder.jit`` (inverse quantizer, post_quant_conv, decoder), TorchScript in bfloat16."""
+    import re
+    from collections import OrderedDict
+
+    match = re.fullmatch(r"([CD])([IV])(\d+)x(\d+)(?:x(\d+))?", kind)
+    discrete, video = match[1] == "D", match[2] == "V"
+    temporal, spatial = (int(match[3]), int(match[5])) if video else (0, int(match[4]))
+    conv = torch.nn.Conv3d if video else torch.nn.Conv2d
+    torch.manual_seed(seed)
+    width = 6 if discrete else 16
+    encoder = [("encoder", _CausalDown(3, 12, temporal, spatial)), ("quant_conv", conv(12, width, 1))]
+    decoder = [("post_quant_conv", conv(width, 12, 1)), ("decoder", _CausalUp(12, 3, temporal, spatial))]
+    if discrete:
+        quantizer = _CosmosFSQ()
+        encoder.append(("quantizer", quantizer))
+        decoder.insert(0, ("inv_quant", _CosmosInverseFSQ(quantizer)))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, stages in (("encoder", encoder), ("decoder", decoder)):
+        module = torch.nn.Sequential(OrderedDict(stages)).to(torch.bfloat16).eval()
+        torch.jit.save(torch.jit.script(module), str(folder / f"{name}.jit"))
+    return folder
