@@ -333,3 +333,18 @@ def test_fvd_equals_tokenbench_s_computation_with_a_made_i3d(tmp_path: Path, cli
     assert record["metrics"]["fvd"]["n"] == len(camera) == 9
     assert record["metrics"]["fvd"]["value"] == pytest.approx(expected, rel=1e-4)
     assert record["metrics"]["fvd"]["weights"][0]["name"] == "i3d-torchscript"
+
+
+def test_a_clip_run_interrupted_halfway_resumes_to_the_numbers_of_a_whole_run(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    from conftest import interrupted_at, run_cli
+
+    args = ["run", "-t", "test-slow", "-d", "clips:size=32,frames=5", "-m", "psnr,video-psnr,flicker", "--limit", "4"]
+    args += ["-b", "1", "--checkpoint-every", "1", "--checkpoint-seconds", "0", "--workers", "0"]
+    run_cli(*args, "--out", tmp_path / "whole", env=plugin_env)
+    run_cli(*args, "--out", tmp_path / "resumed", env=interrupted_at(plugin_env, 3), check=130)
+    assert list((tmp_path / "resumed" / ".partial").glob("*/state.safetensors")) and not list((tmp_path / "resumed").glob("*.json"))
+    run_cli(*args, "--out", tmp_path / "resumed", env=plugin_env)
+    whole, resumed = (load_json(next((tmp_path / side).glob("*.json")))["metrics"] for side in ("whole", "resumed"))
+    assert {k: v["value"] for k, v in resumed.items()} == {k: v["value"] for k, v in whole.items()} and resumed["psnr"]["n"] == 4 * 5
+    rows = [next((tmp_path / side).glob("*.images.csv")).read_text().splitlines() for side in ("whole", "resumed")]
+    assert rows[0] == rows[1] and len(rows[0]) == 5
