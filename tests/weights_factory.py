@@ -389,49 +389,42 @@ class _CosmosInverseFSQ(torch.nn.Module):
         return self.quantizer.indices_to_codes(indices)
 
 
-class _CausalDown(torch.nn.Module):
-    """Frames (B, C, 1 + t k, H, W) -> (B, C', 1 + k, H/s, W/s): the first frame repeated in front
-    (causal), then one strided convolution; images (B, C, H, W) -> (B, C', H/s, W/s)."""
+class _CausalConv(torch.nn.Module):
+    """Down: frames (B, C, 1 + t k, H, W) -> (B, C', 1 + k, H/s, W/s), the first frame repeated in
+    front (causal), then one strided convolution. Up: the transposed convolution, tanh, and the
+    repeated frames dropped. Images (temporal 1) are 4-d throughout."""
 
-    def __init__(self, channels: int, out: int, temporal: int, spatial: int) -> None:
+    def __init__(self, channels: int, out: int, temporal: int, spatial: int, video: bool, up: bool = False) -> None:
         super().__init__()
-        self.temporal = temporal
-        kernel = (temporal, spatial, spatial) if temporal else (spatial, spatial)
-        self.conv = (torch.nn.Conv3d if temporal else torch.nn.Conv2d)(channels, out, kernel, stride=kernel)
+        self.temporal, self.up = temporal, up
+        kernel = (temporal, spatial, spatial) if video else (spatial, spatial)
+        layers = (torch.nn.ConvTranspose3d, torch.nn.ConvTranspose2d) if up else (torch.nn.Conv3d, torch.nn.Conv2d)
+        self.conv = layers[0 if video else 1](channels, out, kernel, stride=kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.up:
+            x = torch.tanh(self.conv(x))
+            return x[:, :, self.temporal - 1 :] if self.temporal > 1 else x
         if self.temporal > 1:
             x = torch.cat([x[:, :, :1].expand(-1, -1, self.temporal - 1, -1, -1), x], dim=2)
         return self.conv(x)
-
-
-class _CausalUp(torch.nn.Module):
-    def __init__(self, channels: int, out: int, temporal: int, spatial: int) -> None:
-        super().__init__()
-        self.temporal = temporal
-        kernel = (temporal, spatial, spatial) if temporal else (spatial, spatial)
-        self.conv = (torch.nn.ConvTranspose3d if temporal else torch.nn.ConvTranspose2d)(channels, out, kernel, stride=kernel)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.tanh(self.conv(x))
-        return x[:, :, self.temporal - 1 :] if self.temporal > 1 else x
 
 
 def make_cosmos_tokenizer(folder: Path, kind: str = "DV4x8x8", seed: int = 0) -> Path:
     """A small Cosmos tokenizer as NVIDIA publishes one: ``encoder.jit`` (encoder, quant_conv,
     quantizer: ids and codes for a discrete kind, the latent for a continuous one) and
     ``decoder.jit`` (inverse quantizer, post_quant_conv, decoder), TorchScript in bfloat16."""
-    import re
     from collections import OrderedDict
 
-    match = re.fullmatch(r"([CD])([IV])(\d+)x(\d+)(?:x(\d+))?", kind)
-    discrete, video = match[1] == "D", match[2] == "V"
-    temporal, spatial = (int(match[3]), int(match[5])) if video else (0, int(match[4]))
+    from vtbench.tokenizers.cosmos import parse_kind
+
+    spec = parse_kind(kind)
+    discrete, video, shape = spec["discrete"], spec["video"], (spec["temporal"], spec["spatial"], spec["video"])
     conv = torch.nn.Conv3d if video else torch.nn.Conv2d
     torch.manual_seed(seed)
     width = 6 if discrete else 16
-    encoder = [("encoder", _CausalDown(3, 12, temporal, spatial)), ("quant_conv", conv(12, width, 1))]
-    decoder = [("post_quant_conv", conv(width, 12, 1)), ("decoder", _CausalUp(12, 3, temporal, spatial))]
+    encoder = [("encoder", _CausalConv(3, 12, *shape)), ("quant_conv", conv(12, width, 1))]
+    decoder = [("post_quant_conv", conv(width, 12, 1)), ("decoder", _CausalConv(12, 3, *shape, up=True))]
     if discrete:
         quantizer = _CosmosFSQ()
         encoder.append(("quantizer", quantizer))

@@ -40,7 +40,7 @@ def parse_kind(kind: str) -> dict[str, Any]:
     """``DV4x8x8`` -> discrete, video, 4 frames and 8 x 8 pixels per token."""
     match = KIND.search(kind)
     if match is None:
-        raise ValueError(f"{kind!r} names no Cosmos tokenizer type (CI8x8, DI16x16, CV4x8x8, DV8x16x16, ...)")
+        raise ValueError(f"{kind!r} names no Cosmos tokenizer type: give kind= one of CI8x8, DI16x16, CV4x8x8, DV8x16x16, ...")
     factors = [int(f) for f in match["factors"].split("x")]
     video = match["media"] == "V"
     if len(factors) != (3 if video else 2):
