@@ -170,6 +170,15 @@ def test_a_cosmos_video_tokenizer_in_its_published_layout_runs_as_nvidia_s_code(
         recon_image, latent_tokens = continuous.reconstruct(image)
     assert recon_image.shape == image.shape and latent_tokens.latent_shape == (16, 3, 4) and latent_tokens.latent_dtype == "bfloat16"
     assert float(latent_tokens.bits[0]) == 16 * 3 * 4 * 16 and continuous.info.family == "continuous"
+    # Cosmos' image_lib: the same spatial padding, no time axis; the latent goes to the decoder as is
+    padded = np.pad(video[0, 0], ((4, 5), (4, 5), (0, 0)))
+    x = torch.from_numpy(padded.transpose(2, 0, 1)[None] / 255.0 * 2 - 1).to(torch.bfloat16)
+    encoder, decoder = (torch.jit.load(str(tmp_path / "ci" / f"{name}.jit")) for name in ("encoder", "decoder"))
+    with torch.inference_mode():
+        out = ((decoder(encoder(x)).float() + 1) / 2).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
+    expected = (out * 255 + 0.5).astype(np.uint8)[4:43, 4:59]
+    ours = to_8bit_levels(recon_image).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours.astype(int) - expected).max() <= 1 and (ours == expected).mean() > 0.999
 
 
 def reference_row(frames: np.ndarray, recon: np.ndarray, encoded_bytes: int, fps: float) -> dict[str, float]:
